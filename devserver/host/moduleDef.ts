@@ -1,0 +1,301 @@
+/**
+ * Turns a decoded `RawModuleDefV10` into the description the dev server works
+ * with: tables with canonical (wire/SQL) names, resolved column types,
+ * indexes, constraints and sequences; reducers with their ids and lifecycle.
+ *
+ * Canonical names follow SpacetimeDB's validation of V10 modules: an explicit
+ * name wins, otherwise the module's case-conversion policy (default
+ * snake_case) is applied to tables, columns and reducers; index names are
+ * the module's own source names.
+ */
+import type { AlgebraicType } from 'spacetimedb';
+import type { ColumnInfo, TableInfo } from '../types.ts';
+import { loadModule, type SysFunctions } from './bundle.ts';
+import { decodeRawModuleDef, ModuleDefError, type RawProductType, type RawSection } from './rawModuleDef.ts';
+
+export { ModuleDefError };
+
+export interface IndexDesc {
+  /** Index id as the module sees it (`index_id_from_name`). */
+  readonly id: number;
+  /** The name the module looks the index up by. */
+  readonly sourceName: string;
+  readonly accessorName: string | undefined;
+  readonly columns: readonly number[];
+  readonly algorithm: 'btree' | 'hash' | 'direct';
+  /** True when a unique constraint covers exactly these columns. */
+  readonly unique: boolean;
+}
+
+export interface SequenceDesc {
+  readonly column: number;
+  readonly start: bigint;
+  readonly min: bigint;
+  readonly max: bigint;
+  readonly increment: bigint;
+}
+
+export interface TableDesc extends TableInfo {
+  /** Table id as the module sees it (`table_id_from_name`). */
+  readonly id: number;
+  /** The module's own name for the table (its accessor). */
+  readonly sourceName: string;
+  /** The row type as the module declares it (may contain `Ref`s into `typespace`). */
+  readonly rowType: AlgebraicType & { tag: 'Product' };
+  readonly indexes: readonly IndexDesc[];
+  /** Column sets of the unique constraints (the primary key's among them). */
+  readonly uniques: readonly (readonly number[])[];
+  readonly sequences: readonly SequenceDesc[];
+}
+
+export type Lifecycle = 'init' | 'onConnect' | 'onDisconnect';
+
+export interface ParamDesc {
+  readonly name: string;
+  readonly type: AlgebraicType;
+}
+
+export interface ReducerDesc {
+  /** Reducer id as the module's `__call_reducer__` takes it. */
+  readonly id: number;
+  /** Canonical name: what clients call. */
+  readonly name: string;
+  readonly sourceName: string;
+  /** Parameters as declared: a product type that may contain `Ref`s. */
+  readonly paramsType: AlgebraicType & { tag: 'Product' };
+  /** Parameters with canonical names and resolved types. */
+  readonly params: readonly ParamDesc[];
+  readonly lifecycle: Lifecycle | undefined;
+  /** Lifecycle and private reducers cannot be called by clients. */
+  readonly clientCallable: boolean;
+}
+
+export interface ModuleDescription {
+  readonly tables: readonly TableDesc[];
+  readonly reducers: readonly ReducerDesc[];
+  readonly procedures: readonly string[];
+  readonly views: readonly string[];
+  readonly httpHandlers: readonly string[];
+  readonly typespace: { readonly types: readonly AlgebraicType[] };
+  readonly casePolicy: 'None' | 'SnakeCase';
+}
+
+/**
+ * snake_case as SpacetimeDB's validator produces it: words split at
+ * `_ - space`, lower→upper, letter↔digit and acronym boundaries, lowercased,
+ * joined with `_`.
+ */
+export function toSnakeCase(name: string): string {
+  const words: string[] = [];
+  for (const chunk of name.split(/[_\-\s]+/)) {
+    if (!chunk) continue;
+    let word = '';
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i];
+      const prev = chunk[i - 1];
+      const next = chunk[i + 1];
+      if (word && prev !== undefined) {
+        const boundary =
+          (isLower(prev) && isUpper(c)) ||
+          (isDigit(prev) !== isDigit(c) && (isLetter(prev) || isLetter(c))) ||
+          (isUpper(prev) && isUpper(c) && next !== undefined && isLower(next));
+        if (boundary) {
+          words.push(word);
+          word = '';
+        }
+      }
+      word += c;
+    }
+    if (word) words.push(word);
+  }
+  return words.map((w) => w.toLowerCase()).join('_');
+}
+
+const isLower = (c: string) => c >= 'a' && c <= 'z';
+const isUpper = (c: string) => c >= 'A' && c <= 'Z';
+const isDigit = (c: string) => c >= '0' && c <= '9';
+const isLetter = (c: string) => isLower(c) || isUpper(c);
+
+/** Replace every `Ref` in `ty` by the type it points at. */
+export function resolveType(ty: AlgebraicType, types: readonly AlgebraicType[], depth = 0): AlgebraicType {
+  if (depth > 64) throw new ModuleDefError('recursive type in module typespace');
+  switch (ty.tag) {
+    case 'Ref': {
+      const target = types[ty.value];
+      if (!target) throw new ModuleDefError(`type reference ${ty.value} is out of range`);
+      return resolveType(target, types, depth + 1);
+    }
+    case 'Product':
+      return {
+        tag: 'Product',
+        value: {
+          elements: ty.value.elements.map((e) => ({ name: e.name, algebraicType: resolveType(e.algebraicType, types, depth + 1) })),
+        },
+      };
+    case 'Sum':
+      return {
+        tag: 'Sum',
+        value: {
+          variants: ty.value.variants.map((v) => ({ name: v.name, algebraicType: resolveType(v.algebraicType, types, depth + 1) })),
+        },
+      };
+    case 'Array':
+      return { tag: 'Array', value: resolveType(ty.value, types, depth + 1) };
+    default:
+      return ty;
+  }
+}
+
+function sectionsOf(sections: RawSection[], tag: string): any[] {
+  return sections.filter((s) => s.tag === tag).flatMap((s) => (Array.isArray(s.value) ? s.value : [s.value]));
+}
+
+/** Build the dev server's description from a module's `__describe_module__` bytes. */
+export function describeModule(bytes: Uint8Array): ModuleDescription {
+  const sections = decodeRawModuleDef(bytes);
+  if (sectionsOf(sections, 'Submodules').length > 0) {
+    throw new ModuleDefError('submodules are not supported by the dev server');
+  }
+  const types: AlgebraicType[] = sectionsOf(sections, 'Typespace').flatMap((ts) => ts.types);
+  const policyValue = sectionsOf(sections, 'CaseConversionPolicy')[0] as { tag: 'None' | 'SnakeCase' } | undefined;
+  const casePolicy = policyValue?.tag ?? 'SnakeCase';
+  const convert = (n: string) => (casePolicy === 'SnakeCase' ? toSnakeCase(n) : n);
+
+  const explicitTables = new Map<string, string>();
+  const explicitFunctions = new Map<string, string>();
+  for (const names of sectionsOf(sections, 'ExplicitNames')) {
+    for (const entry of names.entries as { tag: string; value: { sourceName: string; canonicalName: string } }[]) {
+      if (entry.tag === 'Table') explicitTables.set(entry.value.sourceName, entry.value.canonicalName);
+      if (entry.tag === 'Function') explicitFunctions.set(entry.value.sourceName, entry.value.canonicalName);
+    }
+  }
+
+  let nextIndexId = 1;
+  const tables: TableDesc[] = sectionsOf(sections, 'Tables').map((raw, i): TableDesc => {
+    const rowType = types[raw.productTypeRef];
+    if (!rowType || rowType.tag !== 'Product') {
+      throw new ModuleDefError(`table ${raw.sourceName}: row type ${raw.productTypeRef} is not a product type`);
+    }
+    const columns: ColumnInfo[] = rowType.value.elements.map((e, index) => {
+      if (!e.name) throw new ModuleDefError(`table ${raw.sourceName}: column ${index} has no name`);
+      return { index, name: convert(e.name), field: e.name, type: resolveType(e.algebraicType, types) };
+    });
+    const uniques: number[][] = raw.constraints
+      .filter((c: any) => c.data.tag === 'Unique')
+      .map((c: any) => [...c.data.value.columns]);
+    const sameSet = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x) => b.includes(x));
+    const indexes: IndexDesc[] = raw.indexes.map((ix: any): IndexDesc => {
+      const algo = ix.algorithm as { tag: 'BTree' | 'Hash' | 'Direct'; value: number[] | number };
+      const cols = typeof algo.value === 'number' ? [algo.value] : [...algo.value];
+      const sourceName: string =
+        ix.sourceName ?? `${raw.sourceName}_${cols.map((c) => columns[c]?.field).join('_')}_idx_${algo.tag.toLowerCase()}`;
+      return {
+        id: nextIndexId++,
+        sourceName,
+        accessorName: ix.accessorName,
+        columns: cols,
+        algorithm: algo.tag === 'BTree' ? 'btree' : algo.tag === 'Hash' ? 'hash' : 'direct',
+        unique: uniques.some((u) => sameSet(u, cols)),
+      };
+    });
+    const sequences: SequenceDesc[] = raw.sequences.map((s: any): SequenceDesc => {
+      const increment = BigInt(s.increment);
+      return {
+        column: s.column,
+        increment: increment === 0n ? 1n : increment,
+        start: s.start ?? s.minValue ?? 1n,
+        min: s.minValue ?? 1n,
+        max: s.maxValue ?? maxForType(columns[s.column]?.type),
+      };
+    });
+    return {
+      id: i + 1,
+      name: explicitTables.get(raw.sourceName) ?? convert(raw.sourceName),
+      sourceName: raw.sourceName,
+      columns,
+      primaryKey: [...raw.primaryKey],
+      indexedColumns: new Set(indexes.filter((x) => x.columns.length === 1).map((x) => x.columns[0])),
+      isPublic: raw.tableAccess.tag === 'Public',
+      isEvent: raw.isEvent,
+      rowType: rowType as AlgebraicType & { tag: 'Product' },
+      indexes,
+      uniques,
+      sequences,
+    };
+  });
+
+  const lifecycleOf = new Map<string, Lifecycle>();
+  for (const lc of sectionsOf(sections, 'LifeCycleReducers')) {
+    const spec = lc.lifecycleSpec.tag as 'Init' | 'OnConnect' | 'OnDisconnect';
+    lifecycleOf.set(lc.functionName, spec === 'Init' ? 'init' : spec === 'OnConnect' ? 'onConnect' : 'onDisconnect');
+  }
+
+  const reducers: ReducerDesc[] = sectionsOf(sections, 'Reducers').map((raw, id): ReducerDesc => {
+    const paramsType = { tag: 'Product', value: raw.params as RawProductType } as AlgebraicType & { tag: 'Product' };
+    const lifecycle = lifecycleOf.get(raw.sourceName);
+    return {
+      id,
+      name: explicitFunctions.get(raw.sourceName) ?? convert(raw.sourceName),
+      sourceName: raw.sourceName,
+      paramsType,
+      params: paramsType.value.elements.map((e, i) => ({
+        name: e.name ? convert(e.name) : `arg${i}`,
+        type: resolveType(e.algebraicType, types),
+      })),
+      lifecycle,
+      clientCallable: lifecycle === undefined && raw.visibility.tag === 'ClientCallable',
+    };
+  });
+
+  return {
+    tables,
+    reducers,
+    procedures: sectionsOf(sections, 'Procedures').map((p) => p.sourceName),
+    views: sectionsOf(sections, 'Views').map((v) => v.sourceName),
+    httpHandlers: sectionsOf(sections, 'HttpHandlers').map((h) => h.sourceName),
+    typespace: { types },
+    casePolicy,
+  };
+}
+
+function maxForType(ty: AlgebraicType | undefined): bigint {
+  switch (ty?.tag) {
+    case 'I8':
+      return 0x7fn;
+    case 'U8':
+      return 0xffn;
+    case 'I16':
+      return 0x7fffn;
+    case 'U16':
+      return 0xffffn;
+    case 'I32':
+      return 0x7fffffffn;
+    case 'U32':
+      return 0xffffffffn;
+    case 'I64':
+      return (1n << 63n) - 1n;
+    case 'U64':
+      return (1n << 64n) - 1n;
+    case 'I128':
+      return (1n << 127n) - 1n;
+    case 'U128':
+      return (1n << 128n) - 1n;
+    case 'I256':
+      return (1n << 255n) - 1n;
+    default:
+      return (1n << 256n) - 1n;
+  }
+}
+
+/**
+ * Load the module at `path` only to read its description (no datastore, no
+ * reducers run): used to check generated bindings against their module.
+ */
+export async function loadModuleDef(path: string): Promise<ModuleDescription> {
+  const refuse = () => {
+    throw new Error('the module was loaded only to be described');
+  };
+  const sys: SysFunctions = new Proxy({}, { get: () => refuse });
+  const loaded = await loadModule(path, sys);
+  return describeModule(loaded.run(() => loaded.hooks.__describe_module__()));
+}
