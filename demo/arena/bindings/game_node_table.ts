@@ -1,0 +1,23 @@
+// Client bindings for demo/arena/module.ts, written by hand in the shape that
+// `spacetime generate --lang typescript` (SpacetimeDB 2.x) emits. Change them
+// together with the module: test/demo/bindings.test.ts compares the two.
+
+/* eslint-disable */
+/* tslint:disable */
+import {
+  TypeBuilder as __TypeBuilder,
+  t as __t,
+  type AlgebraicTypeType as __AlgebraicTypeType,
+  type Infer as __Infer,
+} from 'spacetimedb';
+
+export default __t.row({
+  id: __t.u64().primaryKey(),
+  owner: __t.identity(),
+  parent: __t.u64(),
+  x: __t.f64(),
+  y: __t.f64(),
+  data: __t.string(),
+  version: __t.u32(),
+  updatedAt: __t.timestamp().name('updated_at'),
+});
