@@ -1,1 +1,52 @@
-console.log('placeholder');
+/**
+ * `npm run devserver -- [--port 3000] [--host 127.0.0.1] [--module demo/arena/module.ts] [--db name] [--log-level info]`
+ */
+import { parseArgs } from 'node:util';
+import { startDevServer } from './server.ts';
+import type { LogLevel } from './host/instance.ts';
+
+const LEVELS: LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace'];
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string', default: '3000' },
+      host: { type: 'string', default: '127.0.0.1' },
+      module: { type: 'string', default: 'demo/arena/module.ts' },
+      db: { type: 'string' },
+      'log-level': { type: 'string', default: 'info' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write('usage: npm run devserver -- [--port N] [--host ADDR] [--module FILE] [--db NAME] [--log-level error|warn|info|debug|trace]\n');
+    return;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
+  const threshold = LEVELS.indexOf(values['log-level'] as LogLevel);
+  if (threshold < 0) throw new Error(`--log-level must be one of ${LEVELS.join(', ')}`);
+  const server = await startDevServer({
+    module: values.module!,
+    port,
+    host: values.host,
+    database: values.db,
+    logger: {
+      log(level, message) {
+        if (LEVELS.indexOf(level) <= threshold) process.stderr.write(`[${level}] ${message}\n`);
+      },
+    },
+  });
+  process.stdout.write(`stdb-rx devserver listening on ${server.url} (database ${server.database})\n`);
+  const shutdown = () => {
+    server.stop().then(() => process.exit(0));
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+main().catch((e) => {
+  process.stderr.write(`stdb-rx devserver: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

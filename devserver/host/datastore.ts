@@ -274,6 +274,14 @@ export class Datastore implements DataSource {
     }
   }
 
+  /** Event tables keep their rows only for the transaction that inserted them. */
+  dropEventRows(): void {
+    for (const t of this.tables) {
+      if (!t.desc.isEvent || t.rows.size === 0) continue;
+      for (const row of [...t.rows.values()]) this.#rawDelete(t, row);
+    }
+  }
+
   /** Load a row outside any transaction (restoring persisted state). */
   restoreRow(tableId: number, bytes: Uint8Array): void {
     const t = this.#table(tableId);

@@ -185,7 +185,8 @@ export class ModuleInstance {
     this.#logger.log('debug', `Timing span "${t.name}": ${(performance.now() - t.start).toFixed(3)}ms`);
   }
 
-  /** @internal */ get _databaseIdentity(): Identity {
+  /** The database's own identity (`ctx.identity` in reducers). */
+  get databaseIdentity(): Identity {
     return this.#databaseIdentity;
   }
 
@@ -273,7 +274,7 @@ function makeSys(get: () => ModuleInstance): SysFunctions {
     console_log: (level: number, message: string) => get()._log(level, message),
     console_timer_start: (name: string) => get()._timerStart(name),
     console_timer_end: wrap((id: number) => get()._timerEnd(id)),
-    identity: () => get()._databaseIdentity.__identity__,
+    identity: () => get().databaseIdentity.__identity__,
     get_jwt_payload: (connId: bigint) => get()._jwtPayload(connId),
     procedure_http_request: wrap(notSupported('procedure HTTP requests')),
     procedure_start_mut_tx: wrap(notSupported('procedures')),

@@ -1,0 +1,10 @@
+/**
+ * The stdb-rx dev server: an embedded, in-process SpacetimeDB stand-in that
+ * hosts real SpacetimeDB TypeScript modules and speaks SpacetimeDB's
+ * WebSocket protocol to the unmodified official SDK.
+ */
+export { startDevServer, DevServer, databaseNameFor, type DevServerOptions, type DevServerStats } from './server.ts';
+export { ModuleInstance, type HostLogger, type LogLevel, type ReducerOutcome } from './host/instance.ts';
+export { loadModuleDef, describeModule, toSnakeCase, type ModuleDescription, type TableDesc, type ReducerDesc } from './host/moduleDef.ts';
+export { ModuleLoadError } from './host/bundle.ts';
+export { TokenAuthority, AuthError, identityFromClaims } from './auth.ts';
