@@ -1,0 +1,3 @@
+export { retryBackoff, type RetryBackoffConfig, type RetryScheduled } from './retryBackoff.ts';
+export { computeBackoffDelay, exponentialBackoffDelay, type Jitter, type BackoffInput } from './backoff.ts';
+export * from './errors.ts';
