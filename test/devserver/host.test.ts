@@ -1,0 +1,82 @@
+/**
+ * The module host: loading a real spacetimedb/server module, canonical names,
+ * reducer outcomes and console routing.
+ */
+import { expect } from 'chai';
+import { AlgebraicType, BinaryWriter, Identity } from 'spacetimedb';
+import { ModuleInstance, type LogLevel } from '../../devserver/host/instance.ts';
+import { toSnakeCase } from '../../devserver/host/moduleDef.ts';
+import { ModuleLoadError } from '../../devserver/host/bundle.ts';
+import { BASIC_MODULE } from '../helpers/sdk.ts';
+
+describe('dev server module host', () => {
+  let lines: [LogLevel, string][];
+  let inst: ModuleInstance;
+  const call = (name: string, args: object) => {
+    const r = inst.reducer(name)!;
+    const w = new BinaryWriter(32);
+    AlgebraicType.makeSerializer(r.paramsType, inst.description.typespace as any)(w, args);
+    return inst.callReducer(r, { sender: new Identity(42n), connectionId: null, timestamp: 1_000_000n, args: w.getBuffer().slice() });
+  };
+
+  beforeEach(async () => {
+    lines = [];
+    inst = await ModuleInstance.load(BASIC_MODULE, {
+      databaseIdentity: new Identity(7n),
+      logger: { log: (level, message) => lines.push([level, message]) },
+    });
+  });
+
+  it('derives canonical snake_case names the way SpacetimeDB validates modules', () => {
+    expect(inst.description.tables.map((t) => t.name)).to.include.members(['person', 'note', 'score', 'connections', 'secret']);
+    const note = inst.description.tables.find((t) => t.name === 'note')!;
+    expect(note.columns.map((c) => [c.name, c.field])).to.deep.include(['person_id', 'personId']);
+    expect(inst.description.reducers.map((r) => r.name)).to.include.members(['add_person', 'count_adults', 'insert_twice_then_fail']);
+    expect(inst.lifecycleReducer('onConnect')?.clientCallable).to.equal(false);
+    expect(inst.description.tables.find((t) => t.name === 'secret')!.isPublic).to.equal(false);
+    for (const [from, to] of [
+      ['playerName', 'player_name'],
+      ['HTTPServer', 'http_server'],
+      ['player2Score', 'player_2_score'],
+      ['already_snake', 'already_snake'],
+      ['Mixed-Case name', 'mixed_case_name'],
+    ]) {
+      expect(toSnakeCase(from), from).to.equal(to);
+    }
+  });
+
+  it('classifies a SenderError as the user failure and anything else as internal', () => {
+    const user = call('add_person', { name: '', age: 1 });
+    expect(user).to.deep.include({ status: 'failed', kind: 'user', message: 'name must not be empty' });
+    const internal = call('insert_twice_then_fail', {});
+    expect(internal).to.deep.include({ status: 'failed', kind: 'internal' });
+    expect((internal as { message: string }).message).to.match(/boom/);
+    expect(inst.datastore.rowCount(inst.datastore.tableIdFromName('person'))).to.equal(0);
+  });
+
+  it("routes the module's console to the host logger, leaving the process console alone", () => {
+    const original = console.info;
+    call('log_something', { message: 'hello from the module' });
+    expect(lines).to.deep.include(['info', 'hello from the module']);
+    expect(console.info).to.equal(original);
+  });
+
+  it('runs index range scans from inside the module', () => {
+    for (const [name, age] of [['a', 10], ['b', 20], ['c', 30]] as const) call('add_person', { name, age });
+    call('count_adults', { minAge: 18 });
+    expect(lines).to.deep.include(['info', 'adults: 2']);
+  });
+
+  it('keeps two loads of one module apart', async () => {
+    const other = await ModuleInstance.load(BASIC_MODULE, { databaseIdentity: new Identity(8n) });
+    call('add_person', { name: 'only here', age: 1 });
+    expect(other.datastore.rowCount(other.datastore.tableIdFromName('person'))).to.equal(0);
+    expect(inst.datastore.rowCount(inst.datastore.tableIdFromName('person'))).to.equal(1);
+  });
+
+  it('refuses a missing module file with a typed error', async () => {
+    let err: unknown;
+    await ModuleInstance.load('/nonexistent/module.ts', { databaseIdentity: new Identity(1n) }).catch((e) => (err = e));
+    expect(err).to.be.instanceOf(ModuleLoadError);
+  });
+});
