@@ -1,0 +1,140 @@
+/**
+ * The IndexedDB schema: one Dexie database per (server, database name).
+ *
+ * Every version stays declared. Dexie replays them in order on a database it
+ * finds at an older version, running `upgrade` only where data moves.
+ *
+ * - v1 (first release): the outbox ordered by `createdAt`.
+ * - v2: entries get a `seq` (strict FIFO — two tabs can enqueue within one
+ *   millisecond, and a clock can step backwards), `updatedAt`, a
+ *   `quarantine` field, and an `[identity+status]` index for draining one
+ *   identity's queue. The upgrade numbers existing entries in their
+ *   `createdAt` order.
+ */
+import { Dexie, type Table, type Transaction } from 'dexie';
+
+/** Lifecycle of an outbox entry: `queued → sent → confirmed | rejected | expired`. */
+export type OutboxStatus = 'queued' | 'sent' | 'confirmed' | 'rejected' | 'expired';
+
+/** One stored reducer call. */
+export interface OutboxRecord {
+  /** Client-generated mutation id (also the reducer's `mutationId` argument when it takes one). */
+  id: string;
+  /** Enqueue order, unique and increasing within the database (FIFO within one priority). */
+  seq: number;
+  /** Canonical reducer name. */
+  reducer: string;
+  /** BSATN-encoded arguments, checked against the reducer's parameter types at enqueue. */
+  args: Uint8Array;
+  /** Higher drains first. */
+  priority: number;
+  /** A newer queued entry with the same key and identity replaces this one; '' for none. */
+  supersedeKey: string;
+  /** Epoch ms after which the entry is not sent but expired; null for none. */
+  deadline: number | null;
+  /** Hex identity that created the entry; '' when it was created before any identity was known. */
+  identity: string;
+  createdAt: number;
+  updatedAt: number;
+  /** When it was last handed to the network. */
+  sentAt: number | null;
+  /** How many times it was handed to the network. */
+  attempts: number;
+  status: OutboxStatus;
+  /** Whether the reducer records receipts (exactly-once effect); false means at-least-once. */
+  receipts: boolean;
+  /** Schema fingerprint the args were encoded with. */
+  schema: string;
+  /** Why the server rejected it (status `rejected`). */
+  error: { code: string; message: string } | null;
+  /** Set when a schema migration could not carry the entry: it is kept but never sent. */
+  quarantine: { code: 'migration'; message: string } | null;
+}
+
+/** A v1 outbox entry (no seq, updatedAt or quarantine). */
+export type OutboxRecordV1 = Omit<OutboxRecord, 'seq' | 'updatedAt' | 'quarantine'>;
+
+/** One cached row of a subscribed table. */
+export interface RowRecord {
+  /** Canonical table name. */
+  table: string;
+  /** Hex of the BSATN primary key, or of the whole row for a table without one. */
+  key: string;
+  /** BSATN-encoded row (the table's row type). */
+  row: Uint8Array;
+}
+
+/** Per cached table: when its rows were last written and with which schema. */
+export interface TableRecord {
+  table: string;
+  /** Epoch ms of the last flush: the rows are the server's state "as of" then. */
+  asOf: number;
+  /** Hash of the row type the rows were encoded with. */
+  rowTypeHash: string;
+  count: number;
+}
+
+/** Small key/value facts: the schema record, the token, the next seq. */
+export interface MetaRecord {
+  key: string;
+  value: unknown;
+}
+
+/** A drain lease held by one tab until `expiresAt`. */
+export interface LeaseRecord {
+  name: string;
+  owner: string;
+  expiresAt: number;
+}
+
+/** The schema of version 1, kept so tests (and Dexie) can build a real v1 database. */
+export const SCHEMA_V1 = {
+  outbox: '&id, status, createdAt',
+  rows: '[table+key], table',
+  snapshotMeta: '&table',
+  meta: '&key',
+  leases: '&name',
+} as const;
+
+export const SCHEMA_V2 = {
+  outbox: '&id, &seq, status, [identity+status], supersedeKey',
+} as const;
+
+/** Number the v1 entries in their `createdAt` order (ties broken by id). */
+export async function upgradeToV2(tx: Transaction): Promise<void> {
+  const table = tx.table<OutboxRecordV1 & Partial<OutboxRecord>, string>('outbox');
+  const all = await table.toArray();
+  all.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  let seq = 0;
+  for (const entry of all) {
+    seq += 1;
+    await table.update(entry.id, { seq, updatedAt: entry.createdAt, quarantine: null });
+  }
+  await tx.table<MetaRecord, string>('meta').put({ key: 'seq', value: seq });
+}
+
+/** Connection options: tests pass a fresh fake factory, browsers use their own IndexedDB. */
+export interface DexieFactory {
+  indexedDB?: { open: Function };
+  IDBKeyRange?: { bound: Function; lowerBound: Function; upperBound: Function };
+}
+
+/** The storage database of one (server, database name). */
+export class StdbRxDB extends Dexie {
+  outbox!: Table<OutboxRecord, string>;
+  rows!: Table<RowRecord, [string, string]>;
+  snapshotMeta!: Table<TableRecord, string>;
+  meta!: Table<MetaRecord, string>;
+  leases!: Table<LeaseRecord, string>;
+
+  constructor(name: string, factory: DexieFactory = {}) {
+    super(name, { ...factory, autoOpen: true });
+    this.version(1).stores(SCHEMA_V1);
+    this.version(2).stores(SCHEMA_V2).upgrade(upgradeToV2);
+  }
+}
+
+/** The IndexedDB name used for one (server, database): `stdb-rx:<server>/<database>`. */
+export function databaseName(server: string, database: string): string {
+  return `stdb-rx:${server.replace(/\/+$/, '')}/${database}`;
+}

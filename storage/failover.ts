@@ -1,0 +1,159 @@
+/**
+ * A {@link Store} that uses IndexedDB until it fails, then carries on in
+ * memory with the same API. The failure is reported once as a
+ * {@link StorageError} on `errors$`, and `mode$` says `'memory'` from then on.
+ *
+ * On the switch it copies what the durable store can still read (outbox
+ * entries and meta: a full quota still allows reads) into the memory store,
+ * and retries the failed operation there, so the call that hit the quota is
+ * not lost. Snapshot rows are not copied: they only matter for the next cold
+ * start, which memory cannot serve anyway.
+ */
+import { BehaviorSubject, ReplaySubject, catchError, defer, EMPTY, switchMap, type Observable } from 'rxjs';
+import { toStorageError, type StorageError } from './errors.ts';
+import type { OutboxRecord } from './db.ts';
+import { MemoryStore, type OutboxModify, type OutboxQuery, type Store, type StorageMode, type TableWrite } from './store.ts';
+
+/** Meta keys copied to memory on a failover. */
+const COPIED_META = ['seq', 'schema', 'token', 'session'];
+
+export class FailoverStore implements Store {
+  private current: Store;
+  private degrading: Promise<void> | undefined;
+  private readonly modeSubject: BehaviorSubject<StorageMode>;
+  private readonly errorSubject = new ReplaySubject<StorageError>(16);
+
+  /** `'durable'` while IndexedDB works, `'memory'` after a failure. */
+  readonly mode$: Observable<StorageMode>;
+  /** Every storage failure, already wrapped in the {@link StorageError} family; the last 16 are replayed to late subscribers. */
+  readonly errors$: Observable<StorageError> = this.errorSubject.asObservable();
+
+  /**
+   * @param durable The IndexedDB store, or `null` when IndexedDB could not be opened.
+   * @param onError Called with every failure, besides `errors$`.
+   */
+  constructor(durable: Store | null, private readonly onError?: (error: StorageError) => void) {
+    this.current = durable ?? new MemoryStore();
+    this.modeSubject = new BehaviorSubject<StorageMode>(this.current.kind);
+    this.mode$ = this.modeSubject.asObservable();
+  }
+
+  get kind(): StorageMode {
+    return this.current.kind;
+  }
+
+  /** Report a failure (also used for failures found outside an operation, such as a blocked open). */
+  report(error: StorageError): void {
+    this.onError?.(error);
+    this.errorSubject.next(error);
+  }
+
+  /** Switch to memory (once), seeding it with what the durable store still yields. */
+  degrade(): Promise<void> {
+    if (this.current.kind === 'memory') return Promise.resolve();
+    this.degrading ??= (async () => {
+      const durable = this.current;
+      let outbox: OutboxRecord[] = [];
+      const meta: Record<string, unknown> = {};
+      try {
+        outbox = await durable.outboxList();
+        for (const key of COPIED_META) {
+          const value = await durable.metaGet(key);
+          if (value !== undefined) meta[key] = value;
+        }
+      } catch {
+        // Unreadable too: start empty. The failure itself is already reported.
+      }
+      this.current = new MemoryStore({ outbox, meta });
+      try {
+        durable.close();
+      } catch {
+        // closing a broken connection may throw; nothing more to do
+      }
+      this.modeSubject.next('memory');
+    })();
+    return this.degrading;
+  }
+
+  private async run<T>(operation: string, f: (store: Store) => Promise<T>): Promise<T> {
+    const store = this.current;
+    try {
+      return await f(store);
+    } catch (error) {
+      if (store.kind === 'memory') throw error;
+      this.report(toStorageError(operation, error));
+      await this.degrade();
+      return f(this.current);
+    }
+  }
+
+  outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
+    return this.run('outbox.insert', s => s.outboxInsert(entry));
+  }
+
+  outboxList(query?: OutboxQuery) {
+    return this.run('outbox.list', s => s.outboxList(query));
+  }
+
+  outboxModify(query: OutboxQuery, fn: OutboxModify) {
+    return this.run('outbox.modify', s => s.outboxModify(query, fn));
+  }
+
+  outbox$(): Observable<OutboxRecord[]> {
+    return this.modeSubject.pipe(
+      switchMap(() => {
+        const store = this.current;
+        return defer(() => store.outbox$()).pipe(
+          catchError(error => {
+            if (store.kind === 'memory') throw error;
+            this.report(toStorageError('outbox.observe', error));
+            void this.degrade();
+            return EMPTY; // the mode switch re-subscribes to the memory store
+          }),
+        );
+      }),
+    );
+  }
+
+  rowsApply(writes: readonly TableWrite[]) {
+    return this.run('snapshots.flush', s => s.rowsApply(writes));
+  }
+
+  rowsLoad(table: string) {
+    return this.run('snapshots.load', s => s.rowsLoad(table));
+  }
+
+  rowsDrop(tables: readonly string[] | 'all') {
+    return this.run('snapshots.discard', s => s.rowsDrop(tables));
+  }
+
+  tablesList() {
+    return this.run('snapshots.tables', s => s.tablesList());
+  }
+
+  metaGet(key: string) {
+    return this.run(`meta.get(${key})`, s => s.metaGet(key));
+  }
+
+  metaSet(key: string, value: unknown) {
+    return this.run(`meta.set(${key})`, s => s.metaSet(key, value));
+  }
+
+  metaDelete(key: string) {
+    return this.run(`meta.delete(${key})`, s => s.metaDelete(key));
+  }
+
+  leaseTake(name: string, owner: string, now: number, ttlMs: number) {
+    return this.run('lease.take', s => s.leaseTake(name, owner, now, ttlMs));
+  }
+
+  leaseRelease(name: string, owner: string) {
+    return this.run('lease.release', s => s.leaseRelease(name, owner));
+  }
+
+  close() {
+    this.current.close();
+    this.modeSubject.complete();
+    this.errorSubject.complete();
+  }
+}

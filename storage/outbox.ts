@@ -1,0 +1,459 @@
+/**
+ * The durable outbox: every reducer call is stored before it is sent, and
+ * drained after (re)connect in priority-then-FIFO order.
+ *
+ * The client owns the network; the outbox owns the bookkeeping. A drain
+ * loop on the client looks like this:
+ *
+ * ```ts
+ * // on connect, once the receipts subscription is applied:
+ * await outbox.recoverAfterReconnect(myReceiptMutationIds);
+ * // then, while the lease is held:
+ * for (let batch; (batch = await outbox.claim(32)).length > 0; ) {
+ *   for (const entry of batch) {            // pipelined: no await per entry
+ *     conn.callReducer(entry.reducer, entry.args, {})
+ *       .then(() => outbox.markConfirmed([entry.id]),
+ *             err => outbox.markRejected(entry.id, err));
+ *   }
+ * }
+ * ```
+ *
+ * Delivery is at-least-once. For reducers that record receipts (see
+ * docs/storage.md) the effect is exactly-once: an entry whose outcome was
+ * lost in flight is either found among the receipts (confirmed) or sent
+ * again (a duplicate is skipped by the module). Reducers without receipts
+ * (`receipts: false`) may run twice.
+ *
+ * Entries belong to the identity that created them. Entries of another
+ * identity are never returned for sending; they wait in `quarantined` until
+ * the app calls {@link Outbox.discard} or {@link Outbox.rehome}.
+ */
+import { Subject, combineLatest, map, shareReplay, startWith, type Observable } from 'rxjs';
+import { systemClock, type Clock } from './clock.ts';
+import { encodeArgs } from './codec.ts';
+import type { OutboxRecord, OutboxStatus } from './db.ts';
+import { OfflineRefusedError, UnknownReducerError } from './errors.ts';
+import type { DrainLease } from './lease.ts';
+import type { ModuleCodecs } from './schema.ts';
+import type { Store } from './store.ts';
+
+/** A stored outbox entry (see {@link OutboxRecord} for every field). */
+export type OutboxEntry = OutboxRecord;
+
+/** Named priority levels; any number works too (higher drains first). */
+export const PRIORITY = { high: 2, normal: 1, low: 0 } as const;
+export type Priority = number | keyof typeof PRIORITY;
+
+/** What to do with a call made while offline. */
+export type OfflinePolicy =
+  /** Store it and send it after reconnect. */
+  | 'queue'
+  /** Refuse it at once with {@link OfflineRefusedError}. */
+  | 'online-only'
+  /** Store it, but expire it instead of sending it once it is older than `staleAfterMs`. */
+  | 'drop-if-stale';
+
+/** Per-reducer settings. */
+export interface ReducerPolicy {
+  /** @default 'queue' */
+  offline?: OfflinePolicy;
+  /** With `drop-if-stale`: how long after the call it may still be sent. @default 30_000 */
+  staleAfterMs?: number;
+  /**
+   * Whether the reducer records a receipt per mutation id in the same
+   * transaction as its effect (exactly-once). When false, a call whose
+   * outcome was lost is sent again and may apply twice (at-least-once).
+   * @default true when the reducer takes the mutation-id parameter, else false
+   */
+  receipts?: boolean;
+  /** Default priority of the reducer's calls. @default 'normal' */
+  priority?: Priority;
+}
+
+/** Per-call options. */
+export interface EnqueueOptions {
+  /** @default the reducer's policy priority */
+  priority?: Priority;
+  /** A newer queued call with the same key replaces the older one (latest wins, e.g. "move to"). */
+  supersedeKey?: string;
+  /** Epoch ms after which the call is expired instead of sent. */
+  deadline?: number;
+  /** `false` for per-frame input: checked and encoded, but not stored (and never drained). @default true */
+  durable?: boolean;
+  /** Use this mutation id instead of a generated one. */
+  id?: string;
+}
+
+export interface EnqueueResult {
+  entry: OutboxEntry;
+  /** Whether it was stored (false with `durable: false`). */
+  stored: boolean;
+  /** Queued entries this one replaced (by supersede key): settle their promises as superseded. */
+  superseded: OutboxEntry[];
+}
+
+/** The outbox as the UI sees it. */
+export interface OutboxState {
+  /** The current identity's entries waiting to be sent or confirmed, in drain order. */
+  pending: OutboxEntry[];
+  queued: number;
+  sent: number;
+  /** Rejected by the server; stay until dismissed. */
+  rejected: OutboxEntry[];
+  /** Of another identity, or not carried by a migration: never sent until rehomed, fixed or discarded. */
+  quarantined: OutboxEntry[];
+}
+
+/** Something the outbox decided on its own; the client settles the matching call promises. */
+export type OutboxEvent =
+  | { type: 'expired'; entry: OutboxEntry }
+  | { type: 'superseded'; entry: OutboxEntry; by: OutboxEntry };
+
+export interface OutboxOptions {
+  store: Store;
+  codecs: ModuleCodecs;
+  clock?: Clock;
+  /** Per-reducer policies by canonical reducer name. */
+  reducers?: Record<string, ReducerPolicy>;
+  /** Name of the parameter that carries the mutation id. @default 'mutationId' */
+  mutationIdParam?: string;
+  /** Mutation id generator. @default crypto.randomUUID */
+  newId?: () => string;
+  /** Drain lease; without one, `claim` never holds back. */
+  lease?: DrainLease;
+  /**
+   * Whether entries created before any identity was known (first start,
+   * offline, no token) are adopted by the first identity set.
+   * @default true
+   */
+  adoptUnowned?: boolean;
+}
+
+type IdentityLike = string | { toHexString(): string };
+
+function hexOf(identity: IdentityLike): string {
+  return (typeof identity === 'string' ? identity : identity.toHexString()).toLowerCase().replace(/^0x/, '');
+}
+
+function priorityOf(p: Priority): number {
+  if (typeof p === 'number') {
+    if (!Number.isFinite(p)) throw new TypeError(`priority must be a finite number, got ${p}`);
+    return p;
+  }
+  const n = PRIORITY[p];
+  if (n === undefined) throw new TypeError(`unknown priority ${JSON.stringify(p)}`);
+  return n;
+}
+
+/** Priority (higher first), then FIFO. */
+export function drainOrder(a: OutboxEntry, b: OutboxEntry): number {
+  return b.priority - a.priority || a.seq - b.seq;
+}
+
+export class Outbox {
+  private readonly store: Store;
+  private readonly codecs: ModuleCodecs;
+  private readonly clock: Clock;
+  private readonly policies: Record<string, ReducerPolicy>;
+  private readonly mutationIdParam: string;
+  private readonly newId: () => string;
+  private readonly lease: DrainLease | undefined;
+  private readonly adoptUnowned: boolean;
+  private identityHex: string | null = null;
+  private online = false;
+  private readonly identitySubject = new Subject<void>();
+  private readonly eventSubject = new Subject<OutboxEvent>();
+
+  /** Expired and superseded entries, as they happen. */
+  readonly events$: Observable<OutboxEvent> = this.eventSubject.asObservable();
+
+  constructor(options: OutboxOptions) {
+    this.store = options.store;
+    this.codecs = options.codecs;
+    this.clock = options.clock ?? systemClock;
+    this.policies = options.reducers ?? {};
+    this.mutationIdParam = options.mutationIdParam ?? 'mutationId';
+    this.newId = options.newId ?? (() => crypto.randomUUID());
+    this.lease = options.lease;
+    this.adoptUnowned = options.adoptUnowned ?? true;
+    this.outbox$ = combineLatest([this.store.outbox$(), this.identitySubject.pipe(startWith(undefined))]).pipe(
+      map(([all]) => this.summarize(all)),
+      shareReplay({ bufferSize: 1, refCount: true }),
+    );
+    for (const name of Object.keys(this.policies)) {
+      if (!this.codecs.reducer(name)) throw new UnknownReducerError(name);
+    }
+  }
+
+  /** The identity whose entries are drained (hex), or null when signed out / not yet known. */
+  get identity(): string | null {
+    return this.identityHex;
+  }
+
+  /**
+   * Set the current identity (after connect, sign-in, sign-out). With
+   * `adoptUnowned`, entries created before any identity was known become
+   * this identity's. Returns the adopted entries.
+   */
+  async setIdentity(identity: IdentityLike | null): Promise<OutboxEntry[]> {
+    this.identityHex = identity === null ? null : hexOf(identity);
+    let adopted: OutboxEntry[] = [];
+    if (this.identityHex !== null && this.adoptUnowned) {
+      const owner = this.identityHex;
+      const now = this.clock.now();
+      ({ updated: adopted } = await this.store.outboxModify({ identity: '' }, e => ({ ...e, identity: owner, updatedAt: now })));
+    }
+    this.identitySubject.next();
+    return adopted;
+  }
+
+  /** Tell the outbox whether the client is connected (for `online-only` reducers). */
+  setOnline(online: boolean): void {
+    this.online = online;
+  }
+
+  /** The policy in force for a reducer, with defaults filled in. */
+  policy(reducer: string): Required<ReducerPolicy> {
+    const p = this.policies[reducer] ?? {};
+    const codec = this.codecs.reducer(reducer);
+    const takesId = codec?.type.elements.some(e => e.name === this.mutationIdParam && e.algebraicType.tag === 'String') ?? false;
+    return {
+      offline: p.offline ?? 'queue',
+      staleAfterMs: p.staleAfterMs ?? 30_000,
+      receipts: p.receipts ?? takesId,
+      priority: p.priority ?? 'normal',
+    };
+  }
+
+  /**
+   * Check, encode and describe a call without storing it. Throws at once
+   * ({@link UnknownReducerError}, {@link InvalidArgsError},
+   * {@link OfflineRefusedError}) — nothing is stored for a refused call.
+   * When the reducer takes a mutation id parameter and `args` leaves it out,
+   * the generated id is filled in.
+   */
+  prepare(reducer: string, args: Record<string, unknown>, options: EnqueueOptions = {}): Omit<OutboxEntry, 'seq'> {
+    const codec = this.codecs.reducer(reducer);
+    if (!codec) throw new UnknownReducerError(reducer);
+    const policy = this.policy(reducer);
+    if (policy.offline === 'online-only' && !this.online) throw new OfflineRefusedError(reducer);
+    const takesId = codec.type.elements.some(e => e.name === this.mutationIdParam);
+    const given = takesId ? args?.[this.mutationIdParam] : undefined;
+    const id = options.id ?? (typeof given === 'string' && given !== '' ? given : this.newId());
+    const fullArgs = takesId && (given === undefined || given === '') ? { ...args, [this.mutationIdParam]: id } : args;
+    const bytes = encodeArgs(reducer, codec, fullArgs);
+    const now = this.clock.now();
+    const deadline =
+      options.deadline ?? (policy.offline === 'drop-if-stale' ? now + policy.staleAfterMs : null);
+    return {
+      id,
+      reducer,
+      args: bytes,
+      priority: priorityOf(options.priority ?? policy.priority),
+      supersedeKey: options.supersedeKey ?? '',
+      deadline,
+      identity: this.identityHex ?? '',
+      createdAt: now,
+      updatedAt: now,
+      sentAt: null,
+      attempts: 0,
+      status: 'queued',
+      receipts: policy.receipts,
+      schema: this.codecs.schema.fingerprint,
+      error: null,
+      quarantine: null,
+    };
+  }
+
+  /**
+   * Store a call before it is sent. Rejects at once, storing nothing, when
+   * {@link prepare} refuses it. Storage failures never reject: the storage
+   * falls back to memory and reports them on `errors$`.
+   */
+  async enqueue(reducer: string, args: Record<string, unknown>, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    const prepared = this.prepare(reducer, args, options);
+    if (options.durable === false) return { entry: { ...prepared, seq: 0 }, stored: false, superseded: [] };
+    const { entry, superseded } = await this.store.outboxInsert(prepared);
+    for (const old of superseded) this.eventSubject.next({ type: 'superseded', entry: old, by: entry });
+    return { entry, stored: true, superseded };
+  }
+
+  /** Decode an entry's arguments with the current bindings. */
+  decodeArgs(entry: Pick<OutboxEntry, 'reducer' | 'args'>): Record<string, unknown> {
+    const codec = this.codecs.reducer(entry.reducer);
+    if (!codec) throw new UnknownReducerError(entry.reducer);
+    return codec.decode(entry.args);
+  }
+
+  private sendable(e: OutboxEntry): boolean {
+    return this.identityHex !== null && e.identity === this.identityHex && e.quarantine === null;
+  }
+
+  /** Expire the current identity's queued entries whose deadline has passed; returns them. */
+  async expire(): Promise<OutboxEntry[]> {
+    if (this.identityHex === null) return [];
+    const now = this.clock.now();
+    const { deleted } = await this.store.outboxModify({ identity: this.identityHex, status: 'queued' }, e =>
+      e.deadline !== null && e.deadline <= now ? null : undefined,
+    );
+    const expired = deleted.map(e => ({ ...e, status: 'expired' as OutboxStatus, updatedAt: now }));
+    for (const entry of expired) this.eventSubject.next({ type: 'expired', entry });
+    return expired;
+  }
+
+  /**
+   * The next `n` entries to send, in priority-then-FIFO order, without
+   * claiming them. Expires stale entries first. Empty while signed out.
+   */
+  async nextBatch(n: number): Promise<OutboxEntry[]> {
+    if (this.identityHex === null || n <= 0) return [];
+    await this.expire();
+    const queued = await this.store.outboxList({ identity: this.identityHex, status: 'queued' });
+    return queued.filter(e => this.sendable(e)).sort(drainOrder).slice(0, n);
+  }
+
+  /**
+   * {@link nextBatch} and {@link markSent} together: the entries returned are
+   * this tab's to send. Returns nothing while another tab holds the drain
+   * lease, and never an entry another tab claimed in between.
+   */
+  async claim(n: number): Promise<OutboxEntry[]> {
+    if (this.lease && !this.lease.held) return [];
+    const next = await this.nextBatch(n);
+    if (next.length === 0) return [];
+    const sent = await this.markSent(next.map(e => e.id));
+    return sent.sort(drainOrder);
+  }
+
+  /** `queued → sent` (attempts + 1); returns the entries that were still queued. */
+  async markSent(ids: readonly string[]): Promise<OutboxEntry[]> {
+    const now = this.clock.now();
+    const { updated } = await this.store.outboxModify({ ids, status: 'queued' }, e =>
+      this.sendable(e) ? { ...e, status: 'sent', attempts: e.attempts + 1, sentAt: now, updatedAt: now } : undefined,
+    );
+    return updated;
+  }
+
+  /** The server applied them: they leave the outbox. Returns them with status `confirmed`. */
+  async markConfirmed(ids: readonly string[]): Promise<OutboxEntry[]> {
+    const now = this.clock.now();
+    const { deleted } = await this.store.outboxModify({ ids }, () => null);
+    return deleted.map(e => ({ ...e, status: 'confirmed' as OutboxStatus, updatedAt: now }));
+  }
+
+  /** The server refused it: it stays, `rejected`, until dismissed or retried. */
+  async markRejected(id: string, reason: unknown): Promise<OutboxEntry | undefined> {
+    const now = this.clock.now();
+    const error = {
+      code: typeof reason === 'object' && reason !== null && 'name' in reason ? String((reason as Error).name) : 'rejected',
+      message: reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : String(reason),
+    };
+    const { updated } = await this.store.outboxModify({ ids: [id] }, e =>
+      e.status === 'queued' || e.status === 'sent' ? { ...e, status: 'rejected', error, updatedAt: now } : undefined,
+    );
+    return updated[0];
+  }
+
+  /**
+   * After a reconnect: entries sent but never answered go back to `queued`
+   * (of every identity — an entry sent under a previous identity then waits
+   * in quarantine). Call it after {@link resolveByReceipts}.
+   */
+  async requeueSent(): Promise<OutboxEntry[]> {
+    const now = this.clock.now();
+    const { updated } = await this.store.outboxModify({ status: 'sent' }, e => ({ ...e, status: 'queued', updatedAt: now }));
+    return updated;
+  }
+
+  /**
+   * Confirm the current identity's unresolved entries whose mutation id is
+   * among the receipts the client sees for itself (`mutation_receipt WHERE
+   * sender = :sender`): their effect already happened. Returns them.
+   */
+  async resolveByReceipts(receiptMutationIds: Iterable<string>): Promise<OutboxEntry[]> {
+    if (this.identityHex === null) return [];
+    const ids = [...new Set(receiptMutationIds)];
+    if (ids.length === 0) return [];
+    const owner = this.identityHex;
+    const now = this.clock.now();
+    const { deleted } = await this.store.outboxModify({ ids }, e =>
+      e.identity === owner && e.receipts && (e.status === 'sent' || e.status === 'queued') ? null : undefined,
+    );
+    return deleted.map(e => ({ ...e, status: 'confirmed' as OutboxStatus, updatedAt: now }));
+  }
+
+  /** {@link resolveByReceipts} then {@link requeueSent}: the whole reconnect step. */
+  async recoverAfterReconnect(receiptMutationIds: Iterable<string>): Promise<{ confirmed: OutboxEntry[]; requeued: OutboxEntry[] }> {
+    const confirmed = await this.resolveByReceipts(receiptMutationIds);
+    const requeued = await this.requeueSent();
+    return { confirmed, requeued };
+  }
+
+  /** Put rejected entries back in the queue (e.g. after the user fixed the cause). */
+  async retry(ids: readonly string[]): Promise<OutboxEntry[]> {
+    const now = this.clock.now();
+    const { updated } = await this.store.outboxModify({ ids, status: 'rejected' }, e => ({ ...e, status: 'queued', error: null, updatedAt: now }));
+    return updated;
+  }
+
+  /** Forget rejected entries the user has seen. */
+  async dismiss(ids: readonly string[]): Promise<OutboxEntry[]> {
+    const { deleted } = await this.store.outboxModify({ ids, status: 'rejected' }, () => null);
+    return deleted;
+  }
+
+  /** Delete entries for good, whatever their state (quarantined ones included). */
+  async discard(ids: readonly string[]): Promise<OutboxEntry[]> {
+    const { deleted } = await this.store.outboxModify({ ids }, () => null);
+    return deleted;
+  }
+
+  /**
+   * Give entries of another identity to `identity` (default: the current
+   * one), so they drain under it. Migration quarantine is not lifted: such an
+   * entry's arguments do not fit the bindings.
+   */
+  async rehome(ids: readonly string[], identity: IdentityLike | null = this.identityHex): Promise<OutboxEntry[]> {
+    if (identity === null) throw new TypeError('rehome needs an identity (none is current)');
+    const owner = hexOf(identity);
+    const now = this.clock.now();
+    const { updated } = await this.store.outboxModify({ ids }, e => (e.identity === owner ? undefined : { ...e, identity: owner, updatedAt: now }));
+    return updated;
+  }
+
+  /** Every entry, in seq order. */
+  entries(): Promise<OutboxEntry[]> {
+    return this.store.outboxList();
+  }
+
+  /** Entries that will not be sent as things stand: another identity's, or migration-quarantined. */
+  async quarantined(): Promise<OutboxEntry[]> {
+    return (await this.store.outboxList()).filter(e => this.isQuarantined(e));
+  }
+
+  private isQuarantined(e: OutboxEntry): boolean {
+    if (e.quarantine !== null) return true;
+    if (e.identity === '') return !this.adoptUnowned && this.identityHex !== null;
+    return e.identity !== this.identityHex;
+  }
+
+  /** Summarise entries for the UI. */
+  summarize(all: readonly OutboxEntry[]): OutboxState {
+    const mine = all.filter(e => !this.isQuarantined(e));
+    const pending = mine.filter(e => e.status === 'queued' || e.status === 'sent').sort(drainOrder);
+    return {
+      pending,
+      queued: pending.filter(e => e.status === 'queued').length,
+      sent: pending.filter(e => e.status === 'sent').length,
+      rejected: mine.filter(e => e.status === 'rejected'),
+      quarantined: all.filter(e => this.isQuarantined(e)),
+    };
+  }
+
+  /**
+   * The outbox for the UI ("3 changes queued"), live from the database
+   * (changes made by other tabs included), recomputed when the identity
+   * changes.
+   */
+  readonly outbox$: Observable<OutboxState>;
+}

@@ -1,0 +1,212 @@
+/**
+ * The storage engine's internal seam: every atomic operation the outbox,
+ * snapshot cache, token store, lease and migrations need, with two
+ * implementations — {@link DexieStore} (durable, IndexedDB) and
+ * {@link MemoryStore} (same behaviour, gone on reload) — and the
+ * {@link FailoverStore} that switches from the first to the second when
+ * IndexedDB fails. The public classes only ever talk to a `Store`, which is
+ * why the memory fallback has exactly the same API.
+ */
+import { BehaviorSubject, type Observable } from 'rxjs';
+import type { LeaseRecord, OutboxRecord, OutboxStatus, RowRecord, TableRecord } from './db.ts';
+
+/** Which entries an outbox operation touches; all given fields must match. */
+export interface OutboxQuery {
+  ids?: readonly string[];
+  identity?: string;
+  status?: OutboxStatus;
+}
+
+/** Returns the new entry, `null` to delete it, or `undefined` to leave it. */
+export type OutboxModify = (entry: OutboxRecord) => OutboxRecord | null | undefined;
+
+/** One table's coalesced changes, written in one transaction with the others of a flush. */
+export interface TableWrite {
+  table: string;
+  /** Delete every stored row of the table first (a fresh initial subscription). */
+  clear: boolean;
+  put: RowRecord[];
+  delete: string[];
+  asOf: number;
+  rowTypeHash: string;
+}
+
+export type StorageMode = 'durable' | 'memory';
+
+export interface Store {
+  readonly kind: StorageMode;
+  /** Store a new entry with the next seq; with a supersede key, delete the queued entries it replaces. */
+  outboxInsert(entry: Omit<OutboxRecord, 'seq'>): Promise<{ entry: OutboxRecord; superseded: OutboxRecord[] }>;
+  /** Matching entries in seq order. */
+  outboxList(query?: OutboxQuery): Promise<OutboxRecord[]>;
+  /** Read-modify-write of the matching entries, atomically. */
+  outboxModify(query: OutboxQuery, fn: OutboxModify): Promise<{ updated: OutboxRecord[]; deleted: OutboxRecord[] }>;
+  /** Every entry in seq order, re-emitted on every change (from any tab, for the durable store). */
+  outbox$(): Observable<OutboxRecord[]>;
+
+  rowsApply(writes: readonly TableWrite[]): Promise<void>;
+  rowsLoad(table: string): Promise<{ rows: RowRecord[]; meta: TableRecord | undefined }>;
+  /** Drop the cached rows of these tables (or all); returns the tables that had any. */
+  rowsDrop(tables: readonly string[] | 'all'): Promise<string[]>;
+  tablesList(): Promise<TableRecord[]>;
+
+  metaGet(key: string): Promise<unknown>;
+  metaSet(key: string, value: unknown): Promise<void>;
+  metaDelete(key: string): Promise<void>;
+
+  /** Take or renew the lease if it is free, expired or already ours; returns the holder afterwards. */
+  leaseTake(name: string, owner: string, now: number, ttlMs: number): Promise<LeaseRecord>;
+  leaseRelease(name: string, owner: string): Promise<void>;
+
+  close(): void;
+}
+
+export function matches(entry: OutboxRecord, q: OutboxQuery): boolean {
+  return (
+    (q.ids === undefined || q.ids.includes(entry.id)) &&
+    (q.identity === undefined || entry.identity === q.identity) &&
+    (q.status === undefined || entry.status === q.status)
+  );
+}
+
+/** Queued entries that a new entry with a supersede key replaces. */
+export function supersededBy(candidate: OutboxRecord, entry: Omit<OutboxRecord, 'seq'>): boolean {
+  return (
+    entry.supersedeKey !== '' &&
+    candidate.supersedeKey === entry.supersedeKey &&
+    candidate.identity === entry.identity &&
+    candidate.status === 'queued' &&
+    candidate.quarantine === null
+  );
+}
+
+/** What a {@link MemoryStore} starts from (a failover copies what the durable store still holds). */
+export interface MemorySeed {
+  outbox?: OutboxRecord[];
+  meta?: Record<string, unknown>;
+}
+
+/** The in-memory store: same semantics as the durable one, lost on reload. */
+export class MemoryStore implements Store {
+  readonly kind = 'memory' as const;
+  private readonly entries = new Map<string, OutboxRecord>();
+  private readonly rowsByTable = new Map<string, Map<string, RowRecord>>();
+  private readonly tableMeta = new Map<string, TableRecord>();
+  private readonly meta = new Map<string, unknown>();
+  private readonly leases = new Map<string, LeaseRecord>();
+  private readonly changes: BehaviorSubject<OutboxRecord[]>;
+  private seq = 0;
+
+  constructor(seed: MemorySeed = {}) {
+    for (const e of seed.outbox ?? []) {
+      this.entries.set(e.id, structuredClone(e));
+      this.seq = Math.max(this.seq, e.seq);
+    }
+    for (const [k, v] of Object.entries(seed.meta ?? {})) this.meta.set(k, structuredClone(v));
+    this.seq = Math.max(this.seq, Number(this.meta.get('seq') ?? 0));
+    this.changes = new BehaviorSubject(this.sorted());
+  }
+
+  private sorted(q: OutboxQuery = {}): OutboxRecord[] {
+    return [...this.entries.values()].filter(e => matches(e, q)).sort((a, b) => a.seq - b.seq).map(e => structuredClone(e));
+  }
+
+  private emit(): void {
+    this.changes.next(this.sorted());
+  }
+
+  async outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
+    if (this.entries.has(entry.id)) throw new Error(`duplicate mutation id ${entry.id}`);
+    const superseded = [...this.entries.values()].filter(e => supersededBy(e, entry));
+    for (const e of superseded) this.entries.delete(e.id);
+    this.seq += 1;
+    this.meta.set('seq', this.seq);
+    const stored: OutboxRecord = { ...structuredClone(entry), seq: this.seq };
+    this.entries.set(stored.id, stored);
+    this.emit();
+    return { entry: structuredClone(stored), superseded };
+  }
+
+  async outboxList(query: OutboxQuery = {}) {
+    return this.sorted(query);
+  }
+
+  async outboxModify(query: OutboxQuery, fn: OutboxModify) {
+    const updated: OutboxRecord[] = [];
+    const deleted: OutboxRecord[] = [];
+    for (const entry of this.sorted(query)) {
+      const next = fn(entry);
+      if (next === undefined) continue;
+      if (next === null) {
+        this.entries.delete(entry.id);
+        deleted.push(entry);
+      } else {
+        this.entries.set(entry.id, structuredClone(next));
+        updated.push(next);
+      }
+    }
+    if (updated.length + deleted.length > 0) this.emit();
+    return { updated, deleted };
+  }
+
+  outbox$() {
+    return this.changes.asObservable();
+  }
+
+  async rowsApply(writes: readonly TableWrite[]) {
+    for (const w of writes) {
+      let rows = this.rowsByTable.get(w.table);
+      if (!rows || w.clear) this.rowsByTable.set(w.table, (rows = new Map()));
+      for (const key of w.delete) rows.delete(key);
+      for (const r of w.put) rows.set(r.key, r);
+      this.tableMeta.set(w.table, { table: w.table, asOf: w.asOf, rowTypeHash: w.rowTypeHash, count: rows.size });
+    }
+  }
+
+  async rowsLoad(table: string) {
+    return { rows: [...(this.rowsByTable.get(table)?.values() ?? [])], meta: this.tableMeta.get(table) };
+  }
+
+  async rowsDrop(tables: readonly string[] | 'all') {
+    const names = tables === 'all' ? [...this.tableMeta.keys()] : tables.filter(t => this.tableMeta.has(t));
+    for (const t of names) {
+      this.rowsByTable.delete(t);
+      this.tableMeta.delete(t);
+    }
+    return names;
+  }
+
+  async tablesList() {
+    return [...this.tableMeta.values()];
+  }
+
+  async metaGet(key: string) {
+    return structuredClone(this.meta.get(key));
+  }
+
+  async metaSet(key: string, value: unknown) {
+    this.meta.set(key, structuredClone(value));
+  }
+
+  async metaDelete(key: string) {
+    this.meta.delete(key);
+  }
+
+  async leaseTake(name: string, owner: string, now: number, ttlMs: number) {
+    const held = this.leases.get(name);
+    if (!held || held.owner === owner || held.expiresAt <= now) {
+      const lease = { name, owner, expiresAt: now + ttlMs };
+      this.leases.set(name, lease);
+      return { ...lease };
+    }
+    return { ...held };
+  }
+
+  async leaseRelease(name: string, owner: string) {
+    if (this.leases.get(name)?.owner === owner) this.leases.delete(name);
+  }
+
+  close() {
+    this.changes.complete();
+  }
+}
