@@ -1,3 +1,4 @@
 export { retryBackoff, type RetryBackoffConfig, type RetryScheduled } from './retryBackoff.ts';
 export { computeBackoffDelay, exponentialBackoffDelay, type Jitter, type BackoffInput } from './backoff.ts';
 export * from './errors.ts';
+export { heartbeat, type HeartbeatConfig, type HeartbeatMeasurement } from './heartbeat.ts';
