@@ -127,7 +127,7 @@ describe('connection state machine', () => {
           map((s) => `${s.state}/${s.lastError?.name ?? '-'}`),
           distinctUntilChanged(),
         );
-        expectObservable(statuses).toBe('K-(RO)---k-Y-L', {
+        expectObservable(statuses).toBe('K-(RO)---k--Y-L', {
           k: 'connecting/AuthError',
           K: 'connecting/-',
           R: 'reconnecting/AuthError',
