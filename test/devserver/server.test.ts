@@ -14,7 +14,7 @@ function subscribe(c: Connected, queries: string[]) {
     const handle = c.conn
       .subscriptionBuilder()
       .onApplied(() => resolve({ handle, unsubscribe: () => handle.unsubscribe() }))
-      .onError((_ctx: unknown, err: Error) => reject(err))
+      .onError((ctx: { event?: Error }) => reject(ctx.event ?? new Error('subscription failed')))
       .subscribe(queries);
   });
 }
