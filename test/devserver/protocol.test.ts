@@ -454,7 +454,7 @@ describe('devserver protocol: framing', () => {
     const frame = frameServerPayload(body, 'Gzip');
     expect(frame[0]).to.equal(2);
     expect(frame.length).to.be.lessThan(body.length);
-    const inflated = new Uint8Array(await new Response(new Blob([frame.subarray(1)]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
+    const inflated = new Uint8Array(await new Response(new Blob([frame.slice(1).buffer as ArrayBuffer]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
     expect(inflated).to.deep.equal(body);
   });
 
