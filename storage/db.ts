@@ -129,6 +129,14 @@ export class StdbRxDB extends Dexie {
 
   constructor(name: string, factory: DexieFactory = {}) {
     super(name, { ...factory, autoOpen: true });
+    // Dexie's liveQuery stays silent unless Dexie knows a global IndexedDB
+    // (it checks `Dexie.dependencies.indexedDB`). Where there is none (Node
+    // with an injected factory), register the injected one; in a browser the
+    // global one is already there and nothing changes.
+    if (!Dexie.dependencies.indexedDB && factory.indexedDB && factory.IDBKeyRange) {
+      Dexie.dependencies.indexedDB = factory.indexedDB as IDBFactory;
+      Dexie.dependencies.IDBKeyRange = factory.IDBKeyRange as typeof IDBKeyRange;
+    }
     this.version(1).stores(SCHEMA_V1);
     this.version(2).stores(SCHEMA_V2).upgrade(upgradeToV2);
   }
