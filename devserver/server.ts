@@ -11,6 +11,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { ConnectionId, Identity, Timestamp, TimeDuration, BinaryWriter } from 'spacetimedb';
 import { AuthError, identityFromClaims, TokenAuthority, type VerifiedToken } from './auth.ts';
 import { ModuleInstance, type HostLogger, type LogLevel, type ReducerOutcome } from './host/instance.ts';
+import { DataDir, type RecoveredState } from './persistence.ts';
+import { DelayQueue, DevServerFaults, FaultState } from './faults.ts';
 import type { ReducerDesc } from './host/moduleDef.ts';
 import { negotiateProtocol, parseCompression, ServerFrameBatcher, decodeClientFrame, type Compression, type WsProtocol } from './protocol/framing.ts';
 import { ProtocolDecodeError, encodeServerMessage, type ClientMessage, type ServerMessage } from './protocol/messages.ts';
@@ -29,8 +31,25 @@ export interface DevServerOptions {
   readonly database?: string;
   /** Where log lines go. @default silent */
   readonly logger?: HostLogger;
-  /** Incoming WebSocket message cap in bytes. @default 32 MiB */
+  /** Incoming WebSocket message cap in bytes; larger messages close the socket with 1011. @default 32 MiB */
   readonly maxMessageBytes?: number;
+  /**
+   * Folder for durable state: the commit log, snapshots and the token
+   * signing key. Without it the server keeps everything in memory.
+   */
+  readonly dataDir?: string;
+  /** Serve the fault-injection endpoints under `/_dev/` (to loopback callers only). @default false */
+  readonly admin?: boolean;
+  /** WebSocket ping interval. @default 15000 */
+  readonly pingIntervalMs?: number;
+  /** Close a socket that sent nothing (not even a pong) for this long. @default 30000 */
+  readonly idleTimeoutMs?: number;
+  /** Disconnect a client whose unsent data exceeds this (it stopped reading). @default 16 MiB */
+  readonly maxSendQueueBytes?: number;
+  /** Largest HTTP request body accepted. @default 64 KiB */
+  readonly maxHttpBodyBytes?: number;
+  /** Take a snapshot (and restart the commit log) after this many transactions. @default 1000 */
+  readonly snapshotEvery?: number;
 }
 
 export interface DevServerStats {
@@ -41,6 +60,11 @@ export interface DevServerStats {
   framesOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** Frames swallowed by a blackhole, both ways. */
+  framesDropped: number;
+  /** Sockets closed by the server's limits (idle, oversized, slow reader). */
+  limitCloses: number;
+  restarts: number;
 }
 
 /** Derive a database name from a module path: `demo/arena/module.ts` → `arena`, `chat.ts` → `chat`. */
@@ -50,7 +74,8 @@ export function databaseNameFor(modulePath: string): string {
   return name.toLowerCase().replace(/[^a-z0-9-]+/g, '-');
 }
 
-const REAL_CLOSE_INTERNAL_ERROR = 1011;
+const CLOSE_INTERNAL_ERROR = 1011;
+const CLOSE_POLICY = 1008;
 
 interface Connection {
   readonly id: ConnectionId;
@@ -61,19 +86,34 @@ interface Connection {
   readonly protocol: WsProtocol;
   readonly batcher: ServerFrameBatcher;
   readonly querySets: Map<number, QuerySet>;
+  /** Frames held back by injected latency, each way. */
+  readonly outDelay: DelayQueue<Uint8Array>;
+  readonly inDelay: DelayQueue<Buffer>;
+  /** Time of the last frame or pong from the client. */
+  lastSeen: number;
+  /** Set when the socket lived through a blackhole: it is closed when the blackhole ends. */
+  blackholed: boolean;
   flushScheduled: boolean;
   closed: boolean;
 }
 
 export class DevServer {
   readonly database: string;
-  readonly module: ModuleInstance;
-  readonly #http: Server;
-  readonly #wss: WebSocketServer;
+  /** Fault injection: see {@link DevServerFaults}. */
+  readonly faults: DevServerFaults;
+  readonly #options: DevServerOptions;
+  readonly #databaseIdentity: Identity;
+  #module: ModuleInstance;
+  #http: Server | undefined;
+  #wss: WebSocketServer | undefined;
   readonly #auth: TokenAuthority;
+  readonly #data: DataDir | undefined;
   readonly #log: HostLogger;
   readonly #connections = new Set<Connection>();
-  readonly #maxMessageBytes: number;
+  readonly #faultState = new FaultState();
+  readonly #held = new Set<Duplex>();
+  #blackholeTimer: ReturnType<typeof setTimeout> | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
   readonly #stats: DevServerStats = {
     connections: 0,
     subscriptions: 0,
@@ -82,36 +122,46 @@ export class DevServer {
     framesOut: 0,
     bytesIn: 0,
     bytesOut: 0,
+    framesDropped: 0,
+    limitCloses: 0,
+    restarts: 0,
   };
+  #recovery: RecoveredState | undefined;
   #port = 0;
   readonly #host: string;
 
-  private constructor(module: ModuleInstance, options: DevServerOptions, auth: TokenAuthority, database: string) {
-    this.module = module;
+  private constructor(options: DevServerOptions, module: ModuleInstance, auth: TokenAuthority, data: DataDir | undefined, database: string, databaseIdentity: Identity) {
+    this.#options = options;
+    this.#module = module;
     this.database = database;
+    this.#databaseIdentity = databaseIdentity;
     this.#auth = auth;
+    this.#data = data;
     this.#log = options.logger ?? { log: () => {} };
     this.#host = options.host ?? '127.0.0.1';
-    this.#maxMessageBytes = options.maxMessageBytes ?? 32 * 1024 * 1024;
-    this.#http = createServer((req, res) => this.#onRequest(req, res));
-    this.#wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: this.#maxMessageBytes,
-      perMessageDeflate: false,
-      handleProtocols: (protocols) => negotiateProtocol(protocols) ?? false,
+    this.faults = new DevServerFaults(this.#faultState, {
+      dropAll: () => this.#dropAll(),
+      startBlackhole: (ms) => this.#startBlackhole(ms),
+      restart: () => this.restart(),
     });
-    this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
   }
 
   static async start(options: DevServerOptions): Promise<DevServer> {
     const database = options.database ?? databaseNameFor(options.module);
     const databaseIdentity = identityFromClaims('stdb-rx-devserver', `database:${database}`);
-    const logger = options.logger;
-    const module = await ModuleInstance.load(options.module, { databaseIdentity, logger });
-    const server = new DevServer(module, options, TokenAuthority.ephemeral(), database);
-    server.#runLifecycle('init', Identity.zero(), null);
+    const data = options.dataDir ? new DataDir(options.dataDir) : undefined;
+    const auth = options.dataDir ? TokenAuthority.fromDataDir(options.dataDir) : TokenAuthority.ephemeral();
+    const module = await ModuleInstance.load(options.module, { databaseIdentity, logger: options.logger });
+    const server = new DevServer(options, module, auth, data, database, databaseIdentity);
+    const fresh = server.#recover();
+    if (fresh) server.#runLifecycle('init', Identity.zero(), null);
     await server.#listen(options.port ?? 3000);
     return server;
+  }
+
+  /** The hosted module (a new instance after a restart with a data folder). */
+  get module(): ModuleInstance {
+    return this.#module;
   }
 
   get port(): number {
@@ -128,52 +178,202 @@ export class DevServer {
     return this.url.replace(/^http/, 'ws');
   }
 
+  /** What the last start recovered from the data folder. */
+  get recovery(): RecoveredState | undefined {
+    return this.#recovery;
+  }
+
   stats(): DevServerStats {
     let subs = 0;
     for (const c of this.#connections) subs += c.querySets.size;
     return { ...this.#stats, connections: this.#connections.size, subscriptions: subs };
   }
 
+  /** Load the data folder into the datastore; true when there was nothing (a new database). */
+  #recover(): boolean {
+    if (!this.#data) return true;
+    const rec = this.#data.recover();
+    this.#recovery = rec;
+    const ds = this.#module.datastore;
+    for (const [table, rows] of rec.tables) {
+      const t = ds.tableByName(table);
+      if (!t) {
+        this.#logLine('warn', `the data folder has rows of table ${table}, which the module no longer declares; they are ignored`);
+        continue;
+      }
+      for (const bytes of rows) ds.restoreRow(t.desc.id, bytes);
+    }
+    ds.resyncSequences();
+    if (rec.truncated) {
+      this.#logLine(
+        'warn',
+        `commit log: ${rec.truncated.reason} at byte ${rec.truncated.atByte}; cut off ${rec.truncated.droppedBytes} bytes, kept every transaction before it`,
+      );
+    }
+    if (rec.existed) this.#logLine('info', `recovered transaction ${rec.txOffset} (${rec.replayed} replayed from the commit log)`);
+    return !rec.existed;
+  }
+
   #listen(port: number): Promise<void> {
+    const http = createServer((req, res) => this.#onRequest(req, res));
+    const wss = new WebSocketServer({
+      noServer: true,
+      // A little over the cap, so that an oversized message reaches us and is refused with 1011.
+      maxPayload: this.#maxMessageBytes * 2,
+      perMessageDeflate: false,
+      autoPong: false,
+      handleProtocols: (protocols) => negotiateProtocol(protocols) ?? false,
+    });
+    http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
+    this.#http = http;
+    this.#wss = wss;
+    const interval = this.#options.pingIntervalMs ?? 15_000;
+    this.#pingTimer = setInterval(() => this.#liveness(), interval);
+    this.#pingTimer.unref();
     return new Promise((resolveListen, reject) => {
-      this.#http.once('error', reject);
-      this.#http.listen(port, this.#host, () => {
-        this.#http.off('error', reject);
-        const addr = this.#http.address();
+      http.once('error', reject);
+      http.listen(port, this.#host, () => {
+        http.off('error', reject);
+        const addr = http.address();
         this.#port = typeof addr === 'object' && addr ? addr.port : port;
         resolveListen();
       });
     });
   }
 
-  /** Close every connection and stop listening. */
+  get #maxMessageBytes(): number {
+    return this.#options.maxMessageBytes ?? 32 * 1024 * 1024;
+  }
+
+  /** Close every connection (running clientDisconnected for each) and stop listening. */
+  async #shutdown(): Promise<void> {
+    if (this.#pingTimer) clearInterval(this.#pingTimer);
+    this.#endBlackhole();
+    for (const c of [...this.#connections]) {
+      c.ws.terminate();
+      this.#onClose(c);
+    }
+    const wss = this.#wss;
+    const http = this.#http;
+    this.#wss = undefined;
+    this.#http = undefined;
+    if (wss) await new Promise<void>((r) => wss.close(() => r()));
+    if (http) {
+      const closed = new Promise<void>((r) => http.close(() => r()));
+      http.closeAllConnections();
+      await closed;
+    }
+  }
+
+  /** Close every connection and stop listening. Committed state stays in the data folder. */
   async stop(): Promise<void> {
-    for (const c of this.#connections) c.ws.terminate();
-    await new Promise<void>((r) => this.#wss.close(() => r()));
-    await new Promise<void>((r) => this.#http.close(() => r()));
-    this.#http.closeAllConnections?.();
+    await this.#shutdown();
+    this.#data?.close();
+  }
+
+  /**
+   * Stop and start again on the same port. With a data folder the module is
+   * loaded afresh and its state recovered from disk, as after a real restart;
+   * without one the in-memory state is kept.
+   */
+  async restart(): Promise<void> {
+    await this.#shutdown();
+    this.#stats.restarts++;
+    if (this.#data) {
+      this.#data.close();
+      this.#module = await ModuleInstance.load(this.#options.module, { databaseIdentity: this.#databaseIdentity, logger: this.#options.logger });
+      this.#recover();
+    }
+    await this.#listen(this.#port);
+    this.#logLine('info', `restarted on port ${this.#port}`);
   }
 
   #logLine(level: LogLevel, message: string) {
     this.#log.log(level, message);
   }
 
+  // ---- faults -------------------------------------------------------------
+
+  #dropAll(): number {
+    const all = [...this.#connections];
+    for (const c of all) {
+      c.ws.terminate();
+      this.#onClose(c);
+    }
+    return all.length;
+  }
+
+  #startBlackhole(ms: number) {
+    this.#faultState.blackholeUntil = Date.now() + ms;
+    for (const c of this.#connections) c.blackholed = true;
+    if (this.#blackholeTimer) clearTimeout(this.#blackholeTimer);
+    this.#blackholeTimer = setTimeout(() => this.#endBlackhole(), ms);
+    this.#logLine('info', `blackhole for ${ms} ms`);
+  }
+
+  #endBlackhole() {
+    if (this.#blackholeTimer) clearTimeout(this.#blackholeTimer);
+    this.#blackholeTimer = undefined;
+    this.#faultState.blackholeUntil = 0;
+    for (const c of [...this.#connections]) {
+      if (c.blackholed) {
+        c.ws.terminate();
+        this.#onClose(c);
+      }
+    }
+    for (const s of this.#held) s.destroy();
+    this.#held.clear();
+  }
+
+  /** Hold a request's socket while a blackhole lasts; true when held. */
+  #holdIfBlackholed(socket: Duplex): boolean {
+    if (!this.#faultState.blackholed()) return false;
+    this.#held.add(socket);
+    socket.once('close', () => this.#held.delete(socket));
+    return true;
+  }
+
   // ---- HTTP ---------------------------------------------------------------
 
   #onRequest(req: IncomingMessage, res: ServerResponse) {
+    if (this.#holdIfBlackholed(req.socket)) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
     const send = (status: number, body?: unknown) => {
+      if (res.headersSent) return;
       const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
       res.writeHead(status, { 'content-type': typeof body === 'string' || body === undefined ? 'text/plain' : 'application/json' });
       res.end(text);
     };
-    // Request bodies are not used by these endpoints; drain and cap them.
+    const limit = this.#options.maxHttpBodyBytes ?? 64 * 1024;
+    const chunks: Buffer[] = [];
     let received = 0;
+    let refused = false;
     req.on('data', (chunk: Buffer) => {
       received += chunk.length;
-      if (received > 64 * 1024) req.destroy();
+      if (received > limit && !refused) {
+        refused = true;
+        res.setHeader('connection', 'close');
+        send(413, `request body over ${limit} bytes`);
+        req.destroy();
+      } else if (!refused) {
+        chunks.push(chunk);
+      }
     });
+    req.on('error', () => {});
+    req.on('end', () => {
+      if (refused) return;
+      try {
+        this.#route(req, url, send);
+      } catch (e) {
+        this.#logLine('error', `HTTP ${req.method} ${url.pathname}: ${String(e)}`);
+        send(500, 'internal error');
+      }
+    });
+  }
+
+  #route(req: IncomingMessage, url: URL, send: (status: number, body?: unknown) => void) {
     const path = url.pathname;
+    if (path.startsWith('/_dev/')) return this.#admin(req, url, send);
     if (path === '/v1/ping' && req.method === 'GET') return send(200);
     if (path === '/v1/identity' && req.method === 'POST') {
       const minted = this.#auth.mint();
@@ -197,7 +397,58 @@ export class DevServer {
     return send(404, 'not found');
   }
 
+  /** `/_dev/…`: the fault controls over HTTP, for the demo page. Loopback callers only. */
+  #admin(req: IncomingMessage, url: URL, send: (status: number, body?: unknown) => void) {
+    if (!this.#options.admin) return send(404, 'not found');
+    if (!isLoopback(req.socket.remoteAddress)) return send(403, 'the dev server admin endpoints answer loopback callers only');
+    const num = (name: string, fallback?: number) => {
+      const v = url.searchParams.get(name);
+      if (v === null) {
+        if (fallback === undefined) throw new RangeError(`missing query parameter ${name}`);
+        return fallback;
+      }
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new RangeError(`query parameter ${name} must be a non-negative number`);
+      return n;
+    };
+    const op = url.pathname.slice('/_dev/'.length);
+    if (op === 'stats' && req.method === 'GET') return send(200, this.stats());
+    if (req.method !== 'POST') return send(405, 'use POST');
+    try {
+      switch (op) {
+        case 'drop-all':
+          return send(200, { dropped: this.faults.dropAll() });
+        case 'blackhole':
+          this.faults.blackhole(num('ms'));
+          return send(200, { ok: true });
+        case 'latency':
+          this.faults.latency(num('ms'), num('jitter', 0));
+          return send(200, { ok: true });
+        case 'fail-next-reducers':
+          this.faults.failNextReducers(num('n', 1), url.searchParams.get('message') ?? undefined);
+          return send(200, { ok: true });
+        case 'corrupt-next-frame':
+          this.faults.corruptNextFrame();
+          return send(200, { ok: true });
+        case 'clear':
+          this.faults.clear();
+          return send(200, { ok: true });
+        case 'restart':
+          // Answer first: the restart closes this very connection.
+          send(202, { restarting: true });
+          setTimeout(() => void this.restart().catch((e) => this.#logLine('error', `restart failed: ${String(e)}`)), 10);
+          return;
+        default:
+          return send(404, `no such dev operation: ${op}`);
+      }
+    } catch (e) {
+      if (e instanceof RangeError) return send(400, e.message);
+      throw e;
+    }
+  }
+
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    if (this.#holdIfBlackholed(socket)) return;
     const reject = (status: number, message: string) => {
       socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(message)}\r\nconnection: close\r\n\r\n${message}`);
     };
@@ -210,8 +461,8 @@ export class DevServer {
       .map((s) => s.trim())
       .filter(Boolean);
     const protocol = negotiateProtocol(offered);
-    if (!protocol) return reject(400, `unsupported WebSocket subprotocol (offer ${'v3.bsatn.spacetimedb'} or ${'v2.bsatn.spacetimedb'})`);
-    const compression = parseCompression(url.searchParams.get('compression') ?? 'None');
+    if (!protocol) return reject(400, 'unsupported WebSocket subprotocol (offer v3.bsatn.spacetimedb or v2.bsatn.spacetimedb)');
+    const compression = parseCompression(url.searchParams.get('compression'));
     if (!compression) return reject(400, `unknown compression: ${url.searchParams.get('compression')}`);
     const token = url.searchParams.get('token') ?? bearer(req);
     let auth: VerifiedToken & { token: string };
@@ -220,7 +471,9 @@ export class DevServer {
     } catch (e) {
       return reject(401, e instanceof AuthError ? e.message : 'invalid token');
     }
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, protocol, compression, auth));
+    const wss = this.#wss;
+    if (!wss) return reject(404, 'server is stopping');
+    wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, protocol, compression, auth));
   }
 
   // ---- connections --------------------------------------------------------
@@ -235,19 +488,31 @@ export class DevServer {
       protocol,
       batcher: new ServerFrameBatcher({ protocol, compression }),
       querySets: new Map(),
+      outDelay: new DelayQueue((frame) => this.#write(conn, frame)),
+      inDelay: new DelayQueue((data) => this.#process(conn, data)),
+      lastSeen: Date.now(),
+      blackholed: false,
       flushScheduled: false,
       closed: false,
     };
     // The module's clientConnected hook decides whether the client may stay.
     const connected = this.#runLifecycle('onConnect', conn.identity, conn.id, conn.jwtPayload);
     if (connected && connected.status === 'failed') {
-      this.#logLine('info', `clientConnected refused ${conn.identity.toHexString().slice(0, 16)}…: ${connected.message}`);
-      ws.close(1008, truncateReason(connected.message));
+      this.#logLine('info', `clientConnected refused ${short(conn.identity)}: ${connected.message}`);
+      ws.close(CLOSE_POLICY, truncateReason(connected.message));
       return;
     }
     this.#connections.add(conn);
-    this.#logLine('debug', `client connected: ${conn.identity.toHexString().slice(0, 16)}… (${protocol})`);
-    ws.on('message', (data, isBinary) => this.#onMessage(conn, data as Buffer, isBinary));
+    this.#logLine('debug', `client connected: ${short(conn.identity)} (${protocol}, ${compression})`);
+    ws.on('message', (data: Buffer, isBinary) => this.#onMessage(conn, data, isBinary));
+    ws.on('ping', (data) => {
+      if (this.#faultState.blackholed()) return;
+      conn.lastSeen = Date.now();
+      ws.pong(data);
+    });
+    ws.on('pong', () => {
+      if (!this.#faultState.blackholed()) conn.lastSeen = Date.now();
+    });
     ws.on('close', () => this.#onClose(conn));
     ws.on('error', (e) => this.#logLine('debug', `socket error: ${e.message}`));
     this.#send(conn, {
@@ -259,21 +524,56 @@ export class DevServer {
   #onClose(conn: Connection) {
     if (conn.closed) return;
     conn.closed = true;
+    conn.outDelay.clear();
+    conn.inDelay.clear();
     this.#connections.delete(conn);
     conn.querySets.clear();
     this.#runLifecycle('onDisconnect', conn.identity, conn.id, conn.jwtPayload);
-    this.#logLine('debug', `client disconnected: ${conn.identity.toHexString().slice(0, 16)}…`);
+    this.#logLine('debug', `client disconnected: ${short(conn.identity)}`);
   }
 
   #closeWithError(conn: Connection, message: string) {
     this.#logLine('info', `closing a client socket: ${message}`);
-    conn.ws.close(REAL_CLOSE_INTERNAL_ERROR, truncateReason(message));
+    conn.ws.close(CLOSE_INTERNAL_ERROR, truncateReason(message));
+  }
+
+  /** Ping every client; close those silent for longer than the idle timeout. */
+  #liveness() {
+    if (this.#faultState.blackholed()) return;
+    const idle = this.#options.idleTimeoutMs ?? 30_000;
+    const now = Date.now();
+    for (const c of [...this.#connections]) {
+      if (now - c.lastSeen > idle) {
+        this.#stats.limitCloses++;
+        this.#logLine('info', `closing ${short(c.identity)}: nothing received for ${now - c.lastSeen} ms`);
+        c.ws.terminate();
+        this.#onClose(c);
+      } else {
+        c.ws.ping();
+      }
+    }
   }
 
   #onMessage(conn: Connection, data: Buffer, isBinary: boolean) {
+    if (this.#faultState.blackholed()) {
+      this.#stats.framesDropped++;
+      return;
+    }
+    conn.lastSeen = Date.now();
     this.#stats.framesIn++;
     this.#stats.bytesIn += data.length;
+    if (data.length > this.#maxMessageBytes) {
+      this.#stats.limitCloses++;
+      return this.#closeWithError(conn, `message of ${data.length} bytes exceeds the ${this.#maxMessageBytes}-byte limit`);
+    }
     if (!isBinary) return this.#closeWithError(conn, 'text frames are not supported by the BSATN protocol');
+    const delay = this.#faultState.delay();
+    if (delay > 0 || conn.inDelay.size > 0) conn.inDelay.push(data, delay);
+    else this.#process(conn, data);
+  }
+
+  #process(conn: Connection, data: Buffer) {
+    if (conn.closed) return;
     let messages: ClientMessage[];
     try {
       messages = decodeClientFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), conn.protocol);
@@ -318,7 +618,7 @@ export class DevServer {
     if (conn.querySets.has(setId)) return fail(`query set ${setId} is already subscribed on this connection`);
     let queries;
     try {
-      queries = compileQuerySet(queryStrings, conn.identity, this.module.description.tables);
+      queries = compileQuerySet(queryStrings, conn.identity, this.#module.description.tables);
     } catch (e) {
       if (e instanceof SqlError) return fail(e.message);
       throw e;
@@ -326,7 +626,7 @@ export class DevServer {
     conn.querySets.set(setId, { id: setId, queries });
     this.#send(conn, {
       tag: 'SubscribeApplied',
-      value: { requestId, querySetId: { id: setId }, rows: querySetRows(queries, this.module.datastore) },
+      value: { requestId, querySetId: { id: setId }, rows: querySetRows(queries, this.#module.datastore) },
     });
   }
 
@@ -344,7 +644,7 @@ export class DevServer {
       value: {
         requestId,
         querySetId: { id: setId },
-        rows: sendDroppedRows ? querySetRows(set.queries, this.module.datastore) : undefined,
+        rows: sendDroppedRows ? querySetRows(set.queries, this.#module.datastore) : undefined,
       },
     });
   }
@@ -352,10 +652,10 @@ export class DevServer {
   #oneOffQuery(conn: Connection, requestId: number, sql: string) {
     let result: ServerMessage & { tag: 'OneOffQueryResult' };
     try {
-      const queries = compileQuerySet([sql], conn.identity, this.module.description.tables);
+      const queries = compileQuerySet([sql], conn.identity, this.#module.description.tables);
       result = {
         tag: 'OneOffQueryResult',
-        value: { requestId, result: { tag: 'Ok', value: querySetRows(queries, this.module.datastore) } },
+        value: { requestId, result: { tag: 'Ok', value: querySetRows(queries, this.#module.datastore) } },
       };
     } catch (e) {
       if (!(e instanceof SqlError)) throw e;
@@ -365,20 +665,26 @@ export class DevServer {
   }
 
   #callReducer(conn: Connection, requestId: number, name: string, args: Uint8Array) {
-    const reducer = this.module.reducer(name);
+    const reducer = this.#module.reducer(name);
     const reply = (result: ServerMessage & { tag: 'ReducerResult' }) => this.#send(conn, result);
     if (!reducer || !reducer.clientCallable) {
       const why = !reducer ? `no such reducer: ${name}` : `reducer ${name} cannot be called by clients`;
       return reply({ tag: 'ReducerResult', value: { requestId, timestamp: now(), result: { tag: 'InternalError', value: why } } });
     }
     const timestamp = now();
-    const outcome = this.module.callReducer(reducer, {
-      sender: conn.identity,
-      connectionId: conn.id,
-      timestamp: timestamp.__timestamp_micros_since_unix_epoch__,
-      args,
-      jwtPayload: conn.jwtPayload,
-    });
+    let outcome: ReducerOutcome;
+    if (this.#faultState.failReducers > 0) {
+      this.#faultState.failReducers--;
+      outcome = { status: 'failed', kind: 'user', message: this.#faultState.failMessage, durationMicros: 0 };
+    } else {
+      outcome = this.#module.callReducer(reducer, {
+        sender: conn.identity,
+        connectionId: conn.id,
+        timestamp: timestamp.__timestamp_micros_since_unix_epoch__,
+        args,
+        jwtPayload: conn.jwtPayload,
+      });
+    }
     if (outcome.status === 'failed') {
       const result =
         outcome.kind === 'user'
@@ -404,14 +710,18 @@ export class DevServer {
   }
 
   /**
-   * After a commit: send every connection but `caller` the updates of its
-   * query sets that the transaction changed. Returns the effects so the caller
-   * can read its own.
+   * After a commit: make it durable, then send every connection but `caller`
+   * the updates of its query sets that the transaction changed. Returns the
+   * effects so the caller can read its own.
    */
   #commit(changes: ChangeSet, caller: Connection | undefined): TransactionEffects | undefined {
     this.#stats.transactionsCommitted++;
     if (changes.size === 0) return undefined;
-    const effects = new TransactionEffects(changes, this.module.datastore);
+    if (this.#data) {
+      this.#data.append(persistentChanges(changes, this.#module));
+      if (this.#data.snapshotDue(this.#options.snapshotEvery ?? 1000)) this.#data.snapshot(this.#module.datastore.allRows());
+    }
+    const effects = new TransactionEffects(changes, this.#module.datastore);
     const encoded = new Map<string, Uint8Array>();
     for (const conn of this.#connections) {
       if (conn === caller || conn.querySets.size === 0) continue;
@@ -434,12 +744,12 @@ export class DevServer {
       }
       this.#sendBytes(conn, bytes);
     }
-    this.module.datastore.dropEventRows();
+    this.#module.datastore.dropEventRows();
     return effects;
   }
 
   #runLifecycle(kind: 'init' | 'onConnect' | 'onDisconnect', sender: Identity, connectionId: ConnectionId | null, jwtPayload?: string): ReducerOutcome | undefined {
-    const reducer = this.module.lifecycleReducer(kind);
+    const reducer = this.#module.lifecycleReducer(kind);
     if (!reducer) return undefined;
     const outcome = this.#runInternal(reducer, sender, connectionId, new Uint8Array(0), jwtPayload);
     if (outcome.status === 'failed' && kind !== 'onConnect') {
@@ -449,7 +759,7 @@ export class DevServer {
   }
 
   #runInternal(reducer: ReducerDesc, sender: Identity, connectionId: ConnectionId | null, args: Uint8Array, jwtPayload?: string): ReducerOutcome {
-    const outcome = this.module.callReducer(reducer, {
+    const outcome = this.#module.callReducer(reducer, {
       sender,
       connectionId,
       timestamp: now().__timestamp_micros_since_unix_epoch__,
@@ -464,16 +774,16 @@ export class DevServer {
   }
 
   #runScheduledImmediate() {
-    const queue = this.module.scheduledImmediate;
+    const queue = this.#module.scheduledImmediate;
     let guard = 0;
     while (queue.length > 0 && guard++ < 1000) {
       const { reducer: name, args } = queue.shift()!;
-      const reducer = this.module.reducer(name);
+      const reducer = this.#module.reducer(name);
       if (!reducer) {
         this.#logLine('warn', `scheduled call to unknown reducer ${name} dropped`);
         continue;
       }
-      this.#runInternal(reducer, this.module.databaseIdentity, null, args);
+      this.#runInternal(reducer, this.#databaseIdentity, null, args);
     }
   }
 
@@ -497,11 +807,51 @@ export class DevServer {
     conn.flushScheduled = false;
     if (conn.closed) return;
     for (const frame of conn.batcher.flush()) {
-      this.#stats.framesOut++;
-      this.#stats.bytesOut += frame.length;
-      conn.ws.send(frame, { binary: true });
+      const delay = this.#faultState.delay();
+      if (delay > 0 || conn.outDelay.size > 0) conn.outDelay.push(frame, delay);
+      else this.#write(conn, frame);
     }
   }
+
+  #write(conn: Connection, frame: Uint8Array) {
+    if (conn.closed) return;
+    if (this.#faultState.blackholed()) {
+      this.#stats.framesDropped++;
+      return;
+    }
+    if (this.#faultState.corruptNext) {
+      this.#faultState.corruptNext = false;
+      // Uncompressed, then a message tag no server message has.
+      frame = new Uint8Array([0, 0xee, 0xde, 0xad, 0xbe, 0xef]);
+    }
+    this.#stats.framesOut++;
+    this.#stats.bytesOut += frame.length;
+    conn.ws.send(frame, { binary: true });
+    const limit = this.#options.maxSendQueueBytes ?? 16 * 1024 * 1024;
+    if (conn.ws.bufferedAmount > limit) {
+      this.#stats.limitCloses++;
+      this.#logLine('info', `disconnecting ${short(conn.identity)}: ${conn.ws.bufferedAmount} bytes unsent (it stopped reading)`);
+      conn.ws.terminate();
+      this.#onClose(conn);
+    }
+  }
+}
+
+/** Event tables' rows do not outlive their transaction: they are not logged. */
+function persistentChanges(changes: ChangeSet, module: ModuleInstance): ChangeSet {
+  let hasEvent = false;
+  for (const name of changes.keys()) if (module.datastore.tableByName(name)?.desc.isEvent) hasEvent = true;
+  if (!hasEvent) return changes;
+  return new Map([...changes].filter(([name]) => !module.datastore.tableByName(name)?.desc.isEvent));
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
+
+function short(identity: Identity): string {
+  return `${identity.toHexString().slice(0, 16)}…`;
 }
 
 /** Start a dev server; resolves once it listens. */

@@ -282,6 +282,29 @@ export class Datastore implements DataSource {
     }
   }
 
+  /**
+   * After restoring rows, move every sequence past the values already used,
+   * so generated ids never collide with recovered ones.
+   */
+  resyncSequences(): void {
+    for (const t of this.tables) {
+      for (const s of t.sequences) {
+        for (const row of t.rows.values()) {
+          const v = BigInt(row.value[s.field] as number | bigint);
+          if (s.increment > 0n ? v >= s.next : v <= s.next) s.next = v + s.increment;
+        }
+      }
+    }
+  }
+
+  /** Rows of every table, by canonical name (for snapshots). */
+  *allRows(): Generator<[string, Iterable<Uint8Array>]> {
+    for (const t of this.tables) {
+      if (t.desc.isEvent) continue;
+      yield [t.desc.name, [...t.rows.values()].map((r) => r.bytes)];
+    }
+  }
+
   /** Load a row outside any transaction (restoring persisted state). */
   restoreRow(tableId: number, bytes: Uint8Array): void {
     const t = this.#table(tableId);
