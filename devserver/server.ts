@@ -845,7 +845,7 @@ function persistentChanges(changes: ChangeSet, module: ModuleInstance): ChangeSe
   return new Map([...changes].filter(([name]) => !module.datastore.tableByName(name)?.desc.isEvent));
 }
 
-function isLoopback(address: string | undefined): boolean {
+export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
