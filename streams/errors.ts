@@ -59,8 +59,12 @@ export class SubscriptionError extends Error {
 export interface ReducerRejectedInfo {
   readonly reducer: string;
   readonly args: unknown;
-  /** `sender`: the reducer threw a `SenderError`; `internal`: it panicked or does not exist. */
-  readonly kind: 'sender' | 'internal';
+  /**
+   * `sender`: the reducer threw a `SenderError`; `internal`: it panicked or
+   * does not exist; `superseded`: a newer queued call with the same
+   * `supersedeKey` replaced it before it was sent.
+   */
+  readonly kind: 'sender' | 'internal' | 'superseded';
 }
 
 /** The server rejected a reducer call. */

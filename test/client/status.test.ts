@@ -7,7 +7,9 @@ import { initialStatus, reducePhase, reduceStatus, type ConnectionStatus, type L
 import { AuthError } from '../../streams/errors.ts';
 
 function newScheduler(): TestScheduler {
-  return new TestScheduler((actual, expected) => expect(actual).to.deep.equal(expected));
+  return new TestScheduler((actual, expected) => {
+    expect(actual).to.deep.equal(expected);
+  });
 }
 
 const ID = Identity.zero();
@@ -96,10 +98,10 @@ describe('connection state machine', () => {
       const scheduler = newScheduler();
       const retries: string[] = [];
       scheduler.run(({ cold, expectObservable }) => {
-        const fail = () => cold('-#');
+        const fail = () => cold<SessionEvent>('-#');
         const sessions = [fail(), fail(), cold('-o-c-s-#', SESSION_VALUES), fail()];
         let i = 0;
-        const events = supervise({ session: () => sessions[i++] ?? cold('-'), retry: { initialInterval: 2 } }).pipe(
+        const events = supervise({ session: () => sessions[i++] ?? cold<SessionEvent>('-'), retry: { initialInterval: 2 } }).pipe(
           tap((e) => {
             if (e.type === 'retry-scheduled') retries.push(`${e.at}:${e.attempt}:${e.delay}`);
           }),
@@ -113,7 +115,7 @@ describe('connection state machine', () => {
     it('stops on a non-retryable error with the error as lastError, until reconnectNow()', () => {
       newScheduler().run(({ cold, hot, expectObservable }) => {
         const refused = new AuthError('token refused', { status: 401, refreshed: true });
-        const sessions = [cold('--#', undefined, refused), cold('-o-c-s', SESSION_VALUES)];
+        const sessions = [cold<SessionEvent>('--#', undefined, refused), cold('-o-c-s', SESSION_VALUES)];
         let i = 0;
         const triggers = hot<Trigger>('---------n', { n: 'now' });
         const events = supervise({

@@ -1,0 +1,36 @@
+/**
+ * stdb-rx: the reactive network layer between TypeScript multiplayer games and
+ * SpacetimeDB.
+ *
+ * @module
+ */
+export {
+  createSyncClient,
+  type SyncClient,
+  type SyncClientOptions,
+  type TokenProvider,
+  type TokenRequest,
+  type HeartbeatOptions,
+  type TableQueryOptions,
+  type RowOf,
+} from './client.ts';
+export type { ConnectionStatus, ConnectionState, Phase, LifecycleEvent } from '../streams/status.ts';
+export type { SyncProgress } from '../streams/liveQueries.ts';
+export type { RowChange, RowKey } from '../streams/tableView.ts';
+export type { ClientMetrics, LatencyStats } from '../streams/metrics.ts';
+export { CallHandle, MemoryOutbox, type CallOutcome, type CallOptions, type CallOutbox, type OutboxCall } from '../streams/calls.ts';
+export { PersistentMap } from '../streams/persistentMap.ts';
+export { createLogger, redact, type Logger, type LoggerOptions, type LogLevel, type LogSink } from '../streams/logger.ts';
+export {
+  AuthError,
+  ConnectionLostError,
+  SubscriptionError,
+  ReducerRejectedError,
+  ProtocolError,
+  type AuthErrorInfo,
+  type ConnectionLostInfo,
+  type SubscriptionErrorInfo,
+  type ReducerRejectedInfo,
+  type ProtocolErrorInfo,
+} from '../streams/errors.ts';
+export * from '../operators/index.ts';

@@ -1,0 +1,308 @@
+/**
+ * The registry of live queries: one server subscription per distinct query
+ * SQL, shared by every observer of it (reference-counted, released after a
+ * grace period), and re-established on every new connection.
+ *
+ * It owns the per-connection glue between the SDK and the {@link TableView}s:
+ * it registers the SDK cache's row callbacks once per table, routes them to
+ * the views of that table, and flushes the views at transaction boundaries —
+ * when the SDK event id changes, and once the SDK has finished a frame — so
+ * every transaction yields exactly one emission per affected query.
+ *
+ * @module
+ */
+import { asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
+import { SubscriptionError } from './errors.ts';
+import type { CompiledQuery } from './query.ts';
+import { TableView } from './tableView.ts';
+
+/** The parts of a `DbConnection` the registry uses. */
+export interface ConnectionLike {
+  readonly db: Record<string, TableCacheLike>;
+  subscriptionBuilder(): SubscriptionBuilderLike;
+}
+
+export interface TableCacheLike {
+  iter(): Iterable<any>;
+  onInsert(cb: (ctx: any, row: any) => void): void;
+  onDelete(cb: (ctx: any, row: any) => void): void;
+  onUpdate?(cb: (ctx: any, oldRow: any, newRow: any) => void): void;
+  removeOnInsert(cb: (ctx: any, row: any) => void): void;
+  removeOnDelete(cb: (ctx: any, row: any) => void): void;
+  removeOnUpdate?(cb: (ctx: any, oldRow: any, newRow: any) => void): void;
+}
+
+export interface SubscriptionBuilderLike {
+  onApplied(cb: (ctx: any) => void): SubscriptionBuilderLike;
+  onError(cb: (ctx: any) => void): SubscriptionBuilderLike;
+  subscribe(sql: string | string[]): SubscriptionHandleLike;
+}
+
+export interface SubscriptionHandleLike {
+  unsubscribe(): void;
+  isActive(): boolean;
+  isEnded(): boolean;
+}
+
+/** One shared query. */
+export class LiveQuery<Row = any> {
+  refCount = 0;
+  handle: SubscriptionHandleLike | undefined;
+  /** Applied on the current connection. */
+  applied = false;
+  released = false;
+  grace: Subscription | undefined;
+  error: SubscriptionError | undefined;
+  constructor(readonly query: CompiledQuery<Row>, readonly view: TableView<Row>) {}
+}
+
+/** Progress of the initial sync of a connection. */
+export interface SyncProgress {
+  /** Query sets applied on this connection (or failed). */
+  readonly applied: number;
+  /** Query sets subscribed when the connection came up. */
+  readonly total: number;
+  /** Rows received in the applied sets (rows of the views after sync). */
+  readonly rows: number;
+}
+
+export interface LiveQueriesOptions {
+  /** Grace period before a query nobody observes is unsubscribed. @default 1000 */
+  graceMs?: number;
+  scheduler?: SchedulerLike;
+  onError?: (error: SubscriptionError) => void;
+  onProgress?: (progress: SyncProgress) => void;
+  log?: (message: () => string) => void;
+}
+
+interface Attachment {
+  readonly conn: ConnectionLike;
+  readonly tables: Map<string, { insert: (ctx: any, row: any) => void; del: (ctx: any, row: any) => void; update: (ctx: any, o: any, n: any) => void }>;
+  readonly initial: Set<LiveQuery>;
+  readonly onSynced: () => void;
+  synced: boolean;
+  applied: number;
+  rows: number;
+  detached: boolean;
+}
+
+export class LiveQueries {
+  readonly #entries = new Map<string, LiveQuery>();
+  readonly #byTable = new Map<string, Set<LiveQuery>>();
+  readonly #dirty = new Set<TableView<any>>();
+  #flushScheduled = false;
+  #lastEventId: string | undefined;
+  #att: Attachment | undefined;
+  readonly #graceMs: number;
+  readonly #scheduler: SchedulerLike;
+  #closed = false;
+
+  constructor(private readonly options: LiveQueriesOptions = {}) {
+    this.#graceMs = options.graceMs ?? 1000;
+    this.#scheduler = options.scheduler ?? asyncScheduler;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Take a reference to the query (creating and subscribing it if new). */
+  acquire<Row>(query: CompiledQuery<Row>): LiveQuery<Row> {
+    if (this.#closed) throw new Error('The sync client is closed.');
+    let entry = this.#entries.get(query.key) as LiveQuery<Row> | undefined;
+    if (!entry || entry.released) {
+      entry = new LiveQuery(query, new TableView<Row>(query, (v) => this.#markDirty(v)));
+      this.#entries.set(query.key, entry);
+      let set = this.#byTable.get(query.table.accessorName);
+      if (!set) this.#byTable.set(query.table.accessorName, (set = new Set()));
+      set.add(entry);
+      if (this.#att && !this.#att.detached) this.#subscribe(this.#att, entry);
+    }
+    entry.refCount++;
+    entry.grace?.unsubscribe();
+    entry.grace = undefined;
+    return entry;
+  }
+
+  /** Drop a reference; the last one unsubscribes after the grace period. */
+  release(entry: LiveQuery): void {
+    entry.refCount--;
+    if (entry.refCount > 0 || entry.released) return;
+    entry.grace?.unsubscribe();
+    entry.grace = this.#scheduler.schedule(() => {
+      entry.grace = undefined;
+      if (entry.refCount === 0) this.#drop(entry);
+    }, this.#graceMs);
+  }
+
+  #drop(entry: LiveQuery, error?: SubscriptionError): void {
+    entry.released = true;
+    if (this.#entries.get(entry.query.key) === entry) this.#entries.delete(entry.query.key);
+    this.#byTable.get(entry.query.table.accessorName)?.delete(entry);
+    this.#dirty.delete(entry.view);
+    const h = entry.handle;
+    entry.handle = undefined;
+    if (h && h.isActive() && !h.isEnded()) {
+      try {
+        h.unsubscribe();
+      } catch {
+        /* already unsubscribed */
+      }
+    }
+    entry.view.complete(error);
+    this.options.log?.(() => `unsubscribed ${entry.query.table.accessorName} (${entry.query.sql})`);
+  }
+
+  /** Follow a new connection: register row callbacks and subscribe every live query. `onSynced` fires once all are applied. */
+  attach(conn: ConnectionLike, onSynced: () => void): void {
+    this.detach();
+    this.#lastEventId = undefined;
+    const att: Attachment = { conn, tables: new Map(), initial: new Set(this.#entries.values()), onSynced, synced: false, applied: 0, rows: 0, detached: false };
+    this.#att = att;
+    this.#progress(att);
+    for (const entry of this.#entries.values()) this.#subscribe(att, entry);
+    this.#checkSynced(att);
+  }
+
+  /** The connection is gone: views keep their rows and stop following. */
+  detach(): void {
+    const att = this.#att;
+    if (!att) return;
+    att.detached = true;
+    this.#att = undefined;
+    this.flush();
+    for (const [name, cbs] of att.tables) {
+      const t = att.conn.db[name];
+      t.removeOnInsert(cbs.insert);
+      t.removeOnDelete(cbs.del);
+      t.removeOnUpdate?.(cbs.update);
+    }
+    for (const entry of this.#entries.values()) {
+      entry.applied = false;
+      entry.handle = undefined;
+      entry.view.suspend();
+    }
+  }
+
+  #progress(att: Attachment) {
+    this.options.onProgress?.({ applied: att.applied, total: att.initial.size, rows: att.rows });
+  }
+
+  #checkSynced(att: Attachment) {
+    if (att.synced || att.detached) return;
+    for (const e of att.initial) if (!e.applied && !e.released && !e.error) return;
+    att.synced = true;
+    att.onSynced();
+  }
+
+  #ensureTable(att: Attachment, accessorName: string) {
+    if (att.tables.has(accessorName)) return;
+    const table = att.conn.db[accessorName];
+    if (!table) throw new TypeError(`The connection has no table '${accessorName}': are the bindings and the table reference from the same module?`);
+    const views = () => this.#byTable.get(accessorName) ?? new Set<LiveQuery>();
+    const boundary = (ctx: any) => {
+      const id: string | undefined = ctx?.event?.id;
+      if (id !== undefined && id !== this.#lastEventId) {
+        this.flush();
+        this.#lastEventId = id;
+      }
+    };
+    const cbs = {
+      insert: (ctx: any, row: any) => {
+        if (att.detached) return;
+        boundary(ctx);
+        for (const e of views()) e.view.insert(row);
+      },
+      del: (ctx: any, row: any) => {
+        if (att.detached) return;
+        boundary(ctx);
+        for (const e of views()) e.view.delete(row);
+      },
+      update: (ctx: any, oldRow: any, newRow: any) => {
+        if (att.detached) return;
+        boundary(ctx);
+        for (const e of views()) e.view.update(oldRow, newRow);
+      },
+    };
+    table.onInsert(cbs.insert);
+    table.onDelete(cbs.del);
+    table.onUpdate?.(cbs.update);
+    att.tables.set(accessorName, cbs);
+  }
+
+  #subscribe(att: Attachment, entry: LiveQuery) {
+    const { query } = entry;
+    this.#ensureTable(att, query.table.accessorName);
+    entry.applied = false;
+    let handle: SubscriptionHandleLike | undefined = undefined;
+    handle = entry.handle = att.conn
+      .subscriptionBuilder()
+      .onApplied(() => {
+        if (att.detached) return;
+        if (entry.released) {
+          // Released before the server answered: unsubscribe now that it is valid.
+          if (handle && !handle.isEnded()) handle.unsubscribe();
+          return;
+        }
+        this.flush();
+        entry.applied = true;
+        entry.view.syncFrom(att.conn.db[query.table.accessorName].iter());
+        if (att.initial.has(entry)) {
+          att.applied++;
+          att.rows += entry.view.state.size;
+          this.#progress(att);
+        }
+        this.options.log?.(() => `applied ${query.table.accessorName} (${query.sql})`);
+        this.#checkSynced(att);
+      })
+      .onError((ctx: any) => {
+        if (att.detached) return;
+        const cause = ctx?.event instanceof Error ? ctx.event : undefined;
+        const error = new SubscriptionError(`Subscription failed: ${cause?.message ?? 'unknown error'}`, { sql: [query.sql], table: query.table.accessorName }, { cause });
+        entry.error = error;
+        this.options.onError?.(error);
+        if (att.initial.has(entry)) {
+          att.applied++;
+          this.#progress(att);
+        }
+        this.#drop(entry, error);
+        this.#checkSynced(att);
+      })
+      .subscribe(query.sql);
+    this.options.log?.(() => `subscribing ${query.table.accessorName}: ${query.sql}`);
+  }
+
+  #markDirty(view: TableView<any>) {
+    this.#dirty.add(view);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => {
+        this.#flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Emit every view's pending transaction. */
+  flush(): void {
+    if (this.#dirty.size === 0) return;
+    const views = [...this.#dirty];
+    this.#dirty.clear();
+    for (const v of views) v.flush();
+  }
+
+  /** End everything: unsubscribe nothing on the server (the connection is going away), complete every view. */
+  close(): void {
+    this.#closed = true;
+    this.detach();
+    for (const entry of [...this.#entries.values()]) {
+      entry.grace?.unsubscribe();
+      entry.grace = undefined;
+      entry.released = true;
+      entry.view.complete();
+    }
+    this.#entries.clear();
+    this.#byTable.clear();
+    this.#dirty.clear();
+  }
+}

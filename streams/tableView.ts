@@ -1,0 +1,185 @@
+/**
+ * One live query's materialised rows: a {@link PersistentMap} from row key to
+ * the SDK's own row objects, updated per transaction.
+ *
+ * - Incoming row events (`insert`/`update`/`delete` from the SDK cache) are
+ *   coalesced per key into the transaction's pending changes; `flush()` applies
+ *   them in one batch and emits one snapshot and one change batch. The work is
+ *   proportional to the rows that changed.
+ * - `syncFrom(rows)` replaces the state with what the server says now (after
+ *   the query's `SubscribeApplied`, first time or after a reconnect) and emits
+ *   only the difference: changed rows as updates, vanished rows as deletes,
+ *   unchanged rows nothing (their objects are swapped silently for the new
+ *   connection's, so snapshots keep sharing rows with the SDK cache).
+ *
+ * @module
+ */
+import { BehaviorSubject, Subject } from 'rxjs';
+import { deepEqual } from 'spacetimedb';
+import { PersistentMap, type MapKey } from './persistentMap.ts';
+
+export type RowKey = MapKey;
+
+/** One row's change within a transaction, relative to this query's rows. */
+export interface RowChange<Row> {
+  readonly op: 'insert' | 'update' | 'delete';
+  readonly key: RowKey;
+  readonly oldRow: Row | undefined;
+  readonly newRow: Row | undefined;
+}
+
+/** How the view reads a table's rows. */
+export interface ViewShape<Row> {
+  /** The row's key (primary key as the SDK maps it, else its BSATN bytes). */
+  keyOf(row: Row): RowKey;
+  /** Client-side copy of the subscription's `WHERE`. */
+  matches(row: Row): boolean;
+}
+
+export class TableView<Row> {
+  #state: PersistentMap<RowKey, Row> = PersistentMap.empty();
+  /** Per key: the row before the transaction and after it so far. */
+  #pending = new Map<RowKey, { before: Row | undefined; after: Row | undefined }>();
+  #everSynced = false;
+  readonly #snapshots = new BehaviorSubject<PersistentMap<RowKey, Row> | undefined>(undefined);
+  readonly #changes = new Subject<readonly RowChange<Row>[]>();
+  /** Whether the view follows the current connection (its query is applied on it). */
+  live = false;
+
+  constructor(readonly shape: ViewShape<Row>, private readonly markDirty: (view: TableView<Row>) => void) {}
+
+  /** Snapshots: `undefined` until the first sync, then one per transaction that changed this query's rows. */
+  get snapshots$() {
+    return this.#snapshots.asObservable();
+  }
+
+  get changes$() {
+    return this.#changes.asObservable();
+  }
+
+  get state(): PersistentMap<RowKey, Row> {
+    return this.#state;
+  }
+
+  get everSynced(): boolean {
+    return this.#everSynced;
+  }
+
+  #current(key: RowKey): Row | undefined {
+    const p = this.#pending.get(key);
+    return p ? p.after : this.#state.get(key);
+  }
+
+  #record(key: RowKey, after: Row | undefined): void {
+    const p = this.#pending.get(key);
+    if (p) p.after = after;
+    else {
+      const before = this.#state.get(key);
+      if (before === after) return;
+      this.#pending.set(key, { before, after });
+    }
+    this.markDirty(this);
+  }
+
+  insert(row: Row): void {
+    if (!this.live || !this.shape.matches(row)) return;
+    const key = this.shape.keyOf(row);
+    if (this.#current(key) === row) return;
+    this.#record(key, row);
+  }
+
+  delete(row: Row): void {
+    if (!this.live) return;
+    const key = this.shape.keyOf(row);
+    if (this.#current(key) === undefined) return;
+    this.#record(key, undefined);
+  }
+
+  update(oldRow: Row, newRow: Row): void {
+    if (!this.live) return;
+    const oldKey = this.shape.keyOf(oldRow);
+    const newKey = this.shape.keyOf(newRow);
+    if (oldKey !== newKey && this.#current(oldKey) !== undefined) this.#record(oldKey, undefined);
+    if (this.shape.matches(newRow)) {
+      if (this.#current(newKey) !== newRow) this.#record(newKey, newRow);
+    } else if (this.#current(newKey) !== undefined) this.#record(newKey, undefined);
+  }
+
+  /**
+   * Replace the state with `rows` (the SDK cache's rows of this table right
+   * after the query was applied); emits the difference at the next flush.
+   */
+  syncFrom(rows: Iterable<Row>): void {
+    this.live = true;
+    const seen = new Set<RowKey>();
+    let silent = false;
+    for (const row of rows) {
+      if (!this.shape.matches(row)) continue;
+      const key = this.shape.keyOf(row);
+      seen.add(key);
+      const cur = this.#current(key);
+      if (cur === row) continue;
+      if (cur !== undefined && deepEqual(cur, row)) {
+        // Unchanged: adopt the new connection's object without emitting.
+        this.#adopt(key, row);
+        silent = true;
+        continue;
+      }
+      this.#record(key, row);
+    }
+    for (const key of this.#state.keys()) if (!seen.has(key) && this.#current(key) !== undefined) this.#record(key, undefined);
+    for (const [key, p] of this.#pending) if (!seen.has(key) && p.after !== undefined) this.#record(key, undefined);
+    const first = !this.#everSynced;
+    this.#everSynced = true;
+    if (first || silent) this.markDirty(this);
+  }
+
+  #adopted: [RowKey, Row][] = [];
+  #adopt(key: RowKey, row: Row) {
+    const p = this.#pending.get(key);
+    if (p) p.after = row;
+    else this.#adopted.push([key, row]);
+  }
+
+  /** The connection went away: stop following it; keep the rows. */
+  suspend(): void {
+    this.live = false;
+  }
+
+  /** Apply the pending transaction; emit one snapshot and one change batch if anything changed. */
+  flush(): void {
+    const changes: RowChange<Row>[] = [];
+    const adopted = this.#adopted;
+    this.#adopted = [];
+    if (this.#pending.size === 0 && adopted.length === 0) {
+      if (this.#everSynced && this.#snapshots.value === undefined) this.#snapshots.next(this.#state);
+      return;
+    }
+    const pending = this.#pending;
+    this.#pending = new Map();
+    this.#state = this.#state.withMutations((m) => {
+      for (const [key, row] of adopted) m.set(key, row);
+      for (const [key, { before, after }] of pending) {
+        if (before === after) continue;
+        if (after === undefined) m.delete(key);
+        else m.set(key, after);
+        changes.push({ op: before === undefined ? 'insert' : after === undefined ? 'delete' : 'update', key, oldRow: before, newRow: after });
+      }
+    });
+    if (changes.length > 0 || this.#snapshots.value === undefined) {
+      this.#snapshots.next(this.#state);
+      if (changes.length > 0) this.#changes.next(changes);
+    }
+  }
+
+  /** End both streams. */
+  complete(error?: Error): void {
+    if (error) {
+      this.#snapshots.error(error);
+      this.#changes.error(error);
+    } else {
+      this.#snapshots.complete();
+      this.#changes.complete();
+    }
+  }
+}
