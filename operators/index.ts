@@ -5,3 +5,16 @@ export { heartbeat, type HeartbeatConfig, type HeartbeatMeasurement } from './he
 export { jsonPatchDelta, defaultKeyToString, type JsonPatchDeltaConfig, type DeltaOperation } from './jsonPatchDelta.ts';
 export { applyDelta, type ApplyDeltaConfig } from './applyDelta.ts';
 export { encodeValue, decodeValue, type JsonValue } from './jsonCodec.ts';
+export {
+  reconcile,
+  valueEquals,
+  type ReconcileConfig,
+  type ReconciledView,
+  type ReconcileEvent,
+  type MutationEvent,
+  type PendingMutation,
+  type MutationId,
+  type RowChanges,
+  type ConflictPolicy,
+  type FieldConflict,
+} from './reconcile.ts';
