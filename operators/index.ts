@@ -18,3 +18,4 @@ export {
   type ConflictPolicy,
   type FieldConflict,
 } from './reconcile.ts';
+export { prioritize, type PrioritizeConfig, type PrioritizeEvent, type OverflowPolicy } from './prioritize.ts';
