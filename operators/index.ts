@@ -1,21 +1,36 @@
+/**
+ * stdb-rx operators: pure RxJS 7 operators with no knowledge of SpacetimeDB's
+ * protocol. Each lives in its own file, named after the function it exports.
+ *
+ * @module
+ */
 export { retryBackoff, type RetryBackoffConfig, type RetryScheduled } from './retryBackoff.ts';
-export { computeBackoffDelay, exponentialBackoffDelay, type Jitter, type BackoffInput } from './backoff.ts';
-export * from './errors.ts';
+export { computeBackoffDelay, exponentialBackoffDelay, type BackoffInput, type Jitter } from './backoff.ts';
 export { heartbeat, type HeartbeatConfig, type HeartbeatMeasurement } from './heartbeat.ts';
-export { jsonPatchDelta, defaultKeyToString, type JsonPatchDeltaConfig, type DeltaOperation } from './jsonPatchDelta.ts';
+export { jsonPatchDelta, defaultKeyToString, type DeltaOperation, type JsonPatchDeltaConfig } from './jsonPatchDelta.ts';
 export { applyDelta, type ApplyDeltaConfig } from './applyDelta.ts';
 export { encodeValue, decodeValue, type JsonValue } from './jsonCodec.ts';
 export {
   reconcile,
   valueEquals,
+  type ConflictPolicy,
+  type FieldConflict,
+  type MutationEvent,
+  type MutationId,
+  type PendingMutation,
   type ReconcileConfig,
   type ReconciledView,
   type ReconcileEvent,
-  type MutationEvent,
-  type PendingMutation,
-  type MutationId,
   type RowChanges,
-  type ConflictPolicy,
-  type FieldConflict,
 } from './reconcile.ts';
-export { prioritize, type PrioritizeConfig, type PrioritizeEvent, type OverflowPolicy } from './prioritize.ts';
+export { prioritize, type OverflowPolicy, type PrioritizeConfig, type PrioritizeEvent } from './prioritize.ts';
+export {
+  DeltaEncodingError,
+  HeartbeatTimeoutError,
+  QueueOverflowError,
+  ReconcileError,
+  type DeltaEncodingInfo,
+  type HeartbeatTimeoutInfo,
+  type QueueOverflowInfo,
+  type ReconcileErrorInfo,
+} from './errors.ts';

@@ -89,12 +89,12 @@ export interface RetryBackoffConfig {
  * Retries a failing source with exponentially growing, optionally jittered delays.
  *
  * ```
- * source:  --#                                   (each subscription errors)
- * retryBackoff({ initialInterval: 10, maxRetries: 2 })
+ * source:  --#                  (every subscription errors after 2 ms)
+ * retryBackoff({ initialInterval: 3, maxRetries: 2 })
  * subs:    ^-!
- *            ----------^-!                       (after 10 ms)
- *                        --------------------^-! (after 20 ms)
- * result:  ------------------------------------------#
+ *          -----^-!             (resubscribed 3 ms after the error)
+ *          -------------^-!     (then 6 ms after)
+ * result:  ---------------#     (the third error is passed on)
  * ```
  *
  * A drop-in replacement for backoff-rxjs's `retryBackoff`, built on RxJS's
