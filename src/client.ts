@@ -27,8 +27,8 @@ import {
   NEVER,
 } from 'rxjs';
 import { setGlobalLogLevel, type DbConnectionBuilder, type DbConnectionImpl, type Identity, type LogLevel as SdkLogLevel, type RowTypedQuery } from 'spacetimedb';
-import { heartbeat, HeartbeatTimeoutError, type RetryBackoffConfig } from '../operators/index.ts';
-import { Calls, type CallHandle, type CallOptions, type CallOutbox } from '../streams/calls.ts';
+import { heartbeat, HeartbeatTimeoutError, reconcile, type MutationEvent, type PendingMutation, type ReconcileConfig, type ReconciledView, type RetryBackoffConfig, type RowChanges } from '../operators/index.ts';
+import { Calls, type CallHandle, type CallOptions as BaseCallOptions, type CallOutbox } from '../streams/calls.ts';
 import { AuthError, ConnectionLostError, ProtocolError } from '../streams/errors.ts';
 import { supervise, type SessionEvent, type Trigger } from '../streams/lifecycle.ts';
 import { LiveQueries, type ConnectionLike, type SyncProgress } from '../streams/liveQueries.ts';
@@ -109,6 +109,26 @@ export interface SyncClientOptions<C extends AnyConnection> {
   WebSocket?: WebSocketCtor;
   /** Scheduler for retries, heartbeat and grace timers. @default asyncScheduler */
   scheduler?: SchedulerLike;
+  /** How optimistic predictions meet server changes (`reconcile`). @default { conflict: 'server-wins' } */
+  reconcile?: ReconcileConfig<RowKey, any>;
+}
+
+/** An optimistic prediction attached to a call: applied to `table$` at once, until the server answers. */
+export interface Optimistic<Q extends QuerySource> {
+  /** The table the prediction changes (a table reference from the bindings). */
+  table: Q;
+  /**
+   * Predicts the call's effect from the current rows (server rows with earlier
+   * predictions applied): row key → new row, or `null` to delete. Pure; it is
+   * re-run whenever the server rows change while the call is pending.
+   */
+  predict: (rows: ReadonlyMap<RowKey, RowOf<Q>>) => RowChanges<RowKey, RowOf<Q>>;
+}
+
+/** Options of `call`. */
+export interface CallOptions<Q extends QuerySource = QuerySource> extends BaseCallOptions {
+  /** Show the call's predicted effect in `table$` at once, marked pending, until confirmed or rolled back. */
+  optimistic?: Optimistic<Q>;
 }
 
 /** Row type of a table reference or query from the bindings. */
@@ -146,11 +166,17 @@ export interface SyncClient<C extends AnyConnection> {
   table$<Q extends QuerySource>(table: Q, options?: TableQueryOptions): Observable<ReadonlyMap<RowKey, RowOf<Q>>>;
   /** Change batches, one per transaction; the first batch holds the current rows as inserts. */
   changes$<Q extends QuerySource>(table: Q, options?: TableQueryOptions): Observable<readonly RowChange<RowOf<Q>>[]>;
+  /**
+   * The rows with pending optimistic predictions applied, which keys are
+   * pending, and rollback/conflict events (`reconcile`'s view). `table$` emits
+   * its `rows`.
+   */
+  optimistic$<Q extends QuerySource>(table: Q, options?: TableQueryOptions): Observable<ReconciledView<RowKey, RowOf<Q>>>;
   /** One row by primary key (`undefined` while absent). */
   row$<Q extends QuerySource>(table: Q, key: unknown, options?: TableQueryOptions): Observable<RowOf<Q> | undefined>;
 
   /** Call a reducer (accessor name from the bindings). */
-  call<K extends ReducerName<C>>(reducer: K, args: ReducerArgs<C, K>, options?: CallOptions): CallHandle;
+  call<K extends ReducerName<C>, Q extends QuerySource = QuerySource>(reducer: K, args: ReducerArgs<C, K>, options?: CallOptions<Q>): CallHandle;
 
   /** Skip the retry wait (or leave `offline`) and connect now. */
   reconnectNow(): void;
@@ -202,6 +228,16 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   let closed = false;
   let liveCheck: (() => void) | undefined;
 
+  /** Pending optimistic mutations per table (accessor name), replayed to every new `table$` subscriber. */
+  const optimisticLogs = new Map<string, { pending: PendingMutation<RowKey, any>[]; events: Subject<MutationEvent<RowKey, any>> }>();
+  const logFor = (table: string) => {
+    let log = optimisticLogs.get(table);
+    if (!log) optimisticLogs.set(table, (log = { pending: [], events: new Subject() }));
+    return log;
+  };
+  const optimisticTable = new Map<string, string>(); // call id → table
+  let confirmsSeen: unknown[] = [];
+
   const queries = new LiveQueries({
     graceMs: options.unsubscribeGraceMs ?? 1000,
     scheduler,
@@ -211,10 +247,26 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     },
     onProgress: (p) => progressSubject.next(p),
     log: debug,
+    onTransaction: (event) => {
+      if (event?.tag === 'Reducer' && event.value?.reducer?.args) confirmsSeen.push(event.value.reducer.args);
+    },
+    beforeFlush: () => {
+      if (confirmsSeen.length === 0) return;
+      const seen = confirmsSeen;
+      confirmsSeen = [];
+      for (const args of seen) calls.confirmByArgs(args);
+    },
   });
 
   const calls = new Calls({ outbox: options.outbox, log: debug });
   calls.events$.subscribe((ev) => {
+    const table = optimisticTable.get(ev.id);
+    if (table !== undefined && ev.status !== 'pending') {
+      optimisticTable.delete(ev.id);
+      const log = logFor(table);
+      log.pending = log.pending.filter((m) => m.id !== ev.id);
+      log.events.next(ev.status === 'confirmed' ? { type: 'confirmed', id: ev.id } : { type: 'rejected', id: ev.id, reason: ev.error });
+    }
     if (ev.status === 'confirmed') {
       metrics.callConfirmed(ev.latencyMs);
       debug(() => `call ${ev.reducer} confirmed in ${ev.latencyMs.toFixed(1)} ms`);
@@ -428,20 +480,42 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       return connection;
     },
 
-    table$(source, opts) {
+    optimistic$(source, opts) {
       const q = compileQuery<any>(source, opts?.where);
-      return new Observable<ReadonlyMap<RowKey, any>>((sub) => {
+      return new Observable<ReconciledView<RowKey, any>>((sub) => {
         if (closed) {
           sub.complete();
           return;
         }
         const entry = queries.acquire(q);
-        const s = entry.view.snapshots$.pipe(filter((m) => m !== undefined)).subscribe(sub);
+        const log = logFor(q.table.accessorName);
+        const mutations$ = defer(() => concat(of(...log.pending), log.events));
+        const s = entry.view.snapshots$
+          .pipe(
+            filter((m) => m !== undefined),
+            reconcile<RowKey, any>(mutations$, options.reconcile),
+            queries.coalesceFlush(),
+            map((v) => {
+              if (v.pending.size === 0) return v;
+              // Predictions that fall outside this query's filter are not its rows.
+              let rows: Map<RowKey, any> | undefined;
+              for (const key of v.pending.keys()) {
+                const row = v.rows.get(key);
+                if (row !== undefined && !q.matches(row)) (rows ??= new Map(v.rows)).delete(key);
+              }
+              return rows ? { ...v, rows } : v;
+            }),
+          )
+          .subscribe(sub);
         return () => {
           s.unsubscribe();
           queries.release(entry);
         };
       });
+    },
+
+    table$(source, opts) {
+      return client.optimistic$(source, opts).pipe(map((v) => v.rows));
     },
 
     changes$(source, opts) {
@@ -477,7 +551,21 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     },
 
     call(reducer, args, opts) {
-      return calls.call(reducer, args, opts);
+      const handle = calls.call(reducer, args, opts);
+      const optimistic = opts?.optimistic;
+      if (optimistic && !closed) {
+        const table = compileQuery<any>(optimistic.table).table.accessorName;
+        let settled = false;
+        handle.subscribe({ complete: () => (settled = true) });
+        if (!settled) {
+          const mutation: PendingMutation<RowKey, any> = { type: 'pending', id: handle.id, predict: optimistic.predict as PendingMutation<RowKey, any>['predict'] };
+          optimisticTable.set(handle.id, table);
+          const log = logFor(table);
+          log.pending.push(mutation);
+          log.events.next(mutation);
+        }
+      }
+      return handle;
     },
 
     reconnectNow() {
@@ -491,6 +579,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       lifecycleSub.unsubscribe();
       triggers.complete();
       await calls.close();
+      for (const log of optimisticLogs.values()) log.events.complete();
       queries.close();
       for (const s of [statusSubject, phaseSubject, progressSubject, errorsSubject] as Subject<unknown>[]) s.complete();
       identitySubject.complete();

@@ -240,6 +240,23 @@ export class Calls {
     }
   }
 
+  /**
+   * Confirm the in-flight call that sent this very args object: the SDK's
+   * reducer event carries it, and row callbacks see that event before the
+   * SDK resolves the call's promise. Confirming there lets the optimistic
+   * layer drop its prediction in the same emission as the server's rows.
+   */
+  confirmByArgs(args: unknown): void {
+    if (args === null || typeof args !== 'object') return;
+    for (const id of this.#inFlight) {
+      const t = this.#tracked.get(id);
+      if (t && t.call.args === args) {
+        this.#answered(id, undefined);
+        return;
+      }
+    }
+  }
+
   #answered(id: string, err: unknown) {
     if (!this.#inFlight.delete(id)) return; // already settled as lost
     const t = this.#tracked.get(id);

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { asyncScheduler, type SchedulerLike, type Subscription } from 'rxjs';
+import { Observable, Subject, asyncScheduler, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { SubscriptionError } from './errors.ts';
 import type { CompiledQuery } from './query.ts';
 import { TableView } from './tableView.ts';
@@ -73,6 +73,10 @@ export interface LiveQueriesOptions {
   onError?: (error: SubscriptionError) => void;
   onProgress?: (progress: SyncProgress) => void;
   log?: (message: () => string) => void;
+  /** Called with the SDK event of every new transaction (reducer events carry the call's args object). */
+  onTransaction?: (event: any) => void;
+  /** Called at the start of every flush, inside it (see {@link LiveQueries.flushing}). */
+  beforeFlush?: () => void;
 }
 
 interface Attachment {
@@ -205,6 +209,10 @@ export class LiveQueries {
       if (id !== undefined && id !== this.#lastEventId) {
         this.flush();
         this.#lastEventId = id;
+        if (this.options.onTransaction) {
+          this.options.onTransaction(ctx.event);
+          this.requestFlush();
+        }
       }
     };
     const cbs = {
@@ -274,6 +282,11 @@ export class LiveQueries {
 
   #markDirty(view: TableView<any>) {
     this.#dirty.add(view);
+    this.requestFlush();
+  }
+
+  /** Flush at the end of the current task (microtask). */
+  requestFlush(): void {
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => {
@@ -283,12 +296,61 @@ export class LiveQueries {
     }
   }
 
+  readonly #flushed = new Subject<void>();
+  #flushDepth = 0;
+
+  /** True while a flush runs: emissions made now belong to one transaction. */
+  get flushing(): boolean {
+    return this.#flushDepth > 0;
+  }
+
   /** Emit every view's pending transaction. */
   flush(): void {
-    if (this.#dirty.size === 0) return;
-    const views = [...this.#dirty];
-    this.#dirty.clear();
-    for (const v of views) v.flush();
+    if (this.#dirty.size === 0 && !this.options.beforeFlush) return;
+    this.#flushDepth++;
+    try {
+      this.options.beforeFlush?.();
+      const views = [...this.#dirty];
+      this.#dirty.clear();
+      for (const v of views) v.flush();
+    } finally {
+      this.#flushDepth--;
+    }
+    if (this.#flushDepth === 0) this.#flushed.next();
+  }
+
+  /**
+   * Hold the values a stream emits during a flush and pass on only the last
+   * one when the flush ends, so a transaction that both confirms a call and
+   * changes rows yields one emission.
+   */
+  coalesceFlush<T>(): MonoTypeOperatorFunction<T> {
+    return (source) =>
+      new Observable<T>((subscriber) => {
+        let held: { value: T } | undefined;
+        const release = () => {
+          if (!held) return;
+          const { value } = held;
+          held = undefined;
+          subscriber.next(value);
+        };
+        const gate = this.#flushed.subscribe(release);
+        const sub = source.subscribe({
+          next: (value) => {
+            if (this.flushing) held = { value };
+            else subscriber.next(value);
+          },
+          error: (e) => subscriber.error(e),
+          complete: () => {
+            release();
+            subscriber.complete();
+          },
+        });
+        return () => {
+          gate.unsubscribe();
+          sub.unsubscribe();
+        };
+      });
   }
 
   /** End everything: unsubscribe nothing on the server (the connection is going away), complete every view. */
@@ -304,5 +366,6 @@ export class LiveQueries {
     this.#entries.clear();
     this.#byTable.clear();
     this.#dirty.clear();
+    this.#flushed.complete();
   }
 }
