@@ -48,6 +48,11 @@ export class FailoverStore implements Store {
     this.errorSubject.next(error);
   }
 
+  /** Put an error that was already passed to `onError` on `errors$` only. */
+  replay(error: StorageError): void {
+    this.errorSubject.next(error);
+  }
+
   /** Switch to memory (once), seeding it with what the durable store still yields. */
   degrade(): Promise<void> {
     if (this.current.kind === 'memory') return Promise.resolve();

@@ -35,7 +35,7 @@ export { StdbRxDB, databaseName, type OutboxRecord, type OutboxStatus, type RowR
 export { MemoryStore, type Store, type StorageMode } from './store.ts';
 export { DexieStore } from './dexieStore.ts';
 export { FailoverStore } from './failover.ts';
-export { ModuleCodecs, describeSchema, diffSchemas, type SchemaRecord, type StorageModule } from './schema.ts';
+export { ModuleCodecs, describeSchema, diffSchemas, moduleFromBindings, type SchemaRecord, type StorageModule } from './schema.ts';
 export { checkValue, encodeArgs, productCodec, type ProductCodec } from './codec.ts';
 export { systemClock, systemTimers, type Clock, type Timers } from './clock.ts';
 export * from './errors.ts';

@@ -82,7 +82,8 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-type OpenResult = { db: StdbRxDB } | { error: StorageError };
+/** `reported`: the error already went out through `report`. */
+type OpenResult = { db: StdbRxDB } | { error: StorageError; reported?: boolean };
 
 async function openDexie(options: StorageOptions, timers: Timers, report: (e: StorageError) => void): Promise<OpenResult> {
   const indexedDB = options.indexedDB ?? (globalThis as { indexedDB?: DexieFactory['indexedDB'] }).indexedDB;
@@ -97,9 +98,12 @@ async function openDexie(options: StorageOptions, timers: Timers, report: (e: St
   }
   let cancel: (() => void) | undefined;
   const blocked = new Promise<OpenResult>(resolve => {
-    db.on('blocked', () => {
-      report(new StorageUpgradeBlockedError('open'));
-      cancel ??= timers.setTimeout(() => resolve({ error: new StorageUpgradeBlockedError('open') }), options.openTimeoutMs ?? 10_000);
+    db.on('blocked', event => {
+      if (cancel) return;
+      // Tell the app now (it may ask the user to close other tabs); give up after the timeout.
+      const error = new StorageUpgradeBlockedError('open', event);
+      report(error);
+      cancel = timers.setTimeout(() => resolve({ error, reported: true }), options.openTimeoutMs ?? 10_000);
     });
   });
   const opened = db.open().then(
@@ -121,26 +125,32 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   const timers = options.timers ?? systemTimers;
   const codecs = new ModuleCodecs(options.module);
 
-  let failover: FailoverStore | undefined;
+  // Failures during the open reach onError at once and errors$ (replayed) once it exists.
   const early: StorageError[] = [];
-  const report = (e: StorageError) => (failover ? failover.report(e) : early.push(e));
+  const reportEarly = (e: StorageError) => {
+    early.push(e);
+    options.onError?.(e);
+  };
 
   let db: StdbRxDB | undefined;
   if (!options.memory) {
-    const result = await openDexie(options, timers, report);
+    const result = await openDexie(options, timers, reportEarly);
     if ('db' in result) db = result.db;
-    else early.push(result.error);
+    else if (result.reported) early.push(result.error);
+    else reportEarly(result.error);
   }
-  failover = new FailoverStore(db ? new DexieStore(db) : null, options.onError);
-  for (const e of early) failover.report(e);
-  const store = failover;
+  const store = new FailoverStore(db ? new DexieStore(db) : null, options.onError);
+  for (const e of new Set(early)) store.replay(e);
 
   if (db) {
-    // Another tab upgrades or deletes the database: Dexie closes this
-    // connection (its default), and this tab carries on in memory.
+    // Another tab upgrades or deletes the database. Keep the connection open
+    // long enough to copy the outbox into memory (returning false stops
+    // Dexie's default immediate close); degrade() closes it afterwards, which
+    // lets the other tab proceed.
     db.on('versionchange', () => {
       store.report(new StorageClosedError('versionchange', new Error('another tab is upgrading or deleting the database')));
       void store.degrade();
+      return false;
     });
   }
 

@@ -34,6 +34,38 @@ export interface StorageModule {
   typespace?: Typespace;
 }
 
+/**
+ * The storage's module description from what generated bindings export:
+ * `tables` (each entry carries `sourceName`, `rowType` and `columns`) and
+ * `reducers` (the accessor map, or a list of reducer definitions).
+ *
+ * ```ts
+ * import { tables, reducers } from './module_bindings';
+ * const module = moduleFromBindings({ tables, reducers });
+ * ```
+ */
+export function moduleFromBindings(bindings: {
+  tables: Record<string, StorageTableDef> | object;
+  reducers: Record<string, StorageReducerDef> | readonly StorageReducerDef[] | object;
+}): StorageModule {
+  const tables: Record<string, StorageTableDef> = {};
+  for (const [accessor, table] of Object.entries(bindings.tables as Record<string, StorageTableDef>)) {
+    if (!table || typeof table.sourceName !== 'string' || !table.rowType) {
+      throw new TypeError(`bindings table ${accessor} has no sourceName/rowType: is this the bindings' tables export?`);
+    }
+    tables[accessor] = { sourceName: table.sourceName, rowType: table.rowType, columns: table.columns };
+  }
+  const list = Array.isArray(bindings.reducers)
+    ? (bindings.reducers as StorageReducerDef[])
+    : Object.values(bindings.reducers as Record<string, StorageReducerDef>);
+  for (const r of list) {
+    if (!r || typeof r.name !== 'string' || !r.paramsType) {
+      throw new TypeError('a bindings reducer has no name/paramsType: is this the bindings\' reducers export?');
+    }
+  }
+  return { tables, reducers: list.map(r => ({ name: r.name, paramsType: r.paramsType })) };
+}
+
 /** The stored description of one app version's bindings. */
 export interface SchemaRecord {
   /** Hash over every table's row type and every reducer's parameters. */

@@ -3,13 +3,13 @@
  * injected time, and the arena demo's bindings as the module.
  */
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
-import { DbConnection } from '../../demo/arena/bindings/index.ts';
+import { reducers, tables } from '../../demo/arena/bindings/index.ts';
 import type { Clock, Timers } from '../../storage/clock.ts';
 import { openStorage, type Storage, type StorageOptions } from '../../storage/openStorage.ts';
-import type { StorageModule } from '../../storage/schema.ts';
+import { moduleFromBindings, type StorageModule } from '../../storage/schema.ts';
 
-/** The arena bindings' REMOTE_MODULE. */
-export const arena: StorageModule = DbConnection.builder().remoteModule as unknown as StorageModule;
+/** The arena bindings, as the storage sees them. */
+export const arena: StorageModule = moduleFromBindings({ tables, reducers });
 
 /** A clock and timers that move only when the test says so. */
 export class FakeTime implements Clock, Timers {
