@@ -69,11 +69,15 @@ function transact(w: World, txs: [TestTable, { deletes: number[]; upserts: Recor
   for (const [t, tx] of txs) {
     const rows = w.state.get(t)!;
     const before = new Map([...rows.values()].map((r) => [r.key, r]));
+    const beforeById = new Map(rows);
     for (const id of tx.deletes) rows.delete(id);
     for (const v of tx.upserts) {
       const row = t.row(v);
-      // Rewriting identical bytes keeps the stored object, as a datastore would.
-      if (rows.get(v.id)?.key !== row.key) rows.set(v.id, row);
+      // Rewriting identical bytes keeps the stored object, as a datastore
+      // reports it (no net change), even after a delete in the same transaction.
+      const previous = beforeById.get(v.id as number);
+      if (previous?.key === row.key) rows.set(v.id as number, previous);
+      else if (rows.get(v.id as number)?.key !== row.key) rows.set(v.id as number, row);
     }
     const after = new Map([...rows.values()].map((r) => [r.key, r]));
     changes.set(t.name, {
