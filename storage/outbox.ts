@@ -357,12 +357,18 @@ export class Outbox {
   /**
    * After a reconnect: entries sent but never answered go back to `queued`
    * (of every identity — an entry sent under a previous identity then waits
-   * in quarantine). Call it after {@link resolveByReceipts}.
+   * in quarantine). Call it after {@link resolveByReceipts}. With `ids`,
+   * only those.
    */
-  async requeueSent(): Promise<OutboxEntry[]> {
+  async requeueSent(ids?: readonly string[]): Promise<OutboxEntry[]> {
     const now = this.clock.now();
-    const { updated } = await this.store.outboxModify({ status: 'sent' }, e => ({ ...e, status: 'queued', updatedAt: now }));
+    const { updated } = await this.store.outboxModify({ ids, status: 'sent' }, e => ({ ...e, status: 'queued', updatedAt: now }));
     return updated;
+  }
+
+  /** Whether the reducer takes the mutation-id parameter (and so can record receipts). */
+  takesMutationId(reducer: string): boolean {
+    return this.codecs.reducer(reducer)?.type.elements.some(e => e.name === this.mutationIdParam) ?? false;
   }
 
   /**

@@ -24,6 +24,8 @@ export interface StorageTableDef {
 export interface StorageReducerDef {
   /** Canonical (wire) name, e.g. `move_node`. */
   name: string;
+  /** The bindings' accessor name, e.g. `moveNode`. */
+  accessorName?: string;
   paramsType: ProductTypeT;
 }
 
@@ -63,7 +65,7 @@ export function moduleFromBindings(bindings: {
       throw new TypeError('a bindings reducer has no name/paramsType: is this the bindings\' reducers export?');
     }
   }
-  return { tables, reducers: list.map(r => ({ name: r.name, paramsType: r.paramsType })) };
+  return { tables, reducers: list.map(r => ({ name: r.name, accessorName: r.accessorName, paramsType: r.paramsType })) };
 }
 
 /** The stored description of one app version's bindings. */
