@@ -1,5 +1,5 @@
 /**
- * `npm run devserver -- [--port 3000] [--host 127.0.0.1] [--module demo/arena/module.ts] [--db name] [--log-level info]`
+ * `npm run devserver -- [--port 3000] [--host 127.0.0.1] [--module demo/arena/module.ts] [--db name] [--data dir] [--admin] [--log-level info]`
  */
 import { parseArgs } from 'node:util';
 import { startDevServer } from './server.ts';
@@ -14,13 +14,15 @@ async function main() {
       host: { type: 'string', default: '127.0.0.1' },
       module: { type: 'string', default: 'demo/arena/module.ts' },
       db: { type: 'string' },
+      data: { type: 'string' },
+      admin: { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: npm run devserver -- [--port N] [--host ADDR] [--module FILE] [--db NAME] [--log-level error|warn|info|debug|trace]\n');
+    process.stdout.write('usage: npm run devserver -- [--port N] [--host ADDR] [--module FILE] [--db NAME] [--data DIR] [--admin] [--log-level error|warn|info|debug|trace]\n');
     return;
   }
   const port = Number(values.port);
@@ -32,6 +34,8 @@ async function main() {
     port,
     host: values.host,
     database: values.db,
+    dataDir: values.data,
+    admin: values.admin,
     logger: {
       log(level, message) {
         if (LEVELS.indexOf(level) <= threshold) process.stderr.write(`[${level}] ${message}\n`);
@@ -39,6 +43,7 @@ async function main() {
     },
   });
   process.stdout.write(`stdb-rx devserver listening on ${server.url} (database ${server.database})\n`);
+  if (values.admin) process.stdout.write(`fault endpoints under ${server.url}/_dev/ (loopback only)\n`);
   const shutdown = () => {
     server.stop().then(() => process.exit(0));
   };
