@@ -5,6 +5,7 @@
 import { from, type Observable } from 'rxjs';
 import { liveQuery } from 'dexie';
 import type { OutboxRecord, StdbRxDB } from './db.ts';
+import { DuplicateMutationIdError } from './errors.ts';
 import { matches, supersededBy, type OutboxModify, type OutboxQuery, type Store, type TableWrite } from './store.ts';
 
 export class DexieStore implements Store {
@@ -27,6 +28,7 @@ export class DexieStore implements Store {
   outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
     const { db } = this;
     return db.transaction('rw', db.outbox, db.meta, async () => {
+      if ((await db.outbox.get(entry.id)) !== undefined) throw new DuplicateMutationIdError(entry.reducer, entry.id);
       let superseded: OutboxRecord[] = [];
       if (entry.supersedeKey !== '') {
         const sameKey = await db.outbox.where('supersedeKey').equals(entry.supersedeKey).toArray();

@@ -99,7 +99,9 @@ export type OutboxErrorCode =
   /** The reducer's policy is `online-only` and the client is offline. */
   | 'offline'
   /** A migrator could not carry a queued entry to the new schema (the entry is quarantined, not dropped). */
-  | 'migration';
+  | 'migration'
+  /** The mutation id is already in the outbox. */
+  | 'duplicate-id';
 
 /** Base of the refused-call family. */
 export class OutboxError extends Error {
@@ -144,6 +146,14 @@ export class OfflineRefusedError extends OutboxError {
   override readonly name = 'OfflineRefusedError';
   constructor(reducer: string) {
     super('offline', reducer, `${reducer} is online-only and the client is offline: the call was refused, not queued`);
+  }
+}
+
+/** A call reusing a mutation id that is already in the outbox. */
+export class DuplicateMutationIdError extends OutboxError {
+  override readonly name = 'DuplicateMutationIdError';
+  constructor(reducer: string, readonly mutationId: string) {
+    super('duplicate-id', reducer, `${reducer}: mutation id ${JSON.stringify(mutationId)} is already in the outbox`);
   }
 }
 

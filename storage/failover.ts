@@ -10,7 +10,7 @@
  * start, which memory cannot serve anyway.
  */
 import { BehaviorSubject, ReplaySubject, catchError, defer, EMPTY, switchMap, type Observable } from 'rxjs';
-import { toStorageError, type StorageError } from './errors.ts';
+import { OutboxError, toStorageError, type StorageError } from './errors.ts';
 import type { OutboxRecord } from './db.ts';
 import { MemoryStore, type OutboxModify, type OutboxQuery, type Store, type StorageMode, type TableWrite } from './store.ts';
 
@@ -85,7 +85,8 @@ export class FailoverStore implements Store {
     try {
       return await f(store);
     } catch (error) {
-      if (store.kind === 'memory') throw error;
+      // Memory failures are bugs, and a refused call is the caller's: neither is a storage failure.
+      if (store.kind === 'memory' || error instanceof OutboxError) throw error;
       this.report(toStorageError(operation, error));
       await this.degrade();
       return f(this.current);

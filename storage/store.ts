@@ -8,6 +8,7 @@
  * why the memory fallback has exactly the same API.
  */
 import { BehaviorSubject, type Observable } from 'rxjs';
+import { DuplicateMutationIdError } from './errors.ts';
 import type { LeaseRecord, OutboxRecord, OutboxStatus, RowRecord, TableRecord } from './db.ts';
 
 /** Which entries an outbox operation touches; all given fields must match. */
@@ -116,7 +117,7 @@ export class MemoryStore implements Store {
   }
 
   async outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
-    if (this.entries.has(entry.id)) throw new Error(`duplicate mutation id ${entry.id}`);
+    if (this.entries.has(entry.id)) throw new DuplicateMutationIdError(entry.reducer, entry.id);
     const superseded = [...this.entries.values()].filter(e => supersededBy(e, entry));
     for (const e of superseded) this.entries.delete(e.id);
     this.seq += 1;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { firstValueFrom, filter } from 'rxjs';
 import { Identity } from 'spacetimedb';
-import { InvalidArgsError, OfflineRefusedError, UnknownReducerError } from '../../storage/errors.ts';
+import { DuplicateMutationIdError, InvalidArgsError, OfflineRefusedError, UnknownReducerError } from '../../storage/errors.ts';
 import type { OutboxEvent, OutboxState } from '../../storage/outbox.ts';
 import { ALICE, BOB, FakeTime, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
@@ -304,5 +304,21 @@ describe('storage/Outbox', () => {
         await tabB.close();
       }
     });
+  });
+});
+
+describe('storage/Outbox regressions', () => {
+  it('a reused mutation id is refused as the caller\'s error and does not knock the storage into memory', async () => {
+    const s = await open({ lease: 'none' });
+    try {
+      await s.outbox.setIdentity(ALICE);
+      await s.outbox.enqueue('send_chat', { text: 'first', mutationId: 'same' });
+      const err = await s.outbox.enqueue('send_chat', { text: 'second', mutationId: 'same' }).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(DuplicateMutationIdError);
+      expect(s.mode).to.equal('durable');
+      expect((await s.outbox.entries()).map(e => s.outbox.decodeArgs(e).text)).to.deep.equal(['first']);
+    } finally {
+      await s.close();
+    }
   });
 });
