@@ -1,5 +1,6 @@
 import { Observable, type OperatorFunction } from 'rxjs';
 import { ReconcileError } from './errors.ts';
+import { DELETED, OverlayMap } from './overlayMap.ts';
 
 /** Identifies one local mutation across its `pending`, `confirmed` and `rejected` events. */
 export type MutationId = string | number;
@@ -201,7 +202,10 @@ export function reconcile<K, R extends object>(
 
       const rebase = (server: ReadonlyMap<K, R>): ReconciledView<K, R> => {
         if (entries.length === 0) return { rows: server, pending: new Map(), mutations: [], events };
-        const rows = new Map(server);
+        // The view is the server map with the predictions' rows laid over it:
+        // no copy of the table, whatever its size.
+        const overrides = new Map<K, R | typeof DELETED>();
+        const rows = new OverlayMap(server, overrides);
         const pending = new Map<K, MutationId[]>();
         for (const entry of [...entries]) {
           const { mutation } = entry;
@@ -239,8 +243,7 @@ export function reconcile<K, R extends object>(
               }
             }
             if (!applied) continue;
-            if (result === undefined) rows.delete(key);
-            else rows.set(key, result);
+            overrides.set(key, result === undefined ? DELETED : result);
             const ids = pending.get(key);
             if (ids) ids.push(mutation.id);
             else pending.set(key, [mutation.id]);

@@ -1,11 +1,25 @@
 import { expect } from 'chai';
 import { TestScheduler } from 'rxjs/testing';
 import { catchError, of } from 'rxjs';
+import { OverlayMap } from '../../operators/overlayMap.ts';
+
+/**
+ * Map views (reconcile's rows laid over the server map) compared as the maps
+ * they present: chai's deep equality would otherwise compare their internals.
+ */
+function materialize(value: unknown): unknown {
+  if (value instanceof OverlayMap) return new Map(value);
+  if (Array.isArray(value)) return value.map(materialize);
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, materialize(v)]));
+  }
+  return value;
+}
 
 /** A fresh TestScheduler comparing with chai's deep equality (one per test). */
 export function newScheduler(): TestScheduler {
   return new TestScheduler((actual, expected) => {
-    expect(actual).to.deep.equal(expected);
+    expect(materialize(actual)).to.deep.equal(expected);
   });
 }
 
