@@ -1,0 +1,300 @@
+/**
+ * The arena demo page: stdb-rx in the browser (real WebSocket, real
+ * IndexedDB). Boot: read `/config.json`, open the storage of that database,
+ * resume the stored session or show the login.
+ */
+import { Subscription, interval } from 'rxjs';
+import { AuthError, ConnectionLostError, HeartbeatTimeoutError, ProtocolError, ReducerRejectedError, SubscriptionError, type ConnectionStatus, type Phase } from '../../src/index.ts';
+import type { OutboxEntry, OutboxState, Storage } from '../../storage/index.ts';
+import { mountBoard } from './board.ts';
+import type { PageConfig } from './config.ts';
+import { byId, fill, h, shortHex } from './dom.ts';
+import { Session, openArenaStorage } from './session.ts';
+import { mountSocial } from './social.ts';
+
+// ---- toasts ----------------------------------------------------------------
+
+interface ToastSpec {
+  /** One toast per failure class: a newer one replaces it. */
+  cls: string;
+  kind: 'error' | 'warn';
+  text: string;
+  action?: { label: string; run: () => unknown };
+  /** Auto-dismiss after this many ms. @default never */
+  ttl?: number;
+}
+
+const toasts = new Map<string, HTMLElement>();
+
+function toast(spec: ToastSpec): void {
+  dismissToast(spec.cls);
+  const el = h(
+    'div',
+    { class: `toast ${spec.kind}`, 'data-class': spec.cls, role: 'alert' },
+    h('span', { class: 'msg' }, spec.text),
+    spec.action
+      ? h('button', {
+          class: 'action',
+          onclick: () => {
+            dismissToast(spec.cls);
+            void spec.action!.run();
+          },
+        }, spec.action.label)
+      : null,
+    h('button', { class: 'close', title: 'dismiss', onclick: () => dismissToast(spec.cls) }, '✕'),
+  );
+  toasts.set(spec.cls, el);
+  byId('toasts').append(el);
+  if (spec.ttl) setTimeout(() => toasts.get(spec.cls) === el && dismissToast(spec.cls), spec.ttl);
+}
+
+function dismissToast(cls: string): void {
+  toasts.get(cls)?.remove();
+  toasts.delete(cls);
+}
+
+const REDUCER_LABEL: Record<string, string> = {
+  moveNode: 'Move',
+  createNode: 'New node',
+  createMatch: 'New match',
+  joinMatch: 'Join',
+  startMatch: 'Start battle',
+  recordBattleEvent: 'Attack',
+  endMatch: 'End match',
+  leaveMatch: 'Leave',
+  sendChat: 'Chat message',
+  setName: 'Rename',
+};
+const label = (reducer: string) => REDUCER_LABEL[reducer] ?? reducer;
+/** `moveNode rejected: node 3 …` → the server's own words. */
+const reason = (e: ReducerRejectedError) => (e.cause instanceof Error ? e.cause.message : e.message);
+
+// ---- the page --------------------------------------------------------------
+
+class Page {
+  session: Session | undefined;
+  #bag = new Subscription();
+  #status: ConnectionStatus | undefined;
+  #outbox: OutboxState = { pending: [], queued: 0, sent: 0, rejected: [], quarantined: [] };
+  #identityHex: string | undefined;
+
+  constructor(
+    readonly config: PageConfig,
+    readonly storage: Storage,
+  ) {
+    storage.outbox.outbox$.subscribe((state) => {
+      this.#outbox = state;
+      this.renderQueue();
+      this.renderConnection();
+    });
+    storage.errors$.subscribe((e) => toast({ cls: 'storage', kind: 'warn', text: `Storage: ${e.message}. Changes are kept in memory only.` }));
+    interval(250).subscribe(() => this.renderConnection());
+    byId('reconnect-now').addEventListener('click', () => this.session?.client.reconnectNow());
+    byId('sign-out').addEventListener('click', () => void this.signOut());
+    byId('play-anon').addEventListener('click', () => this.signIn(undefined));
+    byId('token-sign-in').addEventListener('click', () => {
+      const token = byId<HTMLTextAreaElement>('token-input').value.trim();
+      if (token) this.signIn(token);
+    });
+    if (config.admin) this.mountDevPanel();
+  }
+
+  /** Start a session (anonymous when `token` is undefined). */
+  signIn(token: string | undefined, identityHex?: string): void {
+    this.#identityHex = identityHex;
+    const session = (this.session = new Session({ config: this.config, storage: this.storage, token }));
+    const { client } = session;
+    const bag = (this.#bag = new Subscription());
+    byId('login').hidden = true;
+    byId('game').hidden = false;
+    byId('sign-out').hidden = false;
+
+    bag.add(
+      client.identity$.subscribe((identity) => {
+        this.#identityHex = identity.toHexString();
+        this.renderConnection();
+      }),
+    );
+    bag.add(
+      client.status$.subscribe((s) => {
+        this.#status = s;
+        if (s.state === 'live') dismissToast('connection');
+        this.renderConnection();
+      }),
+    );
+    bag.add(
+      client.metrics$.subscribe((m) => {
+        // The heartbeat probes only a quiet connection; while busy, the last call's round trip says as much.
+        const ms = m.rtt.lastMs ?? m.callLatency.lastMs;
+        byId('rtt').textContent = ms === null ? 'RTT –' : `RTT ${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
+      }),
+    );
+    bag.add(this.mountProgress(client.phase$, client.syncProgress$));
+    bag.add(client.errors$.subscribe((e) => this.onError(e)));
+    bag.add(mountBoard(byId('board'), byId<HTMLButtonElement>('add-node'), session, this.storage, () => this.#identityHex));
+    bag.add(mountSocial(session, () => this.#identityHex));
+  }
+
+  async signOut(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    this.#bag.unsubscribe();
+    this.#status = undefined;
+    this.#identityHex = undefined;
+    await session?.close();
+    await this.storage.signOut();
+    this.showLogin();
+  }
+
+  showLogin(): void {
+    byId('login').hidden = false;
+    byId('game').hidden = true;
+    byId('sign-out').hidden = true;
+    byId('progress').hidden = true;
+    byId('rtt').textContent = 'RTT –';
+    this.renderConnection();
+  }
+
+  onError(e: Error): void {
+    const session = this.session;
+    if (e instanceof AuthError) {
+      toast({ cls: 'auth', kind: 'error', text: `The server refused the token: ${e.message}`, action: { label: 'Sign in again', run: () => this.signOut() } });
+    } else if (e instanceof ReducerRejectedError) {
+      if (e.info.kind === 'superseded') return; // a newer move of the same node replaced it: expected
+      const mutationId = (e.info.args as { mutationId?: string } | undefined)?.mutationId;
+      toast({
+        cls: `rejected:${e.info.reducer}`,
+        kind: 'error',
+        text: `${label(e.info.reducer)} rejected: ${reason(e)}. It was rolled back.`,
+        action: { label: 'Discard', run: () => mutationId && this.storage.outbox.dismiss([mutationId]) },
+        ttl: 15_000,
+      });
+    } else if (e instanceof ConnectionLostError && e.info.reducer) {
+      const { reducer } = e.info;
+      toast({
+        cls: `lost:${reducer}`,
+        kind: 'warn',
+        text: `The connection dropped while “${label(reducer)}” was on its way; it is sent again once back (at most once).`,
+        ttl: 10_000,
+      });
+    } else if (e instanceof ConnectionLostError || e instanceof HeartbeatTimeoutError) {
+      toast({ cls: 'connection', kind: 'warn', text: `Connection lost: ${e.message}`, action: { label: 'Retry now', run: () => session?.client.reconnectNow() } });
+    } else if (e instanceof SubscriptionError || e instanceof ProtocolError) {
+      toast({ cls: 'sync', kind: 'error', text: `Sync problem: ${e.message}`, action: { label: 'Reconnect', run: () => session?.client.reconnectNow() } });
+    } else {
+      toast({ cls: 'other', kind: 'error', text: e.message, ttl: 10_000 });
+    }
+  }
+
+  renderConnection(): void {
+    const conn = byId('conn');
+    const s = this.#status;
+    let state: string;
+    let text: string;
+    if (!this.session) [state, text] = ['signed-out', 'signed out'];
+    else if (!s) [state, text] = ['connecting', 'connecting'];
+    else if (s.state === 'reconnecting') {
+      state = 'reconnecting';
+      const secs = s.nextRetryAt === null ? 0 : Math.max(0, Math.ceil((s.nextRetryAt - Date.now()) / 1000));
+      text = s.nextRetryAt === null || secs === 0 ? 'reconnecting…' : `reconnecting in ${secs} s`;
+    } else [state, text] = [s.state, s.state];
+    conn.dataset.state = state;
+    byId('conn-text').textContent = text;
+    byId('reconnect-now').hidden = !(state === 'reconnecting' || state === 'offline');
+    byId('who').textContent = this.#identityHex ? shortHex(this.#identityHex) : '';
+    byId('who').title = this.#identityHex ?? '';
+    const n = this.#outbox.pending.length;
+    byId('queue-count').textContent = `queue ${n}`;
+    const showBanner = state === 'reconnecting' || state === 'offline' || (state === 'connecting' && n > 0);
+    byId('offline-banner').hidden = !showBanner;
+    byId('banner-text').textContent = `Offline — ${n} change${n === 1 ? '' : 's'} queued`;
+  }
+
+  renderQueue(): void {
+    const describe = (e: OutboxEntry) => {
+      let args = '';
+      try {
+        const a = this.storage.outbox.decodeArgs(e);
+        args = Object.entries(a)
+          .filter(([k]) => k !== 'mutationId')
+          .map(([k, v]) => `${k}=${typeof v === 'number' ? Math.round(v) : String(v)}`)
+          .join(' ');
+      } catch {
+        args = '(arguments of an older version)';
+      }
+      return `${e.reducer} ${args}`;
+    };
+    fill(
+      byId('queue-list'),
+      ...this.#outbox.pending.map((e) => h('li', { 'data-entry': e.id, 'data-status': e.status }, h('span', { class: 'status' }, e.status), describe(e), e.attempts ? ` (${e.attempts} tries)` : '')),
+      ...this.#outbox.rejected.map((e) =>
+        h(
+          'li',
+          { class: 'rejected', 'data-entry': e.id, 'data-status': 'rejected' },
+          h('span', { class: 'status' }, 'rejected'),
+          `${describe(e)} — ${e.error?.message ?? ''} `,
+          h('button', { class: 'small', onclick: () => this.storage.outbox.dismiss([e.id]) }, 'discard'),
+          h('button', { class: 'small', onclick: () => this.storage.outbox.retry([e.id]) }, 'retry'),
+        ),
+      ),
+      this.#outbox.pending.length + this.#outbox.rejected.length === 0 ? h('li', { class: 'muted' }, 'nothing queued') : null,
+    );
+  }
+
+  mountProgress(phase$: Session['client']['phase$'], progress$: Session['client']['syncProgress$']): Subscription {
+    let phase: Phase = 'connect';
+    let last = { applied: 0, total: 0, rows: 0 };
+    const render = () => {
+      const bar = byId('progress');
+      const syncing = phase === 'server-sync' || phase === 'migration-download' || phase === 'migration-upload';
+      bar.hidden = !syncing;
+      bar.dataset.phase = phase;
+      const pct = last.total ? Math.round((100 * last.applied) / last.total) : 0;
+      (bar.querySelector('.fill') as HTMLElement).style.width = `${pct}%`;
+      bar.querySelector('.label')!.textContent =
+        phase === 'server-sync' ? `Syncing ${last.applied}/${last.total} queries · ${last.rows} rows` : phase.startsWith('migration') ? `Migrating local data (${phase.slice(10)})` : '';
+    };
+    const sub = phase$.subscribe((p) => ((phase = p), render()));
+    sub.add(progress$.subscribe((p) => ((last = p), render())));
+    sub.add(() => (byId('progress').hidden = true));
+    return sub;
+  }
+
+  mountDevPanel(): void {
+    const panel = byId('dev-panel');
+    panel.hidden = false;
+    const result = byId('dev-result');
+    for (const button of panel.querySelectorAll<HTMLButtonElement>('button[data-dev]')) {
+      button.addEventListener('click', async () => {
+        const op = button.dataset.dev!;
+        result.textContent = `${button.textContent}…`;
+        try {
+          const answer = await fetch(`/_dev/${op}`, { method: 'POST' });
+          result.textContent = `${button.textContent}: ${answer.ok ? 'done' : `${answer.status} ${await answer.text()}`}`;
+        } catch (e) {
+          result.textContent = `${button.textContent}: ${(e as Error).message}`;
+        }
+      });
+    }
+  }
+}
+
+async function boot(): Promise<void> {
+  const config = (await (await fetch('/config.json')).json()) as PageConfig;
+  const storage = await openArenaStorage(config);
+  const page = new Page(config, storage);
+  (globalThis as { arena?: Page }).arena = page; // for the console
+  const saved = await storage.tokens.session();
+  if (saved) {
+    // Known identity: the outbox may send what an earlier load queued, even before the first login.
+    if (saved.identity) await storage.outbox.setIdentity(saved.identity);
+    page.signIn(saved.token, saved.identity ?? undefined);
+  } else {
+    page.showLogin();
+  }
+}
+
+boot().catch((e) => {
+  fill(byId('toasts'), h('div', { class: 'toast error' }, `The page failed to start: ${(e as Error).message}`));
+  throw e;
+});

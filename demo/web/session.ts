@@ -1,0 +1,83 @@
+/**
+ * One signed-in session of the page: a sync client for the arena database
+ * with the storage's durable outbox behind it, plus the bookkeeping the page
+ * adds on top (its mutation ids, the token kept in IndexedDB).
+ */
+import type { Identity } from 'spacetimedb';
+import { createSyncClient, type CallHandle, type CallOptions, type SyncClient } from '../../src/index.ts';
+import { moduleFromBindings, openStorage, type Storage } from '../../storage/index.ts';
+import { DbConnection, reducers, tables } from '../arena/bindings/index.ts';
+import type { PageConfig } from './config.ts';
+
+export type ArenaClient = SyncClient<DbConnection>;
+type Reducer = Parameters<ArenaClient['call']>[0];
+
+/** The storage of this (server, database): outbox, token, snapshots. Opened once per page load. */
+export function openArenaStorage(config: PageConfig): Promise<Storage> {
+  return openStorage({
+    server: config.uri,
+    database: config.database,
+    module: moduleFromBindings({ tables, reducers }),
+  });
+}
+
+export interface SessionOptions {
+  config: PageConfig;
+  storage: Storage;
+  /** A pasted or stored token; absent: the server mints an anonymous identity (then kept). */
+  token?: string;
+}
+
+export class Session {
+  readonly client: ArenaClient;
+  /** Mutation ids this page load issued (the rest of the outbox came from an earlier load). */
+  readonly issued = new Set<string>();
+  #identity: Identity | undefined;
+
+  constructor(private readonly options: SessionOptions) {
+    const { config, storage } = options;
+    storage.lease?.start();
+    this.client = createSyncClient<DbConnection>({
+      builder: DbConnection.builder,
+      uri: config.uri,
+      database: config.database,
+      token: options.token,
+      onToken: (token, identity) => {
+        this.#identity = identity;
+        void storage.tokens.set(token, identity);
+      },
+      outbox: storage.callOutbox(),
+      heartbeat: config.heartbeat,
+      retry: config.retry,
+      connectTimeout: config.connectTimeout,
+      // Only the owner moves a node: a pending move stays on top of newer server rows until answered.
+      reconcile: { conflict: 'client-wins' },
+      sdkLogLevel: 'warn',
+    });
+    // The outbox sends only the current identity's entries.
+    this.client.identity$.subscribe((identity) => void storage.outbox.setIdentity(identity));
+  }
+
+  get identity(): Identity | undefined {
+    return this.#identity;
+  }
+
+  /** Call a mutating reducer with a fresh mutation id (exactly-once on the server). */
+  mutate(reducer: Reducer, args: Record<string, unknown>, options?: CallOptions, mutationId: string = crypto.randomUUID()): { handle: CallHandle; mutationId: string } {
+    this.issued.add(mutationId);
+    const handle = this.client.call(reducer, { ...args, mutationId } as Parameters<ArenaClient['call']>[1], options);
+    return { handle, mutationId };
+  }
+
+  /** Call again with the same arguments (same mutation id: applied at most once). */
+  again(reducer: Reducer, args: unknown, options?: CallOptions): CallHandle {
+    return this.client.call(reducer, args as Parameters<ArenaClient['call']>[1], options);
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}
+
+export { tables };
+export type { DbConnection };
