@@ -8,7 +8,7 @@
  * own `console`), so several dev servers can run in one process.
  */
 import { build, type Plugin } from 'esbuild';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -72,8 +72,11 @@ const REGISTRY = Symbol.for('stdb-rx.devserver.hosts');
 type Registry = Map<string, { sys: SysFunctions; moduleHooks: symbol }>;
 const registry: Registry = ((globalThis as any)[REGISTRY] ??= new Map());
 
-/** The one symbol shared by every module copy and the host. */
-export const moduleHooksSymbol: unique symbol = Symbol('spacetime:sys moduleHooks') as any;
+/**
+ * The one symbol shared by every module copy and the host (registered, so
+ * that a second copy of this file — a loader may instantiate one — agrees).
+ */
+export const moduleHooksSymbol: unique symbol = Symbol.for('stdb-rx.devserver.moduleHooks') as any;
 
 function sysSource(names: readonly string[], withHooks: boolean): string {
   const lines = [
@@ -151,8 +154,9 @@ export async function bundleModule(modulePath: string): Promise<string> {
 installPolyfills();
 
 const hostConsole = globalThis.console;
-let nextHostId = 1;
-let loading: Promise<unknown> = Promise.resolve();
+// One queue of loads per process, shared by every copy of this file.
+const LOADING = Symbol.for('stdb-rx.devserver.loading');
+const queue = ((globalThis as any)[LOADING] ??= { tail: Promise.resolve() as Promise<unknown> });
 
 /**
  * Load a fresh copy of a module, bound to `sys`. Loads run one at a time:
@@ -160,14 +164,15 @@ let loading: Promise<unknown> = Promise.resolve();
  * the host takes back and installs only during calls into the module.
  */
 export function loadModule(modulePath: string, sys: SysFunctions): Promise<LoadedModule> {
-  const job = loading.then(() => loadNow(modulePath, sys));
-  loading = job.catch(() => undefined);
+  const job = queue.tail.then(() => loadNow(modulePath, sys));
+  queue.tail = job.catch(() => undefined);
   return job;
 }
 
 async function loadNow(modulePath: string, sys: SysFunctions): Promise<LoadedModule> {
   const file = await bundleModule(modulePath);
-  const id = String(nextHostId++);
+  // Unique per load, also across copies of this file: the ESM loader caches by URL.
+  const id = randomUUID();
   registry.set(id, { sys, moduleHooks: moduleHooksSymbol });
   let ns: any;
   try {

@@ -79,6 +79,15 @@ export class ModuleInstance {
     const loaded = await loadModule(path, sys);
     const description = describeModule(loaded.run(() => loaded.hooks.__describe_module__()));
     self = new ModuleInstance(path, description, loaded, new Datastore(description), options);
+    const unsupported = [
+      ...description.procedures.map((p) => `procedure ${p}`),
+      ...description.views.map((v) => `view ${v}`),
+      ...description.httpHandlers.map((h) => `HTTP handler ${h}`),
+      ...description.schedules.map((s) => `schedule ${s.table} → ${s.reducer}`),
+    ];
+    if (unsupported.length > 0) {
+      self.#logger.log('warn', `the dev server does not run these parts of the module: ${unsupported.join(', ')}`);
+    }
     return self;
   }
 

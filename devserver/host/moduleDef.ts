@@ -76,6 +76,8 @@ export interface ModuleDescription {
   readonly procedures: readonly string[];
   readonly views: readonly string[];
   readonly httpHandlers: readonly string[];
+  /** Scheduled tables (`table → reducer`): declared, but not run by the dev server. */
+  readonly schedules: readonly { readonly table: string; readonly reducer: string }[];
   readonly typespace: { readonly types: readonly AlgebraicType[] };
   readonly casePolicy: 'None' | 'SnakeCase';
 }
@@ -253,6 +255,7 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
     procedures: sectionsOf(sections, 'Procedures').map((p) => p.sourceName),
     views: sectionsOf(sections, 'Views').map((v) => v.sourceName),
     httpHandlers: sectionsOf(sections, 'HttpHandlers').map((h) => h.sourceName),
+    schedules: sectionsOf(sections, 'Schedules').map((s) => ({ table: s.tableName, reducer: s.functionName })),
     typespace: { types },
     casePolicy,
   };

@@ -80,3 +80,24 @@ describe('dev server module host', () => {
     expect(err).to.be.instanceOf(ModuleLoadError);
   });
 });
+
+describe('dev server module host: unsupported module parts', () => {
+  it('loads a module with a procedure, warns that it is not run, and answers calls with an error', async () => {
+    const { startBasicServer } = await import('../helpers/sdk.ts');
+    const { RawClient } = await import('../helpers/rawClient.ts');
+    const lines: string[] = [];
+    const server = await startBasicServer({ logger: { log: (_l, m) => lines.push(m) } });
+    try {
+      expect(lines.join('\n')).to.match(/does not run these parts of the module: procedure echo/);
+      const raw = await RawClient.open(server);
+      await raw.next('InitialConnection');
+      raw.send({ tag: 'CallProcedure', value: { requestId: 3, flags: 0, procedure: 'echo', args: new Uint8Array([0, 0, 0, 0]) } });
+      const res = await raw.next('ProcedureResult', (m) => m.value.requestId === 3);
+      expect(res.value.status.tag).to.equal('InternalError');
+      expect((res.value.status as { value: string }).value).to.match(/not supported by the stdb-rx dev server/);
+      raw.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
