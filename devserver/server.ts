@@ -337,7 +337,7 @@ export class DevServer {
 
   #onRequest(req: IncomingMessage, res: ServerResponse) {
     if (this.#holdIfBlackholed(req.socket)) return;
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
     const send = (status: number, body?: unknown) => {
       if (res.headersSent) return;
       const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
@@ -362,6 +362,7 @@ export class DevServer {
     req.on('error', () => {});
     req.on('end', () => {
       if (refused) return;
+      if (!url) return send(400, 'malformed request target');
       try {
         this.#route(req, url, send);
       } catch (e) {
@@ -391,7 +392,7 @@ export class DevServer {
     }
     const m = /^\/v1\/database\/([^/]+)\/subscribe$/.exec(path);
     if (m) {
-      if (decodeURIComponent(m[1]) !== this.database) return send(404, `no such database: ${m[1]}`);
+      if (decodePathSegment(m[1]) !== this.database) return send(404, `no such database: ${m[1]}`);
       return send(400, 'expected a WebSocket upgrade');
     }
     return send(404, 'not found');
@@ -452,10 +453,11 @@ export class DevServer {
     const reject = (status: number, message: string) => {
       socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(message)}\r\nconnection: close\r\n\r\n${message}`);
     };
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url);
+    if (!url) return reject(400, 'malformed request target');
     const m = /^\/v1\/database\/([^/]+)\/subscribe$/.exec(url.pathname);
     if (!m) return reject(404, 'not found');
-    if (decodeURIComponent(m[1]) !== this.database) return reject(404, `no such database: ${m[1]}`);
+    if (decodePathSegment(m[1]) !== this.database) return reject(404, `no such database: ${m[1]}`);
     const offered = String(req.headers['sec-websocket-protocol'] ?? '')
       .split(',')
       .map((s) => s.trim())
@@ -857,6 +859,28 @@ function short(identity: Identity): string {
 /** Start a dev server; resolves once it listens. */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   return DevServer.start(options);
+}
+
+/**
+ * The URL of a request, or undefined when its target does not parse (`//`,
+ * `//host:99999/`, a broken absolute form): Node's HTTP parser lets those
+ * through, and `new URL` throws on them.
+ */
+function requestUrl(target: string | undefined): URL | undefined {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A percent-decoded path segment, or undefined when its escapes are malformed (`%E0%A4%A`). */
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
 }
 
 function bearer(req: IncomingMessage): string | undefined {
