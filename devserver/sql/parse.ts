@@ -216,8 +216,24 @@ export function parseSql(sql: string): SelectStmt {
   return new Parser(tokenize(sql)).statement();
 }
 
+/** How deep parentheses in a WHERE clause may nest. */
+const MAX_NESTING = 64;
+
+/**
+ * `terms[from..to)` joined by one operator as a balanced tree, so that a long
+ * `a OR b OR …` chain is log(n) deep rather than n (the compiler and the
+ * evaluator recurse over the tree). Two and three terms keep the left-deep
+ * shape `(a op b) op c`; AND and OR are associative, so the meaning is the same.
+ */
+function balanced(kind: 'and' | 'or', terms: Predicate[], from: number, to: number): Predicate {
+  if (to - from === 1) return terms[from];
+  const mid = from + Math.ceil((to - from) / 2);
+  return { kind, left: balanced(kind, terms, from, mid), right: balanced(kind, terms, mid, to) };
+}
+
 class Parser {
   private i = 0;
+  private nesting = 0;
   constructor(private readonly tokens: Token[]) {}
 
   private get tok(): Token {
@@ -373,15 +389,21 @@ class Parser {
   // ------------------------------------------------------------ predicates
 
   private predicate(): Predicate {
-    let left = this.conjunction();
-    while (this.acceptWord('OR')) left = { kind: 'or', left, right: this.conjunction() };
-    return left;
+    // Parentheses recurse: bound them, like the real server's SQL parser.
+    if (++this.nesting > MAX_NESTING) throw this.unsupported(`conditions nested more than ${MAX_NESTING} deep`);
+    try {
+      const terms = [this.conjunction()];
+      while (this.acceptWord('OR')) terms.push(this.conjunction());
+      return balanced('or', terms, 0, terms.length);
+    } finally {
+      this.nesting--;
+    }
   }
 
   private conjunction(): Predicate {
-    let left = this.atom();
-    while (this.acceptWord('AND')) left = { kind: 'and', left, right: this.atom() };
-    return left;
+    const terms = [this.atom()];
+    while (this.acceptWord('AND')) terms.push(this.atom());
+    return balanced('and', terms, 0, terms.length);
   }
 
   private atom(): Predicate {
