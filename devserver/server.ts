@@ -224,7 +224,15 @@ export class DevServer {
       autoPong: false,
       handleProtocols: (protocols) => negotiateProtocol(protocols) ?? false,
     });
-    http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
+    http.on('upgrade', (req, socket, head) => {
+      try {
+        this.#onUpgrade(req, socket, head);
+      } catch (e) {
+        // A bug here must not crash the process for every other client.
+        this.#logLine('error', `upgrade ${requestUrl(req.url)?.pathname ?? '(bad target)'}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        socket.destroy();
+      }
+    });
     this.#http = http;
     this.#wss = wss;
     const interval = this.#options.pingIntervalMs ?? 15_000;
@@ -582,12 +590,28 @@ export class DevServer {
     } catch (e) {
       // Messages before a bad one in a v3 frame still run, as on the real server.
       const decoded = e instanceof ProtocolDecodeError ? ((e.decoded as ClientMessage[] | undefined) ?? []) : [];
-      for (const m of decoded) this.#handle(conn, m);
+      for (const m of decoded) if (!this.#handleSafely(conn, m)) return;
       return this.#closeWithError(conn, e instanceof Error ? e.message : String(e));
     }
     for (const m of messages) {
       if (conn.closed) return;
-      this.#handle(conn, m);
+      if (!this.#handleSafely(conn, m)) return;
+    }
+  }
+
+  /**
+   * Handle one message; a bug in its handling closes this client's socket
+   * (1011) and is logged as an error, instead of escaping into the socket's
+   * event handler, where it would crash the process. False when it failed.
+   */
+  #handleSafely(conn: Connection, msg: ClientMessage): boolean {
+    try {
+      this.#handle(conn, msg);
+      return true;
+    } catch (e) {
+      this.#logLine('error', `internal error handling ${msg.tag} from ${short(conn.identity)}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      conn.ws.close(CLOSE_INTERNAL_ERROR, `internal error handling ${msg.tag}`);
+      return false;
     }
   }
 
