@@ -218,8 +218,12 @@ export class DevServer {
     const http = createServer((req, res) => this.#onRequest(req, res));
     const wss = new WebSocketServer({
       noServer: true,
-      // A little over the cap, so that an oversized message reaches us and is refused with 1011.
-      maxPayload: this.#maxMessageBytes * 2,
+      // ws stops reading a message as soon as its header says it is over the
+      // cap; #onConnection makes that close 1011 with a reason, like ours.
+      // (ws coerces maxPayload to an int32: keep it positive.)
+      maxPayload: Math.min(this.#maxMessageBytes, 2 ** 31 - 1),
+      // Text frames are refused (1011) whatever they hold; don't let invalid UTF-8 get 1007 first.
+      skipUTF8Validation: true,
       perMessageDeflate: false,
       autoPong: false,
       handleProtocols: (protocols) => negotiateProtocol(protocols) ?? false,
@@ -513,6 +517,15 @@ export class DevServer {
       return;
     }
     this.#connections.add(conn);
+    // ws refuses a message over maxPayload itself, with 1009 and no reason,
+    // without telling us first; its receiver's error comes just before: close
+    // with 1011 and a reason, as for every other refused message.
+    const receiver = (ws as unknown as { _receiver?: { prependListener(event: 'error', f: (e: { code?: string }) => void): void } })._receiver;
+    receiver?.prependListener('error', (e) => {
+      if (e.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || conn.closed) return;
+      this.#stats.limitCloses++;
+      this.#closeWithError(conn, `message exceeds the ${this.#maxMessageBytes}-byte limit`);
+    });
     this.#logLine('debug', `client connected: ${short(conn.identity)} (${protocol}, ${compression})`);
     ws.on('message', (data: Buffer, isBinary) => this.#onMessage(conn, data, isBinary));
     ws.on('ping', (data) => {
