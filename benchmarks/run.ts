@@ -1,0 +1,77 @@
+/**
+ * `npm run bench [-- --quick] [-- --only stream,latency]`
+ *
+ * Runs the scenarios one after another (each starts and stops its own dev
+ * server on 127.0.0.1), writes benchmarks/results/latest.json and
+ * regenerates benchmarks/RESULTS.md with its charts.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { machine, notMeasured, now, type RunConfig, type ScenarioResult } from './harness.ts';
+import { writeReport } from './report.ts';
+import { streamOverhead } from './scenarios/stream.ts';
+import { latency } from './scenarios/latency.ts';
+import { recovery } from './scenarios/recovery.ts';
+import { outbox } from './scenarios/outbox.ts';
+import { bandwidth } from './scenarios/bandwidth.ts';
+import { deltas } from './scenarios/deltas.ts';
+import { devServer } from './scenarios/devserver.ts';
+import { memory } from './scenarios/memory.ts';
+
+const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][] = [
+  ['stream', 'Stream overhead', streamOverhead],
+  ['latency', 'Latency', latency],
+  ['recovery', 'Recovery', recovery],
+  ['outbox', 'Outbox', outbox],
+  ['bandwidth', 'Bandwidth', bandwidth],
+  ['deltas', 'Deltas', deltas],
+  ['devserver', 'Dev server', devServer],
+  ['memory', 'Memory', memory],
+];
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const onlyArg = argv.find((a) => a.startsWith('--only'));
+const only = onlyArg ? (onlyArg.includes('=') ? onlyArg.split('=')[1] : argv[argv.indexOf(onlyArg) + 1]).split(',') : undefined;
+const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+
+const cfg: RunConfig = { quick };
+const results: ScenarioResult[] = [];
+const started = now();
+console.log(`stdb-rx benchmarks${quick ? ' (quick)' : ''}: Node ${machine.node}, ${machine.cores} cores (${machine.cpu})`);
+
+// A scenario that fails must not hang the run: hard deadline per scenario.
+const DEADLINE_MS = quick ? 60_000 : 240_000;
+for (const [id, title, run] of SCENARIOS) {
+  if (only && !only.includes(id)) continue;
+  const t0 = now();
+  process.stdout.write(`• ${title} … `);
+  let r: ScenarioResult;
+  try {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    r = await Promise.race([
+      run(cfg),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`did not finish within ${DEADLINE_MS / 1000} s`)), DEADLINE_MS))),
+    ]).finally(() => clearTimeout(timer));
+  } catch (e) {
+    r = notMeasured(id, title, `failed: ${(e as Error).message}`);
+    console.error(e);
+  }
+  r.durationMs = now() - t0;
+  results.push(r);
+  console.log(`${(r.durationMs / 1000).toFixed(1)} s${r.status === 'measured' ? '' : ` — not measured: ${r.reason}`}`);
+  for (const t of r.targets) if (t.value !== undefined) console.log(`    ${t.met ? 'met   ' : 'MISSED'} ${t.label}: ${fmt(t.value)}`);
+}
+
+const dir = fileURLToPath(new URL('./results/', import.meta.url));
+mkdirSync(dir, { recursive: true });
+const meta = { command, quick, date: new Date().toISOString(), node: machine.node, cores: machine.cores, cpu: machine.cpu, totalMs: now() - started };
+writeFileSync(`${dir}latest.json`, JSON.stringify(results.map((r) => ({ ...r, command, date: meta.date })), null, 2) + '\n');
+writeReport(results, meta);
+console.log(`done in ${(meta.totalMs / 1000).toFixed(0)} s: benchmarks/results/latest.json, benchmarks/RESULTS.md`);
+// Sockets of the SDK may linger a moment after close(); everything was stopped.
+process.exit(0);
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3);
+}
