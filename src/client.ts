@@ -15,6 +15,8 @@ import {
   Subject,
   concat,
   defer,
+  from,
+  switchMap,
   distinctUntilChanged,
   filter,
   fromEvent,
@@ -28,15 +30,21 @@ import {
 } from 'rxjs';
 import { setGlobalLogLevel, type DbConnectionBuilder, type DbConnectionImpl, type Identity, type LogLevel as SdkLogLevel, type RowTypedQuery } from 'spacetimedb';
 import { heartbeat, HeartbeatTimeoutError, reconcile, type MutationEvent, type PendingMutation, type ReconcileConfig, type ReconciledView, type RetryBackoffConfig, type RowChanges } from '../operators/index.ts';
-import { Calls, type CallHandle, type CallOptions as BaseCallOptions, type CallOutbox } from '../streams/calls.ts';
+import { Calls, MemoryOutbox, type CallHandle, type CallOptions as BaseCallOptions, type CallOutbox, type DurableSide, type PreparedCall } from '../streams/calls.ts';
+import type { Storage, StorageOptions } from '../storage/openStorage.ts';
+import { Outbox, type OutboxState, type ReducerPolicy } from '../storage/outbox.ts';
+import { MemoryStore } from '../storage/store.ts';
+import { ModuleCodecs, moduleFromBindings, type StorageModule } from '../storage/schema.ts';
+import { MigrationError, StorageError, toStorageError } from '../storage/errors.ts';
+import type { MigrationProgress } from '../storage/migrations.ts';
 import { AuthError, ConnectionLostError, ProtocolError } from '../streams/errors.ts';
 import { supervise, type SessionEvent, type Trigger } from '../streams/lifecycle.ts';
 import { LiveQueries, type ConnectionLike, type SyncProgress } from '../streams/liveQueries.ts';
 import { createLogger, type Logger, type LoggerOptions } from '../streams/logger.ts';
 import { MetricsRecorder, type ClientMetrics } from '../streams/metrics.ts';
-import { compileQuery, type QuerySource } from '../streams/query.ts';
+import { compileQuery, compileRawQuery, type QuerySource, type TableRefLike } from '../streams/query.ts';
 import { createSocketAdapter, type SocketAdapter, type WebSocketCtor } from '../streams/socketAdapter.ts';
-import { initialStatus, reducePhase, reduceStatus, type ConnectionStatus, type LifecycleEvent, type Phase } from '../streams/status.ts';
+import { initialStatus, reducePhase, reduceStatus, type ConnectionStatus, type LifecycleEvent, type Phase, type SyncStatus } from '../streams/status.ts';
 import type { RowChange, RowKey } from '../streams/tableView.ts';
 
 type AnyConnection = DbConnectionImpl<any>;
@@ -98,8 +106,38 @@ export interface SyncClientOptions<C extends AnyConnection> {
   logger?: LoggerOptions | Logger;
   /** Sets the SDK's own global log level (it logs at `info` by default). @default unchanged */
   sdkLogLevel?: SdkLogLevel;
-  /** Where calls wait for a connection. @default in memory */
-  outbox?: CallOutbox;
+  /**
+   * Durable outbox, offline cache, token storage and migrations (see
+   * docs/storage.md): an opened storage (`await openStorage({...})`), the
+   * promise of one, or `openStorage`'s options without `server`, `database`
+   * and `module` — then the client opens (and on `close()` closes) it itself,
+   * for its own URI, database and bindings. With storage every call is
+   * written to the outbox before it is sent (opt out per call with
+   * `durable: false`). @default none: calls wait in memory only
+   */
+  storage?: Storage | Promise<Storage> | ClientStorageOptions;
+  /**
+   * The module's receipts, which make replaying a durable call harmless and
+   * tell the client which calls took effect before a connection dropped.
+   * Subscribed on every connection when the client has storage.
+   * `false`: no receipts subscription (replays still apply at most once for
+   * reducers that record receipts). @default the bindings' `mutation_receipt` table, if any
+   */
+  receipts?: ReceiptsOptions | false;
+  /**
+   * Per-reducer offline policy, priority and receipts, by canonical reducer
+   * name, for a client without storage or one that opens its storage itself
+   * (an opened storage brings its own `reducers`). @default every reducer `queue`
+   */
+  reducers?: Record<string, ReducerPolicy>;
+  /** Persist subscribed tables' rows for an offline start (storage only). @default true */
+  persistTables?: boolean;
+  /** Keep the session token in storage and use it at the next start when `token` is not given (storage only). @default true */
+  persistToken?: boolean;
+  /** @deprecated Pass `storage`. `storage.callOutbox()` here means that storage; `new MemoryOutbox()` means none. */
+  outbox?: CallOutbox | MemoryOutbox;
+  /** Largest inbound frame accepted; a larger one is a `ProtocolError` and the connection is rebuilt. @default 64 MiB */
+  maxFrameBytes?: number;
   /**
    * Source of `online`, `offline`, `pageshow`, `resume` and `visibilitychange`
    * events. @default `window` in browsers, none elsewhere
@@ -111,6 +149,21 @@ export interface SyncClientOptions<C extends AnyConnection> {
   scheduler?: SchedulerLike;
   /** How optimistic predictions meet server changes (`reconcile`). @default { conflict: 'server-wins' } */
   reconcile?: ReconcileConfig<RowKey, any>;
+}
+
+/** `openStorage` options for a storage the client opens itself (server, database and module come from the client). */
+export type ClientStorageOptions = Omit<StorageOptions, 'server' | 'database' | 'module'> & Partial<Pick<StorageOptions, 'server' | 'database' | 'module'>>;
+
+/** Where the client finds its own receipts. */
+export interface ReceiptsOptions {
+  /** The receipts table (a table reference from the bindings). @default the bindings' table named `mutation_receipt` */
+  table?: QuerySource;
+  /** Subscription SQL. @default `SELECT * FROM <table> WHERE <senderColumn> = :sender` */
+  query?: string;
+  /** Column (bindings' field name) holding the mutation id. @default 'mutationId' */
+  mutationIdColumn?: string;
+  /** Column (bindings' field name) holding the caller's identity. @default 'sender' */
+  senderColumn?: string;
 }
 
 /** An optimistic prediction attached to a call: applied to `table$` at once, until the server answers. */
@@ -145,8 +198,8 @@ type ReducerArgs<C extends AnyConnection, K extends ReducerName<C>> = C['reducer
 
 /** The client a game uses. */
 export interface SyncClient<C extends AnyConnection> {
-  /** Connection status; replays the current one. Completes on `close()`. */
-  readonly status$: Observable<ConnectionStatus>;
+  /** Connection status, with `stale` and `storage`; replays the current one. Completes on `close()`. */
+  readonly status$: Observable<SyncStatus>;
   /** Game flow phase; replays the current one. */
   readonly phase$: Observable<Phase>;
   /** The identity, once logged in. */
@@ -158,7 +211,18 @@ export interface SyncClient<C extends AnyConnection> {
   /** Network metrics. */
   readonly metrics$: Observable<ClientMetrics>;
   /** Current status, synchronously. */
-  readonly status: ConnectionStatus;
+  readonly status: SyncStatus;
+  /**
+   * The outbox for the UI: pending entries in drain order, counts, rejected
+   * entries (kept until `storage.outbox.dismiss`) and quarantined ones. With
+   * storage it is the storage's `outbox$` (other tabs' calls included; calls
+   * with `durable: false` not); without, counts of the calls in memory.
+   */
+  readonly outbox$: Observable<OutboxState>;
+  /** The storage, once open (undefined without one). */
+  readonly storage: Storage | undefined;
+  /** Resolves once the storage is open and its cached rows and token are loaded (at once without storage). */
+  readonly ready: Promise<void>;
   /** The current `DbConnection`, while there is one. */
   readonly connection: C | undefined;
 
@@ -175,11 +239,25 @@ export interface SyncClient<C extends AnyConnection> {
   /** One row by primary key (`undefined` while absent). */
   row$<Q extends QuerySource>(table: Q, key: unknown, options?: TableQueryOptions): Observable<RowOf<Q> | undefined>;
 
-  /** Call a reducer (accessor name from the bindings). */
+  /**
+   * Call a reducer (accessor name from the bindings). Arguments that do not
+   * fit the bindings are rejected at once (`InvalidArgsError`), never queued
+   * or stored. With storage the call is written to the outbox first and
+   * survives reloads and dropped connections; delivery is at-least-once and
+   * the effect exactly-once for reducers that record receipts (a mutation
+   * id), at-least-once for the others.
+   */
   call<K extends ReducerName<C>, Q extends QuerySource = QuerySource>(reducer: K, args: ReducerArgs<C, K>, options?: CallOptions<Q>): CallHandle;
 
   /** Skip the retry wait (or leave `offline`) and connect now. */
   reconnectNow(): void;
+  /**
+   * Forget the session: clear the stored token (storage) and the outbox's
+   * identity, and reconnect without the token (a new anonymous identity, or
+   * the token provider asked again). Entries of the old identity stay,
+   * quarantined, until the app discards or re-homes them.
+   */
+  signOut(): Promise<void>;
   /** End everything: socket, timers, calls (rejected), and every stream (completed). */
   close(): Promise<void>;
 }
@@ -217,7 +295,54 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const provider = typeof options.token === 'function' ? options.token : undefined;
   let currentToken: string | undefined = typeof options.token === 'string' ? options.token : undefined;
 
-  const statusSubject = new BehaviorSubject<ConnectionStatus>(initialStatus(Date.now()));
+  // What the bindings say: names, types (for checking arguments), wire table names.
+  const remoteModule = (probeBuilder as unknown as { remoteModule?: { tables: Record<string, any>; reducers: readonly any[] } }).remoteModule;
+  let bindings: StorageModule | undefined;
+  let codecs: ModuleCodecs | undefined;
+  try {
+    if (remoteModule) {
+      bindings = moduleFromBindings({ tables: remoteModule.tables, reducers: remoteModule.reducers });
+      codecs = new ModuleCodecs(bindings);
+    }
+  } catch (e) {
+    log.log('warn', `cannot read the bindings' types; reducer arguments are not checked: ${(e as Error).message}`);
+  }
+  const toCanonical = new Map<string, string>((bindings?.reducers ?? []).filter((r) => r.accessorName).map((r) => [r.accessorName!, r.name]));
+  const toAccessor = new Map<string, string>([...toCanonical].map(([a, c]) => [c, a]));
+  const tableSource = new Map<string, string>(Object.entries(bindings?.tables ?? {}).map(([accessor, t]) => [accessor, t.sourceName]));
+  const knownTables = bindings ? new Set(tableSource.values()) : undefined;
+
+  const storageOption: SyncClientOptions<C>['storage'] =
+    options.storage ?? (options.outbox && !(options.outbox instanceof MemoryOutbox) && 'storage' in options.outbox ? (options.outbox as { storage?: Storage }).storage : undefined);
+  if (options.outbox && !(options.outbox instanceof MemoryOutbox) && !storageOption) {
+    throw new TypeError('createSyncClient: `outbox` takes `storage.callOutbox()` or `new MemoryOutbox()`; pass `storage` instead.');
+  }
+  const isStorage = (x: unknown): x is Storage => typeof x === 'object' && x !== null && 'outbox' in x && 'snapshots' in x && 'migrations' in x;
+  if (storageOption && isStorage(storageOption) && options.reducers) {
+    throw new TypeError('createSyncClient: `reducers` policies belong to openStorage when an opened storage is passed.');
+  }
+  const mutationIdParam = (storageOption && !isStorage(storageOption) && !(storageOption instanceof Promise) ? storageOption.mutationIdParam : undefined) ?? 'mutationId';
+  const persistTables = options.persistTables ?? true;
+  const persistToken = (options.persistToken ?? true) && options.token === undefined;
+  /** Checks calls (types, policies) when there is no storage, or before it is open. */
+  const localOutbox = codecs ? new Outbox({ store: new MemoryStore(), codecs, reducers: isStorage(storageOption) ? undefined : options.reducers, mutationIdParam }) : undefined;
+  let storage: Storage | undefined;
+  let ownsStorage = false;
+
+  let baseStatus: ConnectionStatus = initialStatus(Date.now());
+  /** Rows were shown (cache or server): when not live, they are stale. */
+  let shown = false;
+  let storageMode: SyncStatus['storage'] = storageOption ? 'durable' : 'none';
+  const decorate = (s: ConnectionStatus): SyncStatus => ({ ...s, stale: shown && s.state !== 'live', storage: storageMode });
+  const statusSubject = new BehaviorSubject<SyncStatus>(decorate(baseStatus));
+  const publishStatus = () => {
+    const next = decorate(baseStatus);
+    const cur = statusSubject.value;
+    if (statusSubject.closed) return;
+    if (cur.state !== next.state || cur.since !== next.since || cur.attempt !== next.attempt || cur.nextRetryAt !== next.nextRetryAt || cur.lastError !== next.lastError || cur.stale !== next.stale || cur.storage !== next.storage) {
+      statusSubject.next(next);
+    }
+  };
   const phaseSubject = new BehaviorSubject<Phase>('connect');
   const identitySubject = new BehaviorSubject<Identity | undefined>(undefined);
   const progressSubject = new BehaviorSubject<SyncProgress>({ applied: 0, total: 0, rows: 0 });
@@ -226,6 +351,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const metrics = new MetricsRecorder();
   let connection: C | undefined;
   let closed = false;
+  let resolveDurable: (() => void) | undefined;
   let liveCheck: (() => void) | undefined;
 
   /** Pending optimistic mutations per table (accessor name), replayed to every new `table$` subscriber. */
@@ -256,9 +382,69 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       confirmsSeen = [];
       for (const args of seen) calls.confirmByArgs(args);
     },
+    onRowChange: (table, inserts, deletes) => persist({ kind: 'write', table, inserts, deletes }),
+    onTableApplied: (table, rows) => persist({ kind: 'replace', table, rows }),
+    onViewCreated: (entry) => seedView(entry),
   });
 
-  const calls = new Calls({ outbox: options.outbox, log: debug });
+  // --- Offline cache: rows loaded at start, seeded into views; table changes persisted, batched off the emission path.
+  let cached: Map<string, readonly any[]> | undefined;
+  const seedView = (entry: { query: { table: { accessorName: string } }; view: { seed(rows: Iterable<any>): void; everSynced: boolean } }) => {
+    const rows = cached?.get(entry.query.table.accessorName);
+    if (!rows || entry.view.everSynced) return;
+    entry.view.seed(rows);
+    shown = true;
+    publishStatus();
+  };
+  type PersistOp = { kind: 'write'; table: string; inserts: readonly any[]; deletes: readonly any[] } | { kind: 'replace'; table: string; rows: readonly any[] };
+  let persistOps: PersistOp[] = [];
+  const persist = (op: PersistOp) => {
+    if (!storage || !persistTables) return;
+    persistOps.push(op);
+    if (persistOps.length === 1) queueMicrotask(flushPersist);
+  };
+  const flushPersist = () => {
+    const ops = persistOps;
+    persistOps = [];
+    const snapshots = storage?.snapshots;
+    if (!snapshots) return;
+    // Coalesce consecutive writes of one table; the cache itself throttles the I/O.
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i];
+      const name = tableSource.get(op.table) ?? op.table;
+      if (op.kind === 'replace') snapshots.replace(name, op.rows as Record<string, unknown>[]);
+      else {
+        const inserts = [...op.inserts];
+        const deletes = [...op.deletes];
+        while (i + 1 < ops.length && ops[i + 1].kind === 'write' && ops[i + 1].table === op.table) {
+          const n = ops[++i] as Extract<PersistOp, { kind: 'write' }>;
+          // Keep the order of changes per row: a delete after an insert of one key must win.
+          if (n.deletes.length) {
+            snapshots.write(name, { inserts, deletes });
+            inserts.length = 0;
+            deletes.length = 0;
+          }
+          inserts.push(...n.inserts);
+          deletes.push(...n.deletes);
+        }
+        snapshots.write(name, { inserts, deletes });
+      }
+    }
+  };
+
+  const prepare = (reducer: string, args: unknown, opts: BaseCallOptions): PreparedCall => {
+    const outbox = storage?.outbox ?? localOutbox;
+    if (!outbox) return { args, priority: opts.priority ?? 0, deadline: opts.deadline ?? null, receipts: false };
+    const canonical = toCanonical.get(reducer) ?? reducer;
+    const record = (args ?? {}) as Record<string, unknown>;
+    const p = outbox.prepare(canonical, record, { priority: opts.priority, supersedeKey: opts.supersedeKey, deadline: opts.deadline, durable: false });
+    const takesId = outbox.takesMutationId(canonical);
+    const given = record[mutationIdParam];
+    const full = takesId && (given === undefined || given === '') ? { ...record, [mutationIdParam]: p.id } : args;
+    return { args: full, priority: p.priority, deadline: p.deadline, receipts: p.receipts, mutationId: takesId ? p.id : undefined };
+  };
+  const calls = new Calls({ prepare, log: debug, onError: (e) => errorsSubject.next(e) });
+  if (storageOption) calls.expectDurable(new Promise<void>((resolve) => (resolveDurable = resolve)));
   calls.events$.subscribe((ev) => {
     const table = optimisticTable.get(ev.id);
     if (table !== undefined && ev.status !== 'pending') {
@@ -277,6 +463,79 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     }
   });
 
+  // --- Receipts, draining and migrations (storage only).
+  let identityHex: string | undefined;
+  let migrated = false;
+  let migrationCheck: Awaited<ReturnType<Storage['migrations']['check']>> | undefined;
+  /** While a connection is live: the mutation ids of this identity's receipts in the SDK cache. */
+  let sendable: (() => string[]) | undefined;
+
+  const receipts = (() => {
+    if (!storageOption || options.receipts === false) return undefined;
+    const r = options.receipts ?? {};
+    let table: Pick<TableRefLike, 'tableDef' | 'sourceName' | 'accessorName'> | undefined;
+    if (r.table) table = 'tableDef' in r.table ? (r.table as TableRefLike) : (r.table as { table: TableRefLike }).table;
+    else {
+      const def = Object.values(remoteModule?.tables ?? {}).find((t: any) => t?.sourceName === 'mutation_receipt');
+      if (def?.tableDef) table = { sourceName: def.sourceName, accessorName: def.accessorName, tableDef: def.tableDef };
+    }
+    if (!table) {
+      if (options.receipts) throw new TypeError('createSyncClient: `receipts.table` is not a table reference from the bindings.');
+      return undefined;
+    }
+    const idColumn = r.mutationIdColumn ?? 'mutationId';
+    const senderColumn = r.senderColumn ?? 'sender';
+    const senderSql = table.tableDef.columns[senderColumn]?.columnMetadata?.name ?? senderColumn;
+    const sql = r.query ?? `SELECT * FROM "${table.sourceName}" WHERE "${table.sourceName}"."${senderSql}" = :sender`;
+    const mine = (row: any) => identityHex !== undefined && row?.[senderColumn]?.toHexString?.() === identityHex;
+    return { accessor: table.accessorName, idColumn, mine, query: compileRawQuery<any>(table, sql, mine) };
+  })();
+
+  const receiptIds = (conn: ConnectionLike): string[] => {
+    if (!receipts) return [];
+    const ids: string[] = [];
+    const t = conn.db[receipts.accessor];
+    if (!t) return ids;
+    for (const row of t.iter()) if (receipts.mine(row) && typeof row[receipts.idColumn] === 'string') ids.push(row[receipts.idColumn]);
+    return ids;
+  };
+
+  /** Drain when live and holding the lease (or there is none). */
+  const maybeDrain = () => {
+    if (!sendable || closed) return;
+    const lease = storage?.lease;
+    if (lease && !lease.held) return;
+    void calls.startDrain(sendable());
+  };
+
+  /** The migration phases, once per client, after the first sync when the bindings' fingerprint changed. */
+  const migrate = async (st: Storage, conn: ConnectionLike, enter: (phase: 'migration-download' | 'migration-upload') => void) => {
+    try {
+      const check = migrationCheck ?? (await st.migrations.check());
+      if (check.changed) {
+        const onProgress = (p: MigrationProgress) => progressSubject.next({ ...progressSubject.value, migration: p });
+        enter('migration-download');
+        const discarded = await st.migrations.discardStaleSnapshots({ onProgress });
+        debug(() => `migration: discarded cached rows of ${discarded.join(', ') || 'no table'}`);
+        // Resync the cache from what this connection just received.
+        if (persistTables) {
+          const tablesFollowed = new Set([...queries.entries].map((e) => e.query.table.accessorName));
+          for (const accessor of tablesFollowed) {
+            const t = conn.db[accessor];
+            if (t) st.snapshots.replace(tableSource.get(accessor) ?? accessor, [...t.iter()]);
+          }
+        }
+        enter('migration-upload');
+        const result = await st.migrations.migrateOutbox({ onProgress });
+        for (const q of result.quarantined) errorsSubject.next(new MigrationError(q.reducer, q.quarantine?.message ?? `${q.reducer}: entry ${q.id} could not be migrated; it is quarantined`));
+        debug(() => `migration: ${result.migrated.length} migrated, ${result.carried.length} carried, ${result.quarantined.length} quarantined, ${result.dropped.length} dropped`);
+      }
+      await st.migrations.commit();
+    } catch (e) {
+      errorsSubject.next(toStorageError('migrations', e));
+    }
+  };
+
   /** One connection attempt: emits opened/connected/synced, errors when the connection is lost. */
   const session = (): Observable<SessionEvent> =>
     new Observable<SessionEvent>((sub) => {
@@ -291,6 +550,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       const teardown = (reason: ConnectionLostError['info']['reason'], cause?: unknown) => {
         for (const s of subs) s.unsubscribe();
         queries.detach();
+        sendable = undefined;
         calls.connectionLost(reason, cause);
         liveCheck = undefined;
         if (connection === conn) connection = undefined;
@@ -315,6 +575,8 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
         closeInfo = {};
         const thisAdapter = (adapter = createSocketAdapter({
           WebSocket: options.WebSocket,
+          maxFrameBytes: options.maxFrameBytes,
+          knownTables,
           observer: {
             opened: (protocol) => {
               debug(() => `socket open (${protocol})`);
@@ -356,20 +618,36 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
           connected = true;
           connection = c;
           if (!provider) currentToken = tok;
+          identityHex = identity.toHexString();
           if (identitySubject.value?.toHexString() !== identity.toHexString()) identitySubject.next(identity);
           options.onToken?.(tok, identity);
+          const st = storage;
+          // The outbox drains this identity's entries only; others' wait, quarantined.
+          const identityReady = st ? st.outbox.setIdentity(identity).then(() => undefined, (e) => errorsSubject.next(toStorageError('outbox.setIdentity', e))) : undefined;
+          if (st && persistToken) void st.tokens.set(tok, identity).catch((e) => errorsSubject.next(toStorageError('tokens.set', e)));
           debug(() => `logged in as ${identity.toHexString().slice(0, 16)}…`);
           sub.next({ type: 'connected', identity, token: tok });
           liveCheck = () => thisAdapter.probe(hb?.query ?? DEFAULT_PROBE);
           queries.attach(c as unknown as ConnectionLike, () => {
             if (ended) return;
-            metrics.connectionLive();
-            calls.setSender((reducer, args) => {
-              const fn = (c.reducers as Record<string, (a: unknown) => Promise<void>>)[reducer];
-              if (typeof fn !== 'function') return Promise.reject(new Error(`no such reducer in the bindings: ${reducer}`));
-              return fn(args);
-            });
-            sub.next({ type: 'synced' });
+            void (async () => {
+              await identityReady;
+              if (ended) return;
+              if (st && !migrated) {
+                migrated = true;
+                await migrate(st, c as unknown as ConnectionLike, (phase) => sub.next({ type: 'migrating', phase }));
+                if (ended) return;
+              }
+              metrics.connectionLive();
+              calls.setSender((reducer, args) => {
+                const fn = (c.reducers as Record<string, (a: unknown) => Promise<void>>)[reducer];
+                if (typeof fn !== 'function') return Promise.reject(new Error(`no such reducer in the bindings: ${reducer}`));
+                return fn(args);
+              });
+              sendable = () => receiptIds(c as unknown as ConnectionLike);
+              sub.next({ type: 'synced' });
+              maybeDrain();
+            })().catch((e) => fail(e instanceof Error ? e : new Error(String(e))));
           });
         });
         b.onConnectError((_ctx, err) => {
@@ -452,8 +730,13 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   });
 
   const onEvent = (e: LifecycleEvent) => {
-    const next = reduceStatus(statusSubject.value, e);
-    if (next !== statusSubject.value) statusSubject.next(next);
+    const next = reduceStatus(baseStatus, e);
+    if (next !== baseStatus) baseStatus = next;
+    if (e.type === 'synced') shown = true;
+    publishStatus();
+    const online = baseStatus.state === 'live';
+    storage?.outbox.setOnline(online);
+    localOutbox?.setOnline(online);
     const phase = reducePhase(phaseSubject.value, e);
     if (phase !== phaseSubject.value) phaseSubject.next(phase);
     if (e.type === 'lost' || e.type === 'failed' || e.type === 'offline') {
@@ -462,7 +745,85 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     }
     if (e.type === 'retry-scheduled') log.log('info', `reconnect attempt ${e.attempt} in ${Math.round(e.delay)} ms`);
   };
-  const lifecycleSub = lifecycle$.subscribe(onEvent);
+
+  // --- Storage: open, load the token and the cached rows, then connect.
+  const storageSubs: Subscription[] = [];
+  let receiptsEntry: ReturnType<LiveQueries['acquire']> | undefined;
+  const openTheStorage = async (): Promise<Storage | undefined> => {
+    const opt = storageOption!;
+    if (isStorage(opt)) return opt;
+    if (opt instanceof Promise) return await opt;
+    if (!bindings) throw new TypeError('createSyncClient: cannot open storage: the builder has no module description');
+    const { openStorage } = await import('../storage/openStorage.ts');
+    ownsStorage = true;
+    return openStorage({
+      server: String(options.uri ?? probeBuilder.getUri()),
+      database: options.database ?? probeBuilder.getModuleName()!,
+      module: bindings,
+      reducers: options.reducers,
+      ...opt,
+    });
+  };
+  const ready: Promise<void> = (async () => {
+    if (!storageOption) return;
+    let st: Storage | undefined;
+    try {
+      st = await openTheStorage();
+    } catch (e) {
+      const err = e instanceof StorageError ? e : toStorageError('open', e);
+      errorsSubject.next(err);
+      log.log('warn', `storage unavailable, calls are kept in memory: ${err.message}`);
+      storageMode = 'none';
+      publishStatus();
+      return;
+    }
+    if (!st) return;
+    storage = st;
+    storageSubs.push(
+      st.errors$.subscribe((e) => errorsSubject.next(e)),
+      st.mode$.subscribe((m) => {
+        storageMode = m;
+        publishStatus();
+      }),
+    );
+    try {
+      migrationCheck = await st.migrations.check();
+    } catch (e) {
+      errorsSubject.next(toStorageError('migrations.check', e));
+    }
+    if (persistToken) {
+      const saved = await st.tokens.session().catch(() => undefined);
+      if (saved) {
+        if (!provider && currentToken === undefined) currentToken = saved.token;
+        if (saved.identity) await st.outbox.setIdentity(saved.identity).catch(() => undefined);
+      }
+    }
+    if (persistTables && bindings) {
+      const loaded = new Map<string, readonly any[]>();
+      for (const [accessor, t] of Object.entries(bindings.tables)) {
+        if (receipts && accessor === receipts.accessor) continue;
+        const { rows } = await st.snapshots.load(t.sourceName).catch(() => ({ rows: [] as any[] }));
+        if (rows.length) loaded.set(accessor, rows);
+      }
+      cached = loaded;
+      for (const entry of queries.entries) seedView(entry);
+    }
+    calls.useDurable({ outbox: st.outbox, canonical: (a) => toCanonical.get(a) ?? a, accessor: (c) => toAccessor.get(c) ?? c } satisfies DurableSide);
+    if (receipts) receiptsEntry = queries.acquire(receipts.query);
+    if (st.lease) {
+      st.lease.start();
+      storageSubs.push(
+        st.lease.held$.subscribe((held) => {
+          if (held) maybeDrain();
+          else calls.stopDrain();
+        }),
+      );
+    }
+  })().finally(() => resolveDurable?.());
+  let lifecycleSub: Subscription | undefined;
+  void ready.then(() => {
+    if (!closed) lifecycleSub = lifecycle$.subscribe(onEvent);
+  });
 
   const closedError = () => new Error('The sync client is closed.');
 
@@ -479,6 +840,17 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     get connection() {
       return connection;
     },
+    get storage() {
+      return storage;
+    },
+    ready,
+    outbox$: from(ready).pipe(
+      switchMap(() =>
+        storage
+          ? storage.outbox.outbox$
+          : calls.transient$.pipe(map((c): OutboxState => ({ pending: [], queued: c.queued, sent: c.sent, rejected: [], quarantined: [] }))),
+      ),
+    ),
 
     optimistic$(source, opts) {
       const q = compileQuery<any>(source, opts?.where);
@@ -572,15 +944,34 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       if (!closed) triggers.next('now');
     },
 
+    async signOut() {
+      if (closed) return;
+      await ready;
+      currentToken = undefined;
+      identityHex = undefined;
+      calls.stopDrain();
+      if (storage) await storage.signOut().catch((e) => errorsSubject.next(toStorageError('signOut', e)));
+      triggers.next('restart');
+    },
+
     async close() {
       if (closed) return;
       closed = true;
       onEvent({ type: 'closed', at: Date.now() });
-      lifecycleSub.unsubscribe();
+      lifecycleSub?.unsubscribe();
       triggers.complete();
+      await ready;
       await calls.close();
       for (const log of optimisticLogs.values()) log.events.complete();
+      if (receiptsEntry) queries.release(receiptsEntry);
       queries.close();
+      flushPersist();
+      for (const s of storageSubs) s.unsubscribe();
+      if (storage) {
+        await storage.snapshots.flush();
+        if (ownsStorage) await storage.close();
+        else await storage.lease?.stop();
+      }
       for (const s of [statusSubject, phaseSubject, progressSubject, errorsSubject] as Subject<unknown>[]) s.complete();
       identitySubject.complete();
       metrics.complete();

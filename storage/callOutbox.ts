@@ -46,6 +46,8 @@ export interface DurableCallOutboxOptions {
   reducerNames?: Record<string, string>;
   /** Name of the parameter that carries the mutation id. @default 'mutationId' */
   mutationIdParam?: string;
+  /** The storage this outbox belongs to (so `createSyncClient({ outbox })` can use all of it). */
+  storage?: unknown;
 }
 
 export class DurableCallOutbox {
@@ -58,7 +60,9 @@ export class DurableCallOutbox {
   /** Non-durable calls, in memory, in drain order. */
   private transient: { call: CallLike; seq: number }[] = [];
   private transientSeq = 0;
-  private recovered: Promise<unknown>;
+  private recoveredPromise: Promise<unknown> | undefined;
+  /** The storage this outbox belongs to, when made by `storage.callOutbox()`. */
+  readonly storage: unknown;
 
   constructor(
     private readonly outbox: Outbox,
@@ -67,8 +71,17 @@ export class DurableCallOutbox {
     this.toCanonical = new Map(Object.entries(options.reducerNames ?? {}));
     this.toAccessor = new Map([...this.toCanonical].map(([a, c]) => [c, a]));
     this.mutationIdParam = options.mutationIdParam ?? 'mutationId';
-    // A new session: whatever an earlier one left in flight is sent again.
-    this.recovered = outbox.requeueSent().catch(() => undefined);
+    this.storage = options.storage;
+  }
+
+  /**
+   * A new session: whatever an earlier one left in flight is sent again. Run
+   * on first use, not at construction: the sync client never drains through
+   * this seam (it uses the storage itself), and requeueing at construction
+   * would put back another tab's calls in flight.
+   */
+  private get recovered(): Promise<unknown> {
+    return (this.recoveredPromise ??= this.outbox.requeueSent().catch(() => undefined));
   }
 
   private canonical(reducer: string): string {

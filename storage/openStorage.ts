@@ -187,7 +187,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   const migrations = new Migrations({ store, codecs, migrators: options.migrators, mutationIdParam: options.mutationIdParam, clock });
   await migrations.remember();
 
-  return {
+  const storage: Storage = {
     outbox,
     lease,
     snapshots,
@@ -205,7 +205,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
       const reducerNames = Object.fromEntries(
         options.module.reducers.filter(r => r.accessorName).map(r => [r.accessorName!, r.name]),
       );
-      return new DurableCallOutbox(outbox, { reducerNames, mutationIdParam: options.mutationIdParam });
+      return new DurableCallOutbox(outbox, { reducerNames, mutationIdParam: options.mutationIdParam, storage });
     },
     async signOut() {
       await tokens.clear();
@@ -217,4 +217,5 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
       store.close();
     },
   };
+  return storage;
 }

@@ -1,21 +1,38 @@
 /**
- * Reducer calls: outcome streams, the queue of calls waiting for a
- * connection, and settling calls whose connection died.
+ * Reducer calls: outcome streams, the send queue, and what happens to calls
+ * whose connection died.
  *
  * Every call gets an id and an outcome stream `pending → confirmed |
- * rejected`. Calls wait in a {@link CallOutbox} until the connection is live
- * (in memory by default; the durable outbox of the storage layer implements
- * the same interface). A call sent on a connection that dies before the
- * answer is settled as rejected with a {@link ConnectionLostError} — the SDK's
- * own promise for it would never settle.
+ * rejected`. Calls reach the network through one {@link prioritize} queue
+ * gated by "may send now" (live, recovered, holding the drain lease): it
+ * holds calls while the gate is closed and releases them priority first,
+ * then first in, first out, superseding queued calls with the same key.
+ *
+ * Two kinds of calls go through it:
+ *
+ * - **transient** calls (no storage, or `durable: false`) live only in that
+ *   queue. One in flight when the connection dies is rejected with a
+ *   {@link ConnectionLostError}: its outcome is unknown and nothing will
+ *   send it again.
+ * - **durable** calls are written to the storage outbox first (see
+ *   `storage/outbox.ts`); the queue is then fed from the outbox — this
+ *   session's calls, an earlier session's, another tab's — when draining
+ *   starts and whenever the outbox changes. A durable call in flight when
+ *   the connection dies stays pending: on the next drain it is resolved by
+ *   the module's receipts or sent again (see {@link Calls.startDrain}).
+ *
+ * Sends are pipelined: every released call goes out at once, answers settle
+ * them as they arrive.
  *
  * @module
  */
-import { Observable, ReplaySubject, Subject, firstValueFrom, filter } from 'rxjs';
+import { BehaviorSubject, Observable, ReplaySubject, Subject, firstValueFrom, filter, type Subscription } from 'rxjs';
 import { InternalError, SenderError } from 'spacetimedb';
+import { prioritize } from '../operators/prioritize.ts';
+import type { Outbox, OutboxEntry, OutboxState } from '../storage/outbox.ts';
 import { ConnectionLostError, ReducerRejectedError } from './errors.ts';
 
-/** A call as stored in the outbox. */
+/** A call as it travels to the network. */
 export interface OutboxCall {
   readonly id: string;
   /** Reducer accessor name as in the bindings (`addPerson`). */
@@ -27,54 +44,30 @@ export interface OutboxCall {
   readonly supersedeKey?: string;
   /** Epoch ms. */
   readonly enqueuedAt: number;
+  /** `false`: kept in memory only. @default true when the client has storage */
+  readonly durable?: boolean;
 }
 
 /**
- * The seam for the durable outbox (storage issue). The client calls
- * `enqueue` for every call, `claim` when the connection is live, and `settle`
- * with each claimed call's outcome. Methods may return promises.
+ * The older seam for a durable outbox (`storage.callOutbox()` implements
+ * it). The client no longer drains through it: pass `storage` to
+ * `createSyncClient` instead (`outbox: storage.callOutbox()` still works and
+ * means the same).
  */
 export interface CallOutbox {
-  /** Store a call until it can be sent. Returns the queued calls it supersedes (the client rejects them). */
   enqueue(call: OutboxCall): readonly OutboxCall[] | Promise<readonly OutboxCall[]>;
-  /** Up to `max` calls to send now, priority then FIFO. They leave the queue. */
   claim(max: number): readonly OutboxCall[] | Promise<readonly OutboxCall[]>;
-  /** Final outcome of a claimed call: `lost` means the connection died before the answer. */
   settle(id: string, outcome: 'confirmed' | 'rejected' | 'lost'): void | Promise<void>;
-  /** Remove and return every queued call (on `close()`). */
   drain(): readonly OutboxCall[] | Promise<readonly OutboxCall[]>;
 }
 
-/** The default outbox: a priority queue in memory, lost on reload. */
-export class MemoryOutbox implements CallOutbox {
-  #queue: OutboxCall[] = [];
-
-  get size(): number {
-    return this.#queue.length;
-  }
-
-  enqueue(call: OutboxCall): readonly OutboxCall[] {
-    let superseded: OutboxCall[] = [];
-    if (call.supersedeKey !== undefined) {
-      superseded = this.#queue.filter((c) => c.supersedeKey === call.supersedeKey);
-      if (superseded.length) this.#queue = this.#queue.filter((c) => c.supersedeKey !== call.supersedeKey);
-    }
-    // Stable insert: after every call of higher or equal priority.
-    let i = this.#queue.length;
-    while (i > 0 && this.#queue[i - 1].priority < call.priority) i--;
-    this.#queue.splice(i, 0, call);
-    return superseded;
-  }
-
-  claim(max: number): readonly OutboxCall[] {
-    return this.#queue.splice(0, max);
-  }
-
-  settle(): void {}
-
-  drain(): readonly OutboxCall[] {
-    return this.#queue.splice(0);
-  }
+/**
+ * @deprecated The client queues calls in memory with the `prioritize`
+ * operator by default; passing `outbox: new MemoryOutbox()` is the same as
+ * passing nothing.
+ */
+export class MemoryOutbox {
+  readonly kind = 'memory' as const;
 }
 
 export type CallOutcome =
@@ -84,10 +77,19 @@ export type CallOutcome =
 
 /** Options of one call. */
 export interface CallOptions {
-  /** Higher is sent first when calls were queued. @default 0 */
+  /** Higher is sent first when calls were queued. @default the reducer's policy priority (storage), else 0 */
   priority?: number;
   /** While queued, a newer call with the same key replaces this one (rejected as superseded). */
   supersedeKey?: string;
+  /**
+   * `false` keeps the call out of the durable outbox (per-frame input): it is
+   * queued in memory only, and rejected with `ConnectionLostError` if the
+   * connection dies while it is in flight. Without storage every call is
+   * like this. @default true
+   */
+  durable?: boolean;
+  /** Epoch ms after which a call still queued is expired (rejected) instead of sent. */
+  deadline?: number;
 }
 
 /**
@@ -97,6 +99,8 @@ export interface CallOptions {
  */
 export class CallHandle extends Observable<CallOutcome> implements PromiseLike<Extract<CallOutcome, { status: 'confirmed' }>> {
   #promise: Promise<Extract<CallOutcome, { status: 'confirmed' }>> | undefined;
+  /** The durable outbox entry's id (the mutation id), once stored. */
+  mutationId: string | undefined;
   constructor(readonly id: string, private readonly outcomes: ReplaySubject<CallOutcome>) {
     super((subscriber) => outcomes.subscribe(subscriber));
   }
@@ -120,41 +124,137 @@ export class CallHandle extends Observable<CallOutcome> implements PromiseLike<E
 /** Sends one call on the current connection; resolves when confirmed, rejects with the SDK's error. */
 export type CallSender = (reducer: string, args: unknown) => Promise<void>;
 
+/** What {@link Calls} needs to know about one reducer, from the bindings and the policies. */
+export interface PreparedCall {
+  /** The arguments to send (the mutation id filled in when the reducer takes one). */
+  readonly args: unknown;
+  /** Priority when the call gives none. */
+  readonly priority: number;
+  /** Epoch ms deadline (drop-if-stale), or null. */
+  readonly deadline: number | null;
+  /** Whether the reducer records receipts (exactly-once) — else at-least-once. */
+  readonly receipts: boolean;
+  /** The mutation id chosen (the durable entry's id). */
+  readonly mutationId?: string;
+}
+
+/** The durable side: the storage outbox plus the name mapping of the bindings. */
+export interface DurableSide {
+  readonly outbox: Outbox;
+  /** Accessor name → canonical name. */
+  canonical(accessor: string): string;
+  /** Canonical name → accessor name. */
+  accessor(canonical: string): string;
+}
+
 export interface CallsOptions {
-  outbox?: CallOutbox;
+  /**
+   * Check a call before anything is queued: throws the refusal (bad
+   * arguments, unknown reducer, online-only while offline), else says how to
+   * send it. @default accept everything as is
+   */
+  prepare?: (reducer: string, args: unknown, options: CallOptions) => PreparedCall;
   /** Monotonic clock for latency. @default performance.now */
   now?: () => number;
-  /** Wall clock for `enqueuedAt`. @default Date.now */
+  /** Wall clock for `enqueuedAt` and deadlines. @default Date.now */
   wallClock?: () => number;
   log?: (message: () => string) => void;
+  /** Failures that belong to no call (an earlier session's entry rejected, a storage step failing). */
+  onError?: (error: Error) => void;
 }
 
 interface Tracked {
-  readonly call: OutboxCall;
+  call: OutboxCall;
   readonly outcomes: ReplaySubject<CallOutcome>;
+  readonly handle: CallHandle;
   startedAt: number;
   settled: boolean;
+  /** The outbox entry, once stored (durable calls). */
+  entryId?: string;
+  /** Seen in an outbox$ state at least once (so its absence later means it left the outbox). */
+  seenInStore?: boolean;
+}
+
+/** One unit in the send queue. */
+interface Item {
+  readonly call: OutboxCall;
+  readonly tracked?: Tracked;
+  /** Durable: the outbox entry id. */
+  readonly entryId?: string;
+  readonly deadline: number | null;
 }
 
 /** Settlement events, for the optimistic layer and metrics. */
 export type CallEvent = CallOutcome & { readonly call: OutboxCall };
 
+/** A call that expired in the queue before it could be sent (drop-if-stale or its deadline). */
+function expiredError(reducer: string, args: unknown): ReducerRejectedError {
+  return new ReducerRejectedError(`${reducer} expired before it could be sent (its deadline passed while offline).`, { reducer, args, kind: 'expired' });
+}
+
 export class Calls {
-  readonly #outbox: CallOutbox;
   readonly #now: () => number;
   readonly #wall: () => number;
   readonly #tracked = new Map<string, Tracked>();
-  readonly #inFlight = new Set<string>();
+  readonly #byEntry = new Map<string, Tracked>();
+  /** Items handed to the SDK and not answered, by item key (entry id or call id). */
+  readonly #inFlight = new Map<string, Item>();
+  /** Entry ids in the send queue, waiting for markSent, or in flight. */
+  readonly #known = new Set<string>();
   readonly #events = new Subject<CallEvent>();
+  readonly #queue = new Subject<Item>();
+  readonly #gate = new BehaviorSubject<boolean>(false);
+  readonly #subs: Subscription[] = [];
+  /** Durable items released by the queue, waiting for one `markSent`. */
+  #released: Item[] = [];
   #sender: CallSender | undefined;
+  #durable: DurableSide | undefined;
+  /** Set while the storage is opening: durable calls wait for it. */
+  #durableReady: Promise<void> | undefined;
+  #starting = false;
+  #drainGen = 0;
   #seq = 0;
   #draining = false;
+  #feeding: Promise<void> | undefined;
+  #feedAgain = false;
   #closed = false;
+  /** Calls still being written to the outbox (so close() can wait for them). */
+  readonly #storing = new Set<Promise<unknown>>();
+  readonly #transientCount = new BehaviorSubject<{ queued: number; sent: number }>({ queued: 0, sent: 0 });
+  #transientQueued = 0;
 
   constructor(private readonly options: CallsOptions = {}) {
-    this.#outbox = options.outbox ?? new MemoryOutbox();
     this.#now = options.now ?? (() => performance.now());
     this.#wall = options.wallClock ?? (() => Date.now());
+    this.#subs.push(
+      this.#queue
+        .pipe(
+          prioritize<Item>({
+            gate: this.#gate,
+            priority: (item) => item.call.priority,
+            // Durable entries are superseded by the outbox itself, when stored.
+            supersedeKey: (item) => (item.entryId === undefined && item.call.supersedeKey !== undefined ? item.call.supersedeKey : undefined),
+            ttl: (item) => (item.deadline === null ? Infinity : Math.max(1, item.deadline - this.#wall())),
+            onEvent: (e) => {
+              if (e.type === 'superseded') {
+                this.#transientQueued--;
+                const old = e.item;
+                if (old.tracked) this.#settle(old.tracked, { status: 'rejected', id: old.call.id, reducer: old.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${old.call.supersedeKey}'.`, { reducer: old.call.reducer, args: old.call.args, kind: 'superseded' }) });
+              } else if (e.type === 'expired') {
+                const old = e.item;
+                if (old.entryId !== undefined) {
+                  // The outbox expires it too (on its next read); forget it here.
+                  this.#known.delete(old.entryId);
+                  void this.#durable?.outbox.expire();
+                } else this.#transientQueued--;
+                if (old.tracked) this.#settle(old.tracked, { status: 'rejected', id: old.call.id, reducer: old.call.reducer, error: expiredError(old.call.reducer, old.call.args) });
+              }
+              this.#countTransient();
+            },
+          }),
+        )
+        .subscribe((item) => this.#release(item)),
+    );
   }
 
   /** Every outcome of every call. */
@@ -166,78 +266,300 @@ export class Calls {
     return this.#inFlight.size;
   }
 
+  /** Queued and in-flight counts of the calls that are not in the durable outbox. */
+  get transient$(): Observable<{ queued: number; sent: number }> {
+    return this.#transientCount.asObservable();
+  }
+
+  /** Whether released calls go to the network now. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Durable calls made before `ready` resolves wait for the storage; if
+   * {@link useDurable} was not called by then, they are kept in memory.
+   */
+  expectDurable(ready: Promise<void>): void {
+    const p = (this.#durableReady = ready.catch(() => undefined).finally(() => {
+      if (this.#durableReady === p) this.#durableReady = undefined;
+    }));
+  }
+
+  /**
+   * Use the storage outbox for durable calls. Entries it expires or
+   * supersedes on its own settle the matching handles; changes (another
+   * tab's calls, entries confirmed elsewhere) feed the queue while draining.
+   */
+  useDurable(side: DurableSide): void {
+    this.#durable = side;
+    this.#subs.push(
+      side.outbox.events$.subscribe((e) => {
+        const t = this.#byEntry.get(e.entry.id);
+        if (!t) return;
+        if (e.type === 'expired') this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: expiredError(t.call.reducer, t.call.args) });
+        else this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${e.entry.supersedeKey}'.`, { reducer: t.call.reducer, args: t.call.args, kind: 'superseded' }) });
+      }),
+      side.outbox.outbox$.subscribe({
+        next: (state) => {
+          this.#reconcileWithStore(state);
+          if (this.#draining) this.feed();
+        },
+        error: (e) => this.options.onError?.(e instanceof Error ? e : new Error(String(e))),
+      }),
+    );
+  }
+
   call(reducer: string, args: unknown, opts: CallOptions = {}): CallHandle {
     const id = `c${++this.#seq}`;
     const outcomes = new ReplaySubject<CallOutcome>();
     const handle = new CallHandle(id, outcomes);
-    const call: OutboxCall = { id, reducer, args, priority: opts.priority ?? 0, supersedeKey: opts.supersedeKey, enqueuedAt: this.#wall() };
-    const t: Tracked = { call, outcomes, startedAt: this.#now(), settled: false };
+    const reject = (error: Error) => {
+      const call: OutboxCall = { id, reducer, args, priority: opts.priority ?? 0, supersedeKey: opts.supersedeKey, enqueuedAt: this.#wall() };
+      const t: Tracked = { call, outcomes, handle, startedAt: this.#now(), settled: false };
+      this.#settle(t, { status: 'rejected', id, reducer, error });
+      return handle;
+    };
+    if (this.#closed) return reject(new ConnectionLostError('The sync client is closed.', { reason: 'closed', reducer }));
+    let prepared: PreparedCall;
+    try {
+      prepared = this.options.prepare ? this.options.prepare(reducer, args, opts) : { args, priority: 0, deadline: null, receipts: false };
+    } catch (error) {
+      // Refused at once (bad arguments, unknown reducer, online-only while offline): nothing is queued or stored.
+      return reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    const durable = opts.durable !== false && (this.#durable !== undefined || this.#durableReady !== undefined);
+    const call: OutboxCall = {
+      id,
+      reducer,
+      args: prepared.args,
+      priority: opts.priority ?? prepared.priority,
+      supersedeKey: opts.supersedeKey,
+      enqueuedAt: this.#wall(),
+      durable,
+    };
+    const t: Tracked = { call, outcomes, handle, startedAt: this.#now(), settled: false };
     this.#tracked.set(id, t);
-    if (this.#closed) {
-      this.#settle(t, { status: 'rejected', id, reducer, error: new ConnectionLostError('The sync client is closed.', { reason: 'closed', reducer }) });
+    const deadline = opts.deadline ?? prepared.deadline;
+    this.#emit(t, { status: 'pending', id, reducer, queued: !this.#draining });
+    if (!durable) {
+      this.#transientQueued++;
+      this.#queue.next({ call, tracked: t, deadline });
+      this.#countTransient();
       return handle;
     }
-    this.#emit(t, { status: 'pending', id, reducer, queued: this.#sender === undefined });
-    void Promise.resolve(this.#outbox.enqueue(call)).then((superseded) => {
-      for (const old of superseded) {
-        const o = this.#tracked.get(old.id);
-        if (o) this.#settle(o, { status: 'rejected', id: old.id, reducer: old.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${old.supersedeKey}'.`, { reducer: old.reducer, args: old.args, kind: 'superseded' }) });
+    const store = async (): Promise<void> => {
+      if (!this.#durable) await this.#durableReady;
+      const side = this.#durable;
+      if (!side || this.#closed) {
+        // No storage after all (it could not be opened): keep the call in memory.
+        if (this.#closed || t.settled) return;
+        this.#transientQueued++;
+        this.#queue.next({ call: { ...call, durable: false }, tracked: t, deadline });
+        this.#countTransient();
+        return;
       }
-      this.#drain();
-    });
+      const { entry, superseded } = await side.outbox.enqueue(side.canonical(reducer), prepared.args as Record<string, unknown>, {
+        priority: call.priority,
+        supersedeKey: opts.supersedeKey,
+        deadline: deadline ?? undefined,
+        id: prepared.mutationId,
+      });
+      t.entryId = entry.id;
+      handle.mutationId = entry.id;
+      // The outbox filled in a mutation id the caller left out: send what it stored.
+      if (prepared.mutationId === undefined && side.outbox.takesMutationId(entry.reducer)) t.call = { ...t.call, args: side.outbox.decodeArgs(entry) };
+      if (!t.settled) this.#byEntry.set(entry.id, t);
+      for (const old of superseded) {
+        const o = this.#byEntry.get(old.id);
+        if (o) this.#settle(o, { status: 'rejected', id: o.call.id, reducer: o.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${old.supersedeKey}'.`, { reducer: o.call.reducer, args: o.call.args, kind: 'superseded' }) });
+      }
+      if (this.#draining) void this.feed();
+    };
+    const stored = store().catch((error: unknown) => this.#settle(t, { status: 'rejected', id, reducer, error: error instanceof Error ? error : new Error(String(error)) }));
+    this.#storing.add(stored);
+    void stored.finally(() => this.#storing.delete(stored));
     return handle;
   }
 
-  /** The connection is live (`send` set) or gone (`undefined`). */
+  /** The connection is live (`send` set) or gone (`undefined`). Sending starts with {@link startDrain}. */
   setSender(send: CallSender | undefined): void {
     this.#sender = send;
-    if (send) this.#drain();
+    if (!send) this.stopDrain();
   }
 
-  /** Settle every in-flight call as lost (their connection died). */
+  /**
+   * Start sending: resolve durable entries lost in flight by the module's
+   * receipts (`receiptIds`: mutation ids this identity's receipts show) —
+   * they took effect, their calls are confirmed — put the other lost ones
+   * back in the queue, feed every sendable outbox entry into the send queue
+   * in drain order, and open the gate.
+   */
+  async startDrain(receiptIds: Iterable<string> = []): Promise<void> {
+    if (this.#closed || !this.#sender || this.#draining || this.#starting) return;
+    const sender = this.#sender;
+    const gen = this.#drainGen;
+    this.#starting = true;
+    try {
+      const side = this.#durable;
+      if (side) {
+        const { confirmed } = await side.outbox.recoverAfterReconnect(receiptIds);
+        for (const entry of confirmed) this.#confirmEntry(entry.id);
+        if (this.#sender !== sender || this.#closed || gen !== this.#drainGen) return;
+        this.#draining = true;
+        await this.feed();
+      }
+      if (this.#sender !== sender || this.#closed || gen !== this.#drainGen) return;
+      this.#draining = true;
+      this.#gate.next(true);
+    } catch (e) {
+      this.options.onError?.(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  /** Stop sending (connection lost, lease lost, identity changing): calls wait in the queue. */
+  stopDrain(): void {
+    this.#drainGen++;
+    this.#draining = false;
+    if (this.#gate.value) this.#gate.next(false);
+  }
+
+  /**
+   * Push the outbox's sendable entries the queue does not hold yet, in drain
+   * order. Runs one at a time; a request while running runs it once more.
+   */
+  feed(): Promise<void> {
+    const side = this.#durable;
+    if (!side) return Promise.resolve();
+    if (this.#feeding) {
+      this.#feedAgain = true;
+      return this.#feeding;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.#feedAgain = false;
+        if (!this.#draining || this.#closed) return;
+        let entries: OutboxEntry[];
+        try {
+          entries = await side.outbox.nextBatch(Number.MAX_SAFE_INTEGER);
+        } catch (e) {
+          this.options.onError?.(e as Error);
+          return;
+        }
+        if (!this.#draining || this.#closed) return;
+        for (const entry of entries) {
+          if (this.#known.has(entry.id)) continue;
+          let call: OutboxCall;
+          const t = this.#byEntry.get(entry.id);
+          if (t) call = t.call;
+          else {
+            try {
+              call = { id: entry.id, reducer: side.accessor(entry.reducer), args: side.outbox.decodeArgs(entry), priority: entry.priority, supersedeKey: entry.supersedeKey || undefined, enqueuedAt: entry.createdAt, durable: true };
+            } catch (e) {
+              this.options.onError?.(e as Error);
+              continue;
+            }
+          }
+          this.#known.add(entry.id);
+          this.#queue.next({ call, tracked: t, entryId: entry.id, deadline: entry.deadline });
+        }
+      } while (this.#feedAgain);
+    };
+    const p = (this.#feeding = run().finally(() => (this.#feeding = undefined)));
+    return p;
+  }
+
+  #release(item: Item): void {
+    if (item.entryId === undefined) {
+      this.#transientQueued--;
+      this.#send(item, item.call.id);
+      this.#countTransient();
+      return;
+    }
+    this.#released.push(item);
+    if (this.#released.length === 1) queueMicrotask(() => void this.#markAndSend());
+  }
+
+  /** One `markSent` for every durable item released in this task, then send them in order. */
+  async #markAndSend(): Promise<void> {
+    const batch = this.#released;
+    this.#released = [];
+    const side = this.#durable!;
+    const sender = this.#sender;
+    let sent: Set<string>;
+    try {
+      sent = new Set((await side.outbox.markSent(batch.map((i) => i.entryId!))).map((e) => e.id));
+    } catch (e) {
+      this.options.onError?.(e as Error);
+      for (const item of batch) this.#known.delete(item.entryId!);
+      return;
+    }
+    const lost: string[] = [];
+    for (const item of batch) {
+      const id = item.entryId!;
+      if (!sent.has(id)) {
+        // Superseded, expired, confirmed, of another identity, or taken by another tab meanwhile.
+        this.#known.delete(id);
+        continue;
+      }
+      if (this.#sender !== sender || !this.#draining || this.#closed) {
+        this.#known.delete(id);
+        lost.push(id);
+        continue;
+      }
+      this.#send(item, id);
+    }
+    if (lost.length) await side.outbox.requeueSent(lost).catch((e) => this.options.onError?.(e as Error));
+  }
+
+  #send(item: Item, key: string): void {
+    const send = this.#sender;
+    if (!send) {
+      // Only transient calls get here without a sender (a release racing a disconnect).
+      this.#lostInFlight(item, 'close');
+      return;
+    }
+    this.#inFlight.set(key, item);
+    if (item.tracked) item.tracked.startedAt = this.#now();
+    this.options.log?.(() => `call ${item.call.reducer} (${key})`);
+    let result: Promise<void>;
+    try {
+      result = send(item.call.reducer, item.call.args);
+    } catch (e) {
+      result = Promise.reject(e);
+    }
+    result.then(
+      () => this.#answered(key, undefined),
+      (err) => this.#answered(key, err),
+    );
+  }
+
+  /** Settle every transient call in flight as lost; durable ones wait for the next drain (receipts or a resend). */
   connectionLost(reason: ConnectionLostError['info']['reason'], cause?: unknown): void {
     this.#sender = undefined;
-    for (const id of [...this.#inFlight]) {
-      const t = this.#tracked.get(id);
-      this.#inFlight.delete(id);
-      if (!t) continue;
-      void this.#outbox.settle(id, 'lost');
-      this.#settle(t, {
-        status: 'rejected',
-        id,
-        reducer: t.call.reducer,
-        error: new ConnectionLostError(`The connection was lost while '${t.call.reducer}' was in flight; its outcome is unknown.`, { reason, reducer: t.call.reducer }, { cause }),
-      });
+    this.stopDrain();
+    for (const [key, item] of [...this.#inFlight]) {
+      this.#inFlight.delete(key);
+      if (item.entryId !== undefined) {
+        this.#known.delete(item.entryId);
+        continue;
+      }
+      this.#lostInFlight(item, reason, cause);
     }
+    this.#countTransient();
   }
 
-  async #drain(): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
-    try {
-      while (this.#sender && !this.#closed) {
-        const batch = await this.#outbox.claim(64);
-        if (batch.length === 0) break;
-        for (const call of batch) {
-          const send = this.#sender;
-          const t = this.#tracked.get(call.id);
-          if (!t || t.settled) continue;
-          if (!send) {
-            // Lost the connection mid-batch: put it back.
-            await this.#outbox.enqueue(call);
-            continue;
-          }
-          this.#inFlight.add(call.id);
-          this.options.log?.(() => `call ${call.reducer} (${call.id})`);
-          send(call.reducer, call.args).then(
-            () => this.#answered(call.id, undefined),
-            (err) => this.#answered(call.id, err),
-          );
-        }
-      }
-    } finally {
-      this.#draining = false;
-    }
+  #lostInFlight(item: Item, reason: ConnectionLostError['info']['reason'], cause?: unknown): void {
+    const t = item.tracked;
+    if (!t) return;
+    this.#settle(t, {
+      status: 'rejected',
+      id: t.call.id,
+      reducer: t.call.reducer,
+      error: new ConnectionLostError(`The connection was lost while '${t.call.reducer}' was in flight; its outcome is unknown.`, { reason, reducer: t.call.reducer }, { cause }),
+    });
   }
 
   /**
@@ -248,33 +570,72 @@ export class Calls {
    */
   confirmByArgs(args: unknown): void {
     if (args === null || typeof args !== 'object') return;
-    for (const id of this.#inFlight) {
-      const t = this.#tracked.get(id);
-      if (t && t.call.args === args) {
-        this.#answered(id, undefined);
+    for (const [key, item] of this.#inFlight) {
+      if (item.call.args === args) {
+        this.#answered(key, undefined);
         return;
       }
     }
   }
 
-  #answered(id: string, err: unknown) {
-    if (!this.#inFlight.delete(id)) return; // already settled as lost
-    const t = this.#tracked.get(id);
+  #answered(key: string, err: unknown) {
+    const item = this.#inFlight.get(key);
+    if (!item) return; // already settled, or lost with its connection
+    this.#inFlight.delete(key);
+    const t = item.tracked;
+    const rejection =
+      err === undefined
+        ? undefined
+        : new ReducerRejectedError(`${item.call.reducer} rejected: ${err instanceof Error ? err.message : String(err)}`, { reducer: item.call.reducer, args: item.call.args, kind: err instanceof SenderError ? 'sender' : err instanceof InternalError ? 'internal' : 'internal' }, { cause: err });
+    if (item.entryId !== undefined) {
+      const side = this.#durable!;
+      const id = item.entryId;
+      const done = rejection === undefined ? side.outbox.markConfirmed([id]) : side.outbox.markRejected(id, rejection);
+      void done.then(
+        () => this.#known.delete(id),
+        (e) => this.options.onError?.(e as Error),
+      );
+      this.#byEntry.delete(id);
+      // An entry of an earlier session or another tab has no handle: report its rejection.
+      if (!t && rejection) this.options.onError?.(rejection);
+    } else this.#countTransient();
     if (!t) return;
-    if (err === undefined) {
-      void this.#outbox.settle(id, 'confirmed');
-      this.#settle(t, { status: 'confirmed', id, reducer: t.call.reducer, latencyMs: this.#now() - t.startedAt });
-    } else {
-      void this.#outbox.settle(id, 'rejected');
-      const kind = err instanceof SenderError ? 'sender' : err instanceof InternalError ? 'internal' : 'internal';
-      const message = err instanceof Error ? err.message : String(err);
-      this.#settle(t, {
-        status: 'rejected',
-        id,
-        reducer: t.call.reducer,
-        error: new ReducerRejectedError(`${t.call.reducer} rejected: ${message}`, { reducer: t.call.reducer, args: t.call.args, kind }, { cause: err }),
-      });
+    if (rejection === undefined) this.#settle(t, { status: 'confirmed', id: t.call.id, reducer: t.call.reducer, latencyMs: this.#now() - t.startedAt });
+    else this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: rejection });
+  }
+
+  #confirmEntry(entryId: string) {
+    const t = this.#byEntry.get(entryId);
+    this.#byEntry.delete(entryId);
+    if (t) this.#settle(t, { status: 'confirmed', id: t.call.id, reducer: t.call.reducer, latencyMs: this.#now() - t.startedAt });
+  }
+
+  /**
+   * Settle this session's durable calls whose entries left the outbox
+   * without an answer here (another tab sent them) or were rejected there.
+   */
+  #reconcileWithStore(state: OutboxState) {
+    if (this.#byEntry.size === 0) return;
+    const present = new Set<string>();
+    for (const e of state.pending) present.add(e.id);
+    for (const e of state.quarantined) present.add(e.id);
+    const rejected = new Map(state.rejected.map((e) => [e.id, e]));
+    for (const [id, t] of [...this.#byEntry]) {
+      if (this.#inFlight.has(id)) continue;
+      const r = rejected.get(id);
+      if (r) {
+        this.#byEntry.delete(id);
+        this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: new ReducerRejectedError(`${t.call.reducer} rejected: ${r.error?.message ?? 'rejected'}`, { reducer: t.call.reducer, args: t.call.args, kind: 'sender' }) });
+      } else if (present.has(id)) t.seenInStore = true;
+      else if (t.seenInStore) this.#confirmEntry(id);
     }
+  }
+
+  #countTransient() {
+    let sent = 0;
+    for (const item of this.#inFlight.values()) if (item.entryId === undefined) sent++;
+    const cur = this.#transientCount.value;
+    if (cur.queued !== this.#transientQueued || cur.sent !== sent) this.#transientCount.next({ queued: this.#transientQueued, sent });
   }
 
   #emit(t: Tracked, o: CallOutcome) {
@@ -286,23 +647,36 @@ export class Calls {
     if (t.settled) return;
     t.settled = true;
     this.#tracked.delete(t.call.id);
+    if (t.entryId !== undefined && this.#byEntry.get(t.entryId) === t) this.#byEntry.delete(t.entryId);
     this.#emit(t, o);
     t.outcomes.complete();
   }
 
-  /** Reject everything still queued or in flight and end the event stream. */
+  /**
+   * Reject every call still pending and end the event stream. Durable calls
+   * stay in the outbox: the next session sends them (their handles here are
+   * rejected with a `ConnectionLostError` saying so).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
+    await Promise.allSettled([...this.#storing]);
     this.connectionLost('closed');
     this.#closed = true;
-    const queued = await this.#outbox.drain();
-    for (const c of queued) {
-      const t = this.#tracked.get(c.id);
-      if (t) this.#settle(t, { status: 'rejected', id: c.id, reducer: c.reducer, error: new ConnectionLostError('The sync client was closed before the call was sent.', { reason: 'closed', reducer: c.reducer }) });
-    }
+    for (const s of this.#subs) s.unsubscribe();
     for (const t of [...this.#tracked.values()]) {
-      this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: new ConnectionLostError('The sync client was closed.', { reason: 'closed', reducer: t.call.reducer }) });
+      const kept = t.entryId !== undefined;
+      this.#settle(t, {
+        status: 'rejected',
+        id: t.call.id,
+        reducer: t.call.reducer,
+        error: new ConnectionLostError(
+          kept ? `The sync client was closed before '${t.call.reducer}' was confirmed; it stays in the outbox and the next session sends it.` : 'The sync client was closed before the call was sent.',
+          { reason: 'closed', reducer: t.call.reducer },
+        ),
+      });
     }
     this.#events.complete();
+    this.#transientCount.complete();
+    this.#gate.complete();
   }
 }

@@ -62,9 +62,10 @@ export interface ReducerRejectedInfo {
   /**
    * `sender`: the reducer threw a `SenderError`; `internal`: it panicked or
    * does not exist; `superseded`: a newer queued call with the same
-   * `supersedeKey` replaced it before it was sent.
+   * `supersedeKey` replaced it before it was sent; `expired`: its deadline
+   * (`drop-if-stale`) passed while it waited to be sent.
    */
-  readonly kind: 'sender' | 'internal' | 'superseded';
+  readonly kind: 'sender' | 'internal' | 'superseded' | 'expired';
 }
 
 /** The server rejected a reducer call. */

@@ -28,9 +28,11 @@ import type { Identity } from 'spacetimedb';
 export type SessionEvent =
   | { readonly type: 'opened' }
   | { readonly type: 'connected'; readonly identity: Identity; readonly token: string }
-  | { readonly type: 'synced' };
+  | { readonly type: 'synced' }
+  | { readonly type: 'migrating'; readonly phase: 'migration-download' | 'migration-upload' };
 
-export type Trigger = 'now' | 'online' | 'offline' | 'resume';
+/** `restart`: replace the current session with a fresh attempt, whatever its state (sign-out). */
+export type Trigger = 'now' | 'online' | 'offline' | 'resume' | 'restart';
 
 /** Options of {@link supervise}. */
 export interface SuperviseOptions {
@@ -109,7 +111,7 @@ export function supervise(options: SuperviseOptions): Observable<LifecycleEvent>
 
     const control = concat(of<Trigger | 'start'>('start'), triggers).pipe(
       filter((t) => {
-        if (t === 'start') return true;
+        if (t === 'start' || t === 'restart') return true;
         if (t === 'offline') return true;
         if (t === 'resume' && mode === 'live') {
           options.checkLiveness?.();
@@ -144,5 +146,7 @@ function toLifecycle(ev: SessionEvent, at: number): LifecycleEvent {
       return { type: 'connected', at, identity: ev.identity, token: ev.token };
     case 'synced':
       return { type: 'synced', at };
+    case 'migrating':
+      return { type: 'migrating', at, phase: ev.phase };
   }
 }

@@ -64,6 +64,8 @@ export interface SyncProgress {
   readonly total: number;
   /** Rows received in the applied sets (rows of the views after sync). */
   readonly rows: number;
+  /** Progress of a storage migration phase, while one runs (see `phase$`). */
+  readonly migration?: { readonly phase: 'migration-download' | 'migration-upload'; readonly done: number; readonly total: number; readonly item?: string };
 }
 
 export interface LiveQueriesOptions {
@@ -77,6 +79,12 @@ export interface LiveQueriesOptions {
   onTransaction?: (event: any) => void;
   /** Called at the start of every flush, inside it (see {@link LiveQueries.flushing}). */
   beforeFlush?: () => void;
+  /** Every row change of a followed table (accessor name), for the offline cache. */
+  onRowChange?: (table: string, inserts: readonly any[], deletes: readonly any[]) => void;
+  /** A query on the table (accessor name) was applied: `rows` are the SDK cache's rows of it now. */
+  onTableApplied?: (table: string, rows: readonly any[]) => void;
+  /** A view was created (e.g. to seed it with cached rows). */
+  onViewCreated?: (entry: LiveQuery) => void;
 }
 
 interface Attachment {
@@ -110,6 +118,11 @@ export class LiveQueries {
     return this.#entries.size;
   }
 
+  /** Every live query (for seeding and re-persisting their rows). */
+  get entries(): Iterable<LiveQuery> {
+    return this.#entries.values();
+  }
+
   /** Take a reference to the query (creating and subscribing it if new). */
   acquire<Row>(query: CompiledQuery<Row>): LiveQuery<Row> {
     if (this.#closed) throw new Error('The sync client is closed.');
@@ -120,6 +133,7 @@ export class LiveQueries {
       let set = this.#byTable.get(query.table.accessorName);
       if (!set) this.#byTable.set(query.table.accessorName, (set = new Set()));
       set.add(entry);
+      this.options.onViewCreated?.(entry);
       if (this.#att && !this.#att.detached) this.#subscribe(this.#att, entry);
     }
     entry.refCount++;
@@ -220,16 +234,19 @@ export class LiveQueries {
         if (att.detached) return;
         boundary(ctx);
         for (const e of views()) e.view.insert(row);
+        this.options.onRowChange?.(accessorName, [row], []);
       },
       del: (ctx: any, row: any) => {
         if (att.detached) return;
         boundary(ctx);
         for (const e of views()) e.view.delete(row);
+        this.options.onRowChange?.(accessorName, [], [row]);
       },
       update: (ctx: any, oldRow: any, newRow: any) => {
         if (att.detached) return;
         boundary(ctx);
         for (const e of views()) e.view.update(oldRow, newRow);
+        this.options.onRowChange?.(accessorName, [newRow], [oldRow]);
       },
     };
     table.onInsert(cbs.insert);
@@ -254,7 +271,9 @@ export class LiveQueries {
         }
         this.flush();
         entry.applied = true;
-        entry.view.syncFrom(att.conn.db[query.table.accessorName].iter());
+        const rows = [...att.conn.db[query.table.accessorName].iter()];
+        entry.view.syncFrom(rows);
+        this.options.onTableApplied?.(query.table.accessorName, rows);
         if (att.initial.has(entry)) {
           att.applied++;
           att.rows += entry.view.state.size;

@@ -59,26 +59,42 @@ export function compileQuery<Row>(source: QuerySource, where?: (row: any) => any
   const sql = query.toSql();
   const clause = query.whereClause;
 
-  const pk = Object.entries(table.tableDef.columns).find(([, c]) => c.columnMetadata.isPrimaryKey);
-  let keyOf: (row: Row) => RowKey;
-  let toKey: (value: unknown) => RowKey;
-  if (pk) {
-    const [col, def] = pk;
-    const ty = def.typeBuilder.algebraicType;
-    keyOf = (row) => AlgebraicType.intoMapKey(ty, (row as Record<string, unknown>)[col]);
-    toKey = (value) => AlgebraicType.intoMapKey(ty, value);
-  } else {
-    const serialize = ProductType.makeSerializer(table.tableDef.rowType);
-    const writer = new BinaryWriter(64);
-    keyOf = (row) => {
-      writer.clear();
-      serialize(writer, row);
-      return writer.toBase64();
-    };
-    toKey = (value) => (typeof value === 'string' ? value : keyOf(value as Row));
-  }
+  const { keyOf, toKey } = keyFunctions<Row>(table);
   const matches = clause ? (row: Row) => evaluate(clause.data, row as Record<string, unknown>) : () => true;
   return { key: sql, sql, table, keyOf, toKey, matches };
+}
+
+
+/** Row key functions of a table: its primary key as the SDK maps it, else the row's BSATN bytes. */
+function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): { keyOf: (row: Row) => RowKey; toKey: (value: unknown) => RowKey } {
+    const pk = Object.entries(table.tableDef.columns).find(([, c]) => c.columnMetadata.isPrimaryKey);
+    let keyOf: (row: Row) => RowKey;
+    let toKey: (value: unknown) => RowKey;
+    if (pk) {
+      const [col, def] = pk;
+      const ty = def.typeBuilder.algebraicType;
+      keyOf = (row) => AlgebraicType.intoMapKey(ty, (row as Record<string, unknown>)[col]);
+      toKey = (value) => AlgebraicType.intoMapKey(ty, value);
+    } else {
+      const serialize = ProductType.makeSerializer(table.tableDef.rowType);
+      const writer = new BinaryWriter(64);
+      keyOf = (row) => {
+        writer.clear();
+        serialize(writer, row);
+        return writer.toBase64();
+      };
+      toKey = (value) => (typeof value === 'string' ? value : keyOf(value as Row));
+    }
+    return { keyOf, toKey };
+}
+
+/**
+ * A query given as SQL over one table (e.g. the receipts query with
+ * `:sender`), with a client-side filter the caller supplies.
+ */
+export function compileRawQuery<Row>(table: Pick<TableRefLike, 'tableDef' | 'sourceName' | 'accessorName'>, sql: string, matches: (row: Row) => boolean): CompiledQuery<Row> {
+  const { keyOf, toKey } = keyFunctions<Row>(table);
+  return { key: sql, sql, table: table as TableRefLike, keyOf, toKey, matches };
 }
 
 type ExprData = BooleanExpr<any>['data'];

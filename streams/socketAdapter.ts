@@ -88,6 +88,10 @@ export interface SocketAdapterOptions {
   fetch?: typeof fetch;
   /** Clock for RTT. @default performance.now */
   now?: () => number;
+  /** Largest inbound frame accepted (wire bytes, and again after decompression); a larger one is a protocol error. @default 64 MiB */
+  maxFrameBytes?: number;
+  /** Table names (wire names) of the bindings; a server message naming another table is a protocol error. @default any */
+  knownTables?: ReadonlySet<string>;
 }
 
 /** The adapter of one connection: the factory for `withWSFn`, plus the probe the heartbeat uses. */
@@ -168,7 +172,12 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
     let chain: Promise<void> = Promise.resolve();
     let sdkOnMessage: ((msg: { data: Uint8Array }) => void) | undefined;
 
+    const maxBytes = options.maxFrameBytes ?? 64 * 1024 * 1024;
     const deliver = (frame: Uint8Array) => {
+      if (frame.length === 0 || frame.length > maxBytes) {
+        chain = chain.then(() => fail(new ProtocolError(frame.length === 0 ? 'Received an empty frame.' : `Received a frame of ${frame.length} bytes, over the ${maxBytes}-byte limit.`, { direction: 'in', bytes: frame.length })));
+        return;
+      }
       const tag = frame[0];
       const body = frame.subarray(1);
       const decoded: Promise<Uint8Array> | Uint8Array =
@@ -183,12 +192,28 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
           return;
         }
         if (!open) return;
+        if (data.length > maxBytes) {
+          fail(new ProtocolError(`A frame decompressed to ${data.length} bytes, over the ${maxBytes}-byte limit.`, { direction: 'in', bytes: data.length }));
+          return;
+        }
         let messages: ScannedMessage[];
         try {
           messages = scanServerPayload(data, protocol);
         } catch (e) {
           fail(new ProtocolError(`Could not read a frame: ${(e as Error).message}`, { direction: 'in', bytes: data.length }, { cause: e }));
           return;
+        }
+        const known = options.knownTables;
+        if (known) {
+          for (const m of messages) {
+            if (m.kind === 'OneOffQueryResult') continue;
+            for (const table of m.tableBytes?.keys() ?? []) {
+              if (!known.has(table)) {
+                fail(new ProtocolError(`The server sent rows of table '${table}', which the bindings do not have.`, { direction: 'in', bytes: data.length }));
+                return;
+              }
+            }
+          }
         }
         obs.frameIn?.({ wireBytes: frame.length, bytes: data.length, compressed: tag !== 0, messages });
         // Swallow the results of our own probes.
@@ -217,14 +242,24 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
         if (forward && sdkOnMessage) {
           try {
             sdkOnMessage({ data: forward });
+          } catch (e) {
+            // The SDK throws from its message handler on what it cannot apply
+            // (an unknown table, a row that does not decode): contain it.
+            fail(new ProtocolError(`The SDK could not apply a frame: ${(e as Error)?.message ?? e}`, { direction: 'in', bytes: data.length }, { cause: e }));
           } finally {
             obs.afterFrame?.();
           }
         }
       });
+      // Nothing above may break the chain (or reach the process as an unhandled rejection).
+      chain = chain.catch((e) => fail(new ProtocolError(`Could not process a frame: ${(e as Error)?.message ?? e}`, { direction: 'in', bytes: frame.length }, { cause: e })));
     };
 
+    let failed = false;
     const fail = (err: ProtocolError) => {
+      if (failed) return;
+      failed = true;
+      open = false;
       obs.protocolError?.(err);
       try {
         socket.close(1002, 'protocol error');

@@ -33,9 +33,28 @@ export interface ConnectionStatus {
 }
 
 /**
- * The game flow. The migration phases belong to the storage layer (durable
- * outbox and offline cache): they sit between `server-sync` and `active`, and
- * this client never enters them yet.
+ * What `status$` emits: the connection state plus what the client knows
+ * about its data and its storage.
+ */
+export interface SyncStatus extends ConnectionStatus {
+  /**
+   * The tables show rows that are not being kept up to date: rows from the
+   * offline cache before the first sync, or the last rows seen while the
+   * connection is down. False while live (and before anything was shown).
+   */
+  readonly stale: boolean;
+  /**
+   * Where calls and cached rows are kept: `durable` (IndexedDB), `memory`
+   * (storage configured, but IndexedDB failed: lost on reload), or `none`
+   * (no storage configured).
+   */
+  readonly storage: 'durable' | 'memory' | 'none';
+}
+
+/**
+ * The game flow. The migration phases run once, after the first sync of a
+ * client whose bindings' schema fingerprint differs from the stored one
+ * (storage only): they sit between `server-sync` and `active`.
  */
 export type Phase = 'connect' | 'login' | 'server-sync' | 'migration-download' | 'migration-upload' | 'active';
 
@@ -49,6 +68,8 @@ export type LifecycleEvent =
   | { readonly type: 'connected'; readonly at: number; readonly identity: Identity; readonly token: string }
   /** Every live query is applied: the client is in sync. */
   | { readonly type: 'synced'; readonly at: number }
+  /** A storage migration phase runs (after the server sync, before `synced`). */
+  | { readonly type: 'migrating'; readonly at: number; readonly phase: 'migration-download' | 'migration-upload' }
   /** The connection (or the attempt) failed; a retry follows. */
   | { readonly type: 'lost'; readonly at: number; readonly error: Error }
   /** The next attempt is scheduled `delay` ms from `at`. */
@@ -76,6 +97,7 @@ export function reduceStatus(s: ConnectionStatus, e: LifecycleEvent): Connection
       // The first attempt (and attempts after a stop) show `connecting`; retries stay `reconnecting`.
       return enter(s, s.state === 'reconnecting' ? 'reconnecting' : 'connecting', e.at, { nextRetryAt: null });
     case 'opened':
+    case 'migrating':
       return s;
     case 'connected':
       return enter(s, 'syncing', e.at, { nextRetryAt: null });
@@ -109,6 +131,8 @@ export function reducePhase(p: Phase, e: LifecycleEvent): Phase {
       return 'server-sync';
     case 'synced':
       return 'active';
+    case 'migrating':
+      return e.phase;
     case 'closed':
       return p;
   }

@@ -141,6 +141,21 @@ export class TableView<Row> {
     else this.#adopted.push([key, row]);
   }
 
+  /**
+   * Show rows from the offline cache before any connection: they become the
+   * state (emitted at the next flush), and the first `syncFrom` then emits
+   * only what differs from them. Ignored once the view has synced.
+   */
+  seed(rows: Iterable<Row>): void {
+    if (this.#everSynced || this.live) return;
+    for (const row of rows) {
+      if (!this.shape.matches(row)) continue;
+      this.#record(this.shape.keyOf(row), row);
+    }
+    this.#everSynced = true;
+    this.markDirty(this);
+  }
+
   /** The connection went away: stop following it; keep the rows. */
   suspend(): void {
     this.live = false;

@@ -16,12 +16,13 @@ async function until(predicate: () => boolean | Promise<boolean>, what: string):
   throw new Error(`timed out waiting for ${what}`);
 }
 
-describe('storage/DurableCallOutbox (the client seam)', () => {
+describe('storage/DurableCallOutbox and the client\'s Calls', () => {
   it('drives the client\'s real Calls: stored before sending, sent with its mutation id, gone once confirmed', async () => {
     const s = await open({ lease: 'none' });
     try {
       await s.outbox.setIdentity(ALICE);
-      const calls = new Calls({ outbox: s.callOutbox() });
+      const calls = new Calls();
+      calls.useDurable({ outbox: s.outbox, canonical: a => (a === 'joinMatch' ? 'join_match' : a), accessor: c => (c === 'join_match' ? 'joinMatch' : c) });
       const sent: { reducer: string; args: Record<string, unknown> }[] = [];
       const answers: (() => void)[] = [];
 
@@ -37,6 +38,7 @@ describe('storage/DurableCallOutbox (the client seam)', () => {
         sent.push({ reducer, args: args as Record<string, unknown> });
         return new Promise<void>(resolve => answers.push(resolve));
       });
+      await calls.startDrain();
       await until(() => sent.length === 1, 'the call to be sent');
       expect(sent[0]).to.deep.equal({ reducer: 'joinMatch', args: { matchId: 7n, mutationId: stored.id } });
       expect((await s.outbox.entries())[0].status).to.equal('sent');
