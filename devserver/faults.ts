@@ -98,10 +98,11 @@ export class DevServerFaults {
  * Releases items in order, none before its due time: a connection's frames
  * under injected latency. One timer at a time.
  */
-export class DelayQueue<T> {
+export class DelayQueue<T extends { length: number }> {
   readonly #items: { at: number; item: T }[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastAt = 0;
+  #bytes = 0;
 
   constructor(private readonly release: (item: T) => void) {}
 
@@ -109,11 +110,17 @@ export class DelayQueue<T> {
     return this.#items.length;
   }
 
+  /** Total length of the items held, so the owner can bound it. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   push(item: T, delayMs: number) {
     // Never earlier than the item before it: order is kept even with jitter.
     const at = Math.max(Date.now() + delayMs, this.#lastAt);
     this.#lastAt = at;
     this.#items.push({ at, item });
+    this.#bytes += item.length;
     this.#arm();
   }
 
@@ -122,7 +129,11 @@ export class DelayQueue<T> {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       const now = Date.now();
-      while (this.#items.length > 0 && this.#items[0].at <= now) this.release(this.#items.shift()!.item);
+      while (this.#items.length > 0 && this.#items[0].at <= now) {
+        const { item } = this.#items.shift()!;
+        this.#bytes -= item.length;
+        this.release(item);
+      }
       this.#arm();
     }, Math.max(0, this.#items[0].at - Date.now()));
   }
@@ -130,6 +141,7 @@ export class DelayQueue<T> {
   /** Drop everything still queued. */
   clear() {
     this.#items.length = 0;
+    this.#bytes = 0;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
   }

@@ -44,7 +44,12 @@ export interface DevServerOptions {
   readonly pingIntervalMs?: number;
   /** Close a socket that sent nothing (not even a pong) for this long. @default 30000 */
   readonly idleTimeoutMs?: number;
-  /** Disconnect a client whose unsent data exceeds this (it stopped reading). @default 16 MiB */
+  /**
+   * Disconnect a client whose unsent data (including frames held back by
+   * injected latency) exceeds this (it stopped reading). Also the most a
+   * connection's incoming frames held back by latency may take: over it, the
+   * server stops reading that socket until they drain. @default 16 MiB
+   */
   readonly maxSendQueueBytes?: number;
   /** Largest HTTP request body accepted. @default 64 KiB */
   readonly maxHttpBodyBytes?: number;
@@ -64,6 +69,8 @@ export interface DevServerStats {
   framesDropped: number;
   /** Sockets closed by the server's limits (idle, oversized, slow reader). */
   limitCloses: number;
+  /** Bytes currently held back by injected latency, both ways, all connections. */
+  delayedBytes: number;
   restarts: number;
 }
 
@@ -124,6 +131,7 @@ export class DevServer {
     bytesOut: 0,
     framesDropped: 0,
     limitCloses: 0,
+    delayedBytes: 0,
     restarts: 0,
   };
   #recovery: RecoveredState | undefined;
@@ -185,8 +193,12 @@ export class DevServer {
 
   stats(): DevServerStats {
     let subs = 0;
-    for (const c of this.#connections) subs += c.querySets.size;
-    return { ...this.#stats, connections: this.#connections.size, subscriptions: subs };
+    let delayed = 0;
+    for (const c of this.#connections) {
+      subs += c.querySets.size;
+      delayed += c.inDelay.bytes + c.outDelay.bytes;
+    }
+    return { ...this.#stats, connections: this.#connections.size, subscriptions: subs, delayedBytes: delayed };
   }
 
   /** Load the data folder into the datastore; true when there was nothing (a new database). */
@@ -503,7 +515,11 @@ export class DevServer {
       batcher: new ServerFrameBatcher({ protocol, compression }),
       querySets: new Map(),
       outDelay: new DelayQueue((frame) => this.#write(conn, frame)),
-      inDelay: new DelayQueue((data) => this.#process(conn, data)),
+      inDelay: new DelayQueue((data) => {
+        this.#process(conn, data);
+        // Read again once what latency holds has drained to half the limit.
+        if (conn.ws.isPaused && !conn.closed && conn.inDelay.bytes <= this.#sendQueueLimit / 2) conn.ws.resume();
+      }),
       lastSeen: Date.now(),
       blackholed: false,
       flushScheduled: false,
@@ -591,8 +607,13 @@ export class DevServer {
     }
     if (!isBinary) return this.#closeWithError(conn, 'text frames are not supported by the BSATN protocol');
     const delay = this.#faultState.delay();
-    if (delay > 0 || conn.inDelay.size > 0) conn.inDelay.push(data, delay);
-    else this.#process(conn, data);
+    if (delay > 0 || conn.inDelay.size > 0) {
+      conn.inDelay.push(data, delay);
+      // Backpressure, as a slow link gives: stop reading while too much waits.
+      if (conn.inDelay.bytes > this.#sendQueueLimit && !conn.ws.isPaused) conn.ws.pause();
+    } else {
+      this.#process(conn, data);
+    }
   }
 
   #process(conn: Connection, data: Buffer) {
@@ -847,8 +868,12 @@ export class DevServer {
     if (conn.closed) return;
     for (const frame of conn.batcher.flush()) {
       const delay = this.#faultState.delay();
-      if (delay > 0 || conn.outDelay.size > 0) conn.outDelay.push(frame, delay);
-      else this.#write(conn, frame);
+      if (delay > 0 || conn.outDelay.size > 0) {
+        conn.outDelay.push(frame, delay);
+        if (this.#overSendLimit(conn)) return;
+      } else {
+        this.#write(conn, frame);
+      }
     }
   }
 
@@ -866,13 +891,22 @@ export class DevServer {
     this.#stats.framesOut++;
     this.#stats.bytesOut += frame.length;
     conn.ws.send(frame, { binary: true });
-    const limit = this.#options.maxSendQueueBytes ?? 16 * 1024 * 1024;
-    if (conn.ws.bufferedAmount > limit) {
-      this.#stats.limitCloses++;
-      this.#logLine('info', `disconnecting ${short(conn.identity)}: ${conn.ws.bufferedAmount} bytes unsent (it stopped reading)`);
-      conn.ws.terminate();
-      this.#onClose(conn);
-    }
+    this.#overSendLimit(conn);
+  }
+
+  get #sendQueueLimit(): number {
+    return this.#options.maxSendQueueBytes ?? 16 * 1024 * 1024;
+  }
+
+  /** Disconnect a client that owes more than the limit (unsent plus held back by latency); true if it did. */
+  #overSendLimit(conn: Connection): boolean {
+    const owed = conn.ws.bufferedAmount + conn.outDelay.bytes;
+    if (owed <= this.#sendQueueLimit) return false;
+    this.#stats.limitCloses++;
+    this.#logLine('info', `disconnecting ${short(conn.identity)}: ${owed} bytes unsent (it stopped reading)`);
+    conn.ws.terminate();
+    this.#onClose(conn);
+    return true;
   }
 }
 
