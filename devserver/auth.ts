@@ -246,12 +246,14 @@ export class TokenAuthority {
 
   /**
    * Verify `token`, then sign the same claims again with a fresh `iat` and an
-   * expiry `seconds` from now (`POST /v1/identity/websocket-token`).
+   * expiry `seconds` from now (`POST /v1/identity/websocket-token`), but never
+   * later than `token`'s own expiry: exchanging a token must not extend it.
    */
   shortLived(token: string, seconds: number = SHORT_LIVED_SECONDS): string {
     const { claims } = this.verify(token);
     const iat = this.#nowSeconds();
-    return this.sign({ ...claims, iat, exp: iat + seconds });
+    const exp = claims.exp === undefined ? iat + seconds : Math.min(iat + seconds, claims.exp);
+    return this.sign({ ...claims, iat, exp });
   }
 }
 
