@@ -1,0 +1,168 @@
+/**
+ * The arena demo in real Chromium: what a person sees while the network
+ * fails under them. Each test starts its own dev server and page server
+ * (port 0, temp data folder) and saves a screenshot under test-artifacts/.
+ */
+import { expect } from 'chai';
+import type { Browser } from 'playwright-core';
+import { tables } from '../../demo/arena/bindings/index.ts';
+import { TEST_TIMINGS, addNode, boardNodes, dragNode, launchChromium, player, screenshot, serverRows, startArena, until, waitLive, type Arena } from './harness.ts';
+
+describe('arena demo in the browser', function () {
+  this.timeout(90_000);
+  let browser: Browser;
+  let arena: Arena;
+
+  before(async () => {
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  beforeEach(async () => {
+    arena = await startArena();
+  });
+  afterEach(async () => {
+    for (const context of browser.contexts()) await context.close();
+    await arena?.stop();
+  });
+
+  it('two players in two browser contexts see each other\'s moves', async () => {
+    const a = await player(browser, arena);
+    const b = await player(browser, arena);
+    const id = await addNode(a.page);
+
+    const seen = await until('player B to see A\'s node', async () => (await boardNodes(b.page)).find((n) => n.id === id));
+    expect(seen.mine).to.equal(false);
+    const before = await dragNode(a.page, id, 120, 60);
+    const moved = await until('B to see the move', async () => (await boardNodes(b.page)).find((n) => n.id === id && n.x !== before.x));
+    expect(moved.x).to.be.closeTo(before.x + 120, 2);
+    expect(moved.y).to.be.closeTo(before.y + 60, 2);
+    // Both players list each other as online.
+    const online = await b.page.locator('#players li').count();
+    expect(online).to.equal(2);
+
+    // The anonymous token is kept: after a reload A is still the same player.
+    const identity = await a.page.getAttribute('#who', 'title');
+    await a.page.reload();
+    await waitLive(a.page, a.errors);
+    expect(await a.page.getAttribute('#who', 'title')).to.equal(identity);
+    expect(await a.page.isVisible('#login')).to.equal(false);
+    await screenshot(a.page, 'two-players-a');
+    await screenshot(b.page, 'two-players-b');
+    expect([...a.errors, ...b.errors]).to.deep.equal([]);
+  });
+
+  it('blackhole: the top bar shows reconnecting within the heartbeat timeout; moves made offline are pending and counted', async () => {
+    const a = await player(browser, arena);
+    const first = await addNode(a.page);
+    const second = await addNode(a.page);
+
+    arena.dev.faults.blackhole(60_000);
+    const start = Date.now();
+    await a.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])', { timeout: 10_000 });
+    const detectedMs = Date.now() - start;
+    // Silence of `interval` before the probe, then `timeout` for an answer (plus slack for a loaded machine).
+    expect(detectedMs).to.be.lessThan(TEST_TIMINGS.heartbeat.interval + TEST_TIMINGS.heartbeat.timeout + 1500);
+    await a.page.waitForSelector('#offline-banner:not([hidden])');
+    await a.page.waitForSelector('#reconnect-now:not([hidden])');
+
+    await dragNode(a.page, first, 80, 0);
+    await dragNode(a.page, second, 0, 80);
+    await until('both moves drawn as pending', async () => (await boardNodes(a.page)).filter((n) => n.pending).length === 2);
+    await until('the banner to count 2 changes', async () => (await a.page.textContent('#banner-text')) === 'Offline — 2 changes queued');
+    await a.page.click('#queue summary');
+    expect(await a.page.locator('#queue-list li[data-status="queued"]').count()).to.equal(2);
+    await screenshot(a.page, 'blackhole-offline-queued');
+    expect(a.errors).to.deep.equal([]);
+  });
+
+  it('reload while offline keeps the queue (IndexedDB); restore drains it, both players converge, nothing applied twice', async () => {
+    const a = await player(browser, arena);
+    const b = await player(browser, arena);
+    const first = await addNode(a.page);
+    const second = await addNode(a.page);
+    const start = await boardNodes(a.page);
+    const at = (id: string) => start.find((n) => n.id === id)!;
+
+    arena.dev.faults.blackhole(120_000);
+    await a.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])', { timeout: 10_000 });
+    await dragNode(a.page, first, 100, 20);
+    await dragNode(a.page, second, -40, 90);
+    await until('the banner to count 2 changes', async () => (await a.page.textContent('#banner-text')) === 'Offline — 2 changes queued');
+
+    await a.page.reload();
+    // The page itself loads (its server is not the database); the queue comes back from IndexedDB.
+    await until('the reloaded banner to count 2 changes', async () => (await a.page.textContent('#banner-text')) === 'Offline — 2 changes queued' && (await a.page.isVisible('#offline-banner')), 15_000);
+    await until('the queued moves drawn as pending after the reload', async () => {
+      const nodes = await boardNodes(a.page);
+      const n1 = nodes.find((n) => n.id === first);
+      const n2 = nodes.find((n) => n.id === second);
+      return n1?.pending && n2?.pending && Math.abs(n1.x - (at(first).x + 100)) < 3 && Math.abs(n2.y - (at(second).y + 90)) < 3;
+    });
+    await screenshot(a.page, 'reload-offline-queue-kept');
+
+    arena.dev.faults.clear();
+    await waitLive(a.page, a.errors, 20_000);
+    await until('the queue to drain', async () => (await a.page.textContent('#queue-count')) === 'queue 0' && !(await a.page.isVisible('#offline-banner')), 15_000);
+    const settled = await until('A\'s nodes confirmed at their new places', async () => {
+      const nodes = await boardNodes(a.page);
+      const mine = nodes.filter((n) => n.mine);
+      return mine.length === 2 && mine.every((n) => !n.pending) && nodes;
+    });
+    const key = (ns: { id: string; x: number; y: number }[]) => ns.filter((n) => n.id).map((n) => `${n.id}@${n.x},${n.y}`).sort();
+    await until('B to converge on A\'s board', async () => JSON.stringify(key(await boardNodes(b.page))) === JSON.stringify(key(settled)));
+
+    // The server's truth: each node moved exactly once (version 2), one receipt per move.
+    const observer = arena.observer();
+    const nodes = await serverRows(observer.table$(tables.gameNode), (rows) => rows.size === 2);
+    for (const row of nodes.values()) expect(row.version, `version of node ${row.id}`).to.equal(2);
+    const receipts = await serverRows(observer.table$(tables.mutationReceipt), (rows) => rows.size > 0);
+    expect([...receipts.values()].filter((r) => r.reducer === 'move_node')).to.have.length(2);
+    await screenshot(a.page, 'restored-converged-a');
+    await screenshot(b.page, 'restored-converged-b');
+    expect([...a.errors, ...b.errors]).to.deep.equal([]);
+  });
+
+  it('a rejected move rolls back visibly, with a toast that offers to discard it', async () => {
+    const a = await player(browser, arena);
+    const id = await addNode(a.page);
+    const before = (await boardNodes(a.page)).find((n) => n.id === id)!;
+
+    arena.dev.faults.failNextReducers(1, 'the arena refuses this move');
+    await dragNode(a.page, id, 150, 0);
+    const toast = a.page.locator('.toast[data-class="rejected:moveNode"]');
+    await toast.waitFor({ timeout: 10_000 });
+    expect(await toast.textContent()).to.contain('the arena refuses this move');
+    const back = await until('the node back at its old place', async () => (await boardNodes(a.page)).find((n) => n.id === id && !n.pending && n.x === before.x && n.y === before.y));
+    expect(back.version).to.equal(1);
+    expect(await a.page.getAttribute(`#board .node[data-id="${id}"]`, 'data-rolled-back')).to.equal('true');
+    await screenshot(a.page, 'rejected-move-rolled-back');
+    // "Discard" removes the rejected change from the outbox and the toast.
+    await toast.locator('button.action').click();
+    await toast.waitFor({ state: 'detached' });
+    await until('no rejected entry left in the queue', async () => (await a.page.locator('#queue-list li[data-status="rejected"]').count()) === 0);
+    expect(a.errors).to.deep.equal([]);
+  });
+
+  it('the dev panel drops every connection and the page heals by itself', async () => {
+    const a = await player(browser, arena);
+    // Record every state the top bar shows (the reconnect itself takes a fraction of a second).
+    await a.page.evaluate(`(() => {
+      const el = document.getElementById('conn');
+      window.__states = [];
+      new MutationObserver(() => window.__states.push(el.dataset.state)).observe(el, { attributes: true, attributeFilter: ['data-state'] });
+    })()`);
+    await a.page.click('button[data-dev="drop-all"]');
+    await until('the dev panel to report the drop', async () => (await a.page.textContent('#dev-result'))?.includes('done'));
+    const states = await until('the top bar to go through reconnecting back to live', async () => {
+      const seen = (await a.page.evaluate('window.__states')) as string[];
+      return seen.includes('reconnecting') && seen.at(-1) === 'live' && seen;
+    });
+    expect(states[0]).to.equal('reconnecting');
+    const id = await addNode(a.page);
+    expect(id).to.match(/^\d+$/);
+    await screenshot(a.page, 'dev-panel-healed');
+    expect(a.errors).to.deep.equal([]);
+  });
+});
