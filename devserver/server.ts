@@ -573,6 +573,9 @@ export class DevServer {
 
   #closeWithError(conn: Connection, message: string) {
     this.#logLine('info', `closing a client socket: ${message}`);
+    // Answers already queued (the messages before a bad one in a v3 frame)
+    // leave before the close frame; after ws.close() they could not.
+    if (conn.flushScheduled) this.#flush(conn);
     conn.ws.close(CLOSE_INTERNAL_ERROR, truncateReason(message));
   }
 
