@@ -4,6 +4,9 @@
  * `--admin`, as `/_dev/…` endpoints for the demo page.
  */
 
+/** Longest delay a Node timer takes (about 24.8 days); longer ones would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The switches the server's transport consults for every frame. */
 export class FaultState {
   /** While set, frames in both directions are dropped and new requests are held. */
@@ -56,13 +59,15 @@ export class DevServerFaults {
    * are closed, so clients reconnect and resynchronise.
    */
   blackhole(ms: number): void {
-    if (!(ms >= 0)) throw new RangeError(`blackhole needs a duration in ms, got ${ms}`);
+    if (!(ms >= 0) || ms > MAX_TIMER_MS) throw new RangeError(`blackhole needs a duration in ms (at most ${MAX_TIMER_MS}), got ${ms}`);
     this.target.startBlackhole(ms);
   }
 
   /** Delay every frame, both ways, by `ms` plus up to `jitterMs`, keeping each connection's order. */
   latency(ms: number, jitterMs = 0): void {
-    if (!(ms >= 0) || !(jitterMs >= 0)) throw new RangeError('latency needs non-negative ms and jitterMs');
+    if (!(ms >= 0) || !(jitterMs >= 0) || ms + jitterMs > MAX_TIMER_MS) {
+      throw new RangeError(`latency needs non-negative ms and jitterMs adding up to at most ${MAX_TIMER_MS}`);
+    }
     this.state.latencyMs = ms;
     this.state.jitterMs = jitterMs;
   }
