@@ -194,7 +194,9 @@ export interface TableQueryOptions {
 }
 
 type ReducerName<C extends AnyConnection> = Extract<keyof C['reducers'], string>;
-type ReducerArgs<C extends AnyConnection, K extends ReducerName<C>> = C['reducers'][K] extends (args: infer A) => any ? A : never;
+type MutationIdOptional<A> = A extends { mutationId: string } ? Omit<A, 'mutationId'> & { mutationId?: string } : A;
+/** A reducer's arguments; a `mutationId` parameter may be left out (the outbox fills it in). */
+type ReducerArgs<C extends AnyConnection, K extends ReducerName<C>> = C['reducers'][K] extends (args: infer A) => any ? MutationIdOptional<A> : never;
 
 /** The client a game uses. */
 export interface SyncClient<C extends AnyConnection> {
@@ -477,7 +479,8 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     if (r.table) table = 'tableDef' in r.table ? (r.table as TableRefLike) : (r.table as { table: TableRefLike }).table;
     else {
       const def = Object.values(remoteModule?.tables ?? {}).find((t: any) => t?.sourceName === 'mutation_receipt');
-      if (def?.tableDef) table = { sourceName: def.sourceName, accessorName: def.accessorName, tableDef: def.tableDef };
+      // A table of the module description is what a table reference calls its `tableDef`.
+      if (def?.columns) table = { sourceName: def.sourceName, accessorName: def.accessorName, tableDef: def };
     }
     if (!table) {
       if (options.receipts) throw new TypeError('createSyncClient: `receipts.table` is not a table reference from the bindings.');

@@ -15,7 +15,24 @@ export {
   type RowOf,
   type CallOptions,
   type Optimistic,
+  type ClientStorageOptions,
+  type ReceiptsOptions,
 } from './client.ts';
+export type { SyncStatus } from '../streams/status.ts';
+export type { OutboxState, OutboxEntry, ReducerPolicy, OfflinePolicy } from '../storage/outbox.ts';
+export {
+  StorageError,
+  StorageQuotaError,
+  StorageUnavailableError,
+  StorageUpgradeBlockedError,
+  StorageClosedError,
+  StorageFailedError,
+  OutboxError,
+  InvalidArgsError,
+  UnknownReducerError,
+  OfflineRefusedError,
+  MigrationError,
+} from '../storage/errors.ts';
 export type { ConnectionStatus, ConnectionState, Phase, LifecycleEvent } from '../streams/status.ts';
 export type { SyncProgress } from '../streams/liveQueries.ts';
 export type { RowChange, RowKey } from '../streams/tableView.ts';

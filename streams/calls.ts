@@ -171,8 +171,6 @@ interface Tracked {
   settled: boolean;
   /** The outbox entry, once stored (durable calls). */
   entryId?: string;
-  /** Seen in an outbox$ state at least once (so its absence later means it left the outbox). */
-  seenInStore?: boolean;
 }
 
 /** One unit in the send queue. */
@@ -620,15 +618,33 @@ export class Calls {
     for (const e of state.pending) present.add(e.id);
     for (const e of state.quarantined) present.add(e.id);
     const rejected = new Map(state.rejected.map((e) => [e.id, e]));
+    const missing: string[] = [];
     for (const [id, t] of [...this.#byEntry]) {
       if (this.#inFlight.has(id)) continue;
       const r = rejected.get(id);
-      if (r) {
-        this.#byEntry.delete(id);
-        this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: new ReducerRejectedError(`${t.call.reducer} rejected: ${r.error?.message ?? 'rejected'}`, { reducer: t.call.reducer, args: t.call.args, kind: 'sender' }) });
-      } else if (present.has(id)) t.seenInStore = true;
-      else if (t.seenInStore) this.#confirmEntry(id);
+      if (r) this.#rejectEntry(id, t, r);
+      else if (!present.has(id)) missing.push(id);
     }
+    if (missing.length === 0 || !this.#durable) return;
+    // A state computed before our own write may lack an entry just stored: confirm only what a fresh read lacks too.
+    void this.#durable.outbox.entries().then(
+      (entries) => {
+        const now = new Map(entries.map((e) => [e.id, e]));
+        for (const id of missing) {
+          const t = this.#byEntry.get(id);
+          if (!t || this.#inFlight.has(id)) continue;
+          const e = now.get(id);
+          if (!e) this.#confirmEntry(id);
+          else if (e.status === 'rejected') this.#rejectEntry(id, t, e);
+        }
+      },
+      (e) => this.options.onError?.(e as Error),
+    );
+  }
+
+  #rejectEntry(id: string, t: Tracked, entry: OutboxEntry) {
+    this.#byEntry.delete(id);
+    this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: new ReducerRejectedError(`${t.call.reducer} rejected: ${entry.error?.message ?? 'rejected'}`, { reducer: t.call.reducer, args: t.call.args, kind: 'sender' }) });
   }
 
   #countTransient() {
