@@ -15,6 +15,7 @@ export interface RunMeta {
   cores: number;
   cpu: string;
   totalMs: number;
+  code: string;
 }
 
 const COLORS = ['#3b6fd8', '#9aa5b1', '#e07b39', '#6c757d', '#2a9d8f', '#b5838d'];
@@ -104,6 +105,7 @@ export function writeReport(results: ScenarioResult[], meta: RunMeta, analysis: 
   lines.push('');
   lines.push(`- Command: \`${meta.command}\`${meta.quick ? ' (quick: fewer repetitions and smaller sizes — not the figures to quote)' : ''}`);
   lines.push(`- Date: ${meta.date}; total ${fmt(meta.totalMs / 1000)} s`);
+  lines.push(`- Code measured: ${meta.code}`);
   lines.push(`- Node ${meta.node}, ${meta.cores} cores (${meta.cpu}); server and clients in one process, on 127.0.0.1`);
   lines.push('- Every figure is a median over repetitions; every comparison is a ratio of two things measured side by side, in alternating order, in this run. The machine is shared and noisy: compare ratios, not absolute times between runs.');
   lines.push('');

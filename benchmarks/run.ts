@@ -5,6 +5,7 @@
  * server on 127.0.0.1), writes benchmarks/results/latest.json and
  * regenerates benchmarks/RESULTS.md with its charts.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { machine, notMeasured, now, type RunConfig, type ScenarioResult } from './harness.ts';
@@ -65,12 +66,26 @@ for (const [id, title, run] of SCENARIOS) {
 
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
-const meta = { command, quick, date: new Date().toISOString(), node: machine.node, cores: machine.cores, cpu: machine.cpu, totalMs: now() - started };
+const meta = { command, quick, date: new Date().toISOString(), node: machine.node, cores: machine.cores, cpu: machine.cpu, totalMs: now() - started, code: codeVersion() };
 writeFileSync(`${dir}latest.json`, JSON.stringify(results.map((r) => ({ ...r, command, date: meta.date })), null, 2) + '\n');
 writeReport(results, meta);
 console.log(`done in ${(meta.totalMs / 1000).toFixed(0)} s: benchmarks/results/latest.json, benchmarks/RESULTS.md`);
 // Sockets of the SDK may linger a moment after close(); everything was stopped.
 process.exit(0);
+
+/** The commit measured, and the code paths that differed from it (others work in the same tree). */
+function codeVersion(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'streams', 'operators', 'storage', 'devserver'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3));
+    return dirty.length ? `${head} plus uncommitted changes in ${dirty.join(', ')}` : head;
+  } catch {
+    return 'unknown';
+  }
+}
 
 function fmt(v: number): string {
   return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3);
