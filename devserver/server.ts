@@ -362,6 +362,18 @@ export class DevServer {
   #onRequest(req: IncomingMessage, res: ServerResponse) {
     if (this.#holdIfBlackholed(req.socket)) return;
     const url = requestUrl(req.url);
+    // The public API answers pages of any origin, as SpacetimeDB does: a browser
+    // app exchanges its token (POST with Authorization) before every connection.
+    // The admin endpoints (`/_dev/`) stay same-origin.
+    const cors = url?.pathname.startsWith('/v1/') ?? false;
+    if (cors) {
+      res.setHeader('access-control-allow-origin', '*');
+      if (req.method === 'OPTIONS') {
+        res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
+        res.setHeader('access-control-allow-headers', String(req.headers['access-control-request-headers'] ?? 'authorization, content-type'));
+        res.setHeader('access-control-max-age', '600');
+      }
+    }
     const send = (status: number, body?: unknown) => {
       if (res.headersSent) return;
       const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
@@ -399,6 +411,7 @@ export class DevServer {
   #route(req: IncomingMessage, url: URL, send: (status: number, body?: unknown) => void) {
     const path = url.pathname;
     if (path.startsWith('/_dev/')) return this.#admin(req, url, send);
+    if (req.method === 'OPTIONS' && path.startsWith('/v1/')) return send(204); // CORS preflight (headers set in #onRequest)
     if (path === '/v1/ping' && req.method === 'GET') return send(200);
     if (path === '/v1/identity' && req.method === 'POST') {
       const minted = this.#auth.mint();
