@@ -31,7 +31,7 @@ import {
 import { setGlobalLogLevel, type DbConnectionBuilder, type DbConnectionImpl, type Identity, type LogLevel as SdkLogLevel, type RowTypedQuery } from 'spacetimedb';
 import { heartbeat, HeartbeatTimeoutError, reconcile, type MutationEvent, type PendingMutation, type ReconcileConfig, type ReconciledView, type RetryBackoffConfig, type RowChanges } from '../operators/index.ts';
 import { Calls, MemoryOutbox, type CallHandle, type CallOptions as BaseCallOptions, type CallOutbox, type DurableSide, type PreparedCall } from '../streams/calls.ts';
-import type { Storage, StorageOptions } from '../storage/openStorage.ts';
+import { openStorage, type Storage, type StorageOptions } from '../storage/openStorage.ts';
 import { Outbox, type OutboxState, type ReducerPolicy } from '../storage/outbox.ts';
 import { MemoryStore } from '../storage/store.ts';
 import { ModuleCodecs, moduleFromBindings, type StorageModule } from '../storage/schema.ts';
@@ -757,7 +757,6 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     if (isStorage(opt)) return opt;
     if (opt instanceof Promise) return await opt;
     if (!bindings) throw new TypeError('createSyncClient: cannot open storage: the builder has no module description');
-    const { openStorage } = await import('../storage/openStorage.ts');
     ownsStorage = true;
     return openStorage({
       server: String(options.uri ?? probeBuilder.getUri()),
