@@ -604,9 +604,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
             probeAnswered: (ms) => metrics.probeAnswered(ms),
             afterFrame: () => queries.flush(),
             closed: (code, reason) => (closeInfo = { code, reason }),
+            // Reported on errors$ once, as the reason the connection is lost.
             protocolError: (e) => {
               protocolError = e;
-              errorsSubject.next(e);
             },
           },
         }));
