@@ -72,8 +72,11 @@ export function mountBoard(el: HTMLElement, addButton: HTMLButtonElement, sessio
         continue;
       }
       if (entry.reducer === 'move_node') {
-        const d = drawn.get(String(args.id));
-        if (d && !view.pending.has(args.id as never)) Object.assign(d, { x: args.x as number, y: args.y as number, pending: true });
+        const id = args.id as bigint;
+        const d = drawn.get(String(id));
+        if (d && !view.pending.has(id as never)) Object.assign(d, { x: args.x as number, y: args.y as number, pending: true });
+        // No row to move (an offline start without cached rows): still show where it is going.
+        else if (!d) drawn.set(String(id), { key: String(id), id, x: args.x as number, y: args.y as number, mine: true, pending: true, ownerHex: me ?? '', version: 0 });
       } else {
         drawn.set(`queued:${entry.id}`, { key: `queued:${entry.id}`, id: undefined, x: args.x as number, y: args.y as number, mine: true, pending: true, ownerHex: me ?? '', version: 0 });
       }

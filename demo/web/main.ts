@@ -91,18 +91,20 @@ class Page {
     interval(250).subscribe(() => this.renderConnection());
     byId('reconnect-now').addEventListener('click', () => this.session?.client.reconnectNow());
     byId('sign-out').addEventListener('click', () => void this.signOut());
-    byId('play-anon').addEventListener('click', () => this.signIn(undefined));
-    byId('token-sign-in').addEventListener('click', () => {
+    byId('play-anon').addEventListener('click', () => this.signIn());
+    byId('token-sign-in').addEventListener('click', async () => {
       const token = byId<HTMLTextAreaElement>('token-input').value.trim();
-      if (token) this.signIn(token);
+      if (!token) return;
+      await this.storage.tokens.set(token);
+      this.signIn();
     });
     if (config.admin) this.mountDevPanel();
   }
 
-  /** Start a session (anonymous when `token` is undefined). */
-  signIn(token: string | undefined, identityHex?: string): void {
+  /** Start a session: with the stored token, else anonymous (a pasted token is stored first). */
+  signIn(identityHex?: string): void {
     this.#identityHex = identityHex;
-    const session = (this.session = new Session({ config: this.config, storage: this.storage, token }));
+    const session = (this.session = new Session({ config: this.config, storage: this.storage }));
     const { client } = session;
     const bag = (this.#bag = new Subscription());
     byId('login').hidden = true;
@@ -198,7 +200,7 @@ class Page {
       const secs = s.nextRetryAt === null ? 0 : Math.max(0, Math.ceil((s.nextRetryAt - Date.now()) / 1000));
       text = s.nextRetryAt === null || secs === 0 ? 'reconnecting…' : `reconnecting in ${secs} s`;
     } else [state, text] = [s.state, s.state];
-    conn.dataset.state = state;
+    if (conn.dataset.state !== state) conn.dataset.state = state;
     byId('conn-text').textContent = text;
     byId('reconnect-now').hidden = !(state === 'reconnecting' || state === 'offline');
     byId('who').textContent = this.#identityHex ? shortHex(this.#identityHex) : '';
@@ -286,9 +288,8 @@ async function boot(): Promise<void> {
   (globalThis as { arena?: Page }).arena = page; // for the console
   const saved = await storage.tokens.session();
   if (saved) {
-    // Known identity: the outbox may send what an earlier load queued, even before the first login.
-    if (saved.identity) await storage.outbox.setIdentity(saved.identity);
-    page.signIn(saved.token, saved.identity ?? undefined);
+    // The client resumes with the stored token (and identity: the outbox may send what an earlier load queued).
+    page.signIn(saved.identity ?? undefined);
   } else {
     page.showLogin();
   }

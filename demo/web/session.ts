@@ -24,8 +24,6 @@ export function openArenaStorage(config: PageConfig): Promise<Storage> {
 export interface SessionOptions {
   config: PageConfig;
   storage: Storage;
-  /** A pasted or stored token; absent: the server mints an anonymous identity (then kept). */
-  token?: string;
 }
 
 export class Session {
@@ -34,19 +32,18 @@ export class Session {
   readonly issued = new Set<string>();
   #identity: Identity | undefined;
 
-  constructor(private readonly options: SessionOptions) {
+  /**
+   * The token comes from the storage (kept there by the client after every
+   * login); without one the server mints an anonymous identity.
+   */
+  constructor(options: SessionOptions) {
     const { config, storage } = options;
-    storage.lease?.start();
     this.client = createSyncClient<DbConnection>({
       builder: DbConnection.builder,
       uri: config.uri,
       database: config.database,
-      token: options.token,
-      onToken: (token, identity) => {
-        this.#identity = identity;
-        void storage.tokens.set(token, identity);
-      },
-      outbox: storage.callOutbox(),
+      storage,
+      onToken: (_token, identity) => (this.#identity = identity),
       heartbeat: config.heartbeat,
       retry: config.retry,
       connectTimeout: config.connectTimeout,
@@ -54,8 +51,6 @@ export class Session {
       reconcile: { conflict: 'client-wins' },
       sdkLogLevel: 'warn',
     });
-    // The outbox sends only the current identity's entries.
-    this.client.identity$.subscribe((identity) => void storage.outbox.setIdentity(identity));
   }
 
   get identity(): Identity | undefined {

@@ -12,6 +12,7 @@ import { startDevServer, type DevServer } from '../../devserver/index.ts';
 import { buildPage, type PageBundle } from '../../demo/server/bundle.ts';
 import { startPageServer, type PageServer } from '../../demo/server/pageServer.ts';
 import { DbConnection } from '../../demo/arena/bindings/index.ts';
+import { BOARD_HEIGHT, BOARD_WIDTH } from '../../demo/web/board.ts';
 import { createSyncClient, type SyncClient } from '../../src/index.ts';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -141,10 +142,16 @@ export async function addNode(page: Page): Promise<string> {
   return node.id;
 }
 
-/** Drag node `id` by (dx, dy) with the mouse, as a person would. Returns where it was. */
-export async function dragNode(page: Page, id: string, dx: number, dy: number): Promise<DrawnNode> {
-  const before = (await boardNodes(page)).find((n) => n.id === id);
-  if (!before) throw new Error(`node ${id} is not on the board`);
+/**
+ * Drag node `id` by about (dx, dy) with the mouse, as a person would; a
+ * direction that would leave the board is reversed. Returns where the node
+ * was and where it should end up.
+ */
+export async function dragNode(page: Page, id: string, dx: number, dy: number): Promise<{ from: DrawnNode; to: { x: number; y: number } }> {
+  const from = (await boardNodes(page)).find((n) => n.id === id);
+  if (!from) throw new Error(`node ${id} is not on the board`);
+  if (from.x + dx < 10 || from.x + dx > BOARD_WIDTH - 10) dx = -dx;
+  if (from.y + dy < 10 || from.y + dy > BOARD_HEIGHT - 10) dy = -dy;
   const box = await page.locator(`#board .node[data-id="${id}"]`).boundingBox();
   if (!box) throw new Error(`node ${id} has no box`);
   const cx = box.x + box.width / 2;
@@ -154,7 +161,7 @@ export async function dragNode(page: Page, id: string, dx: number, dy: number): 
   await page.mouse.move(cx + dx / 2, cy + dy / 2, { steps: 4 });
   await page.mouse.move(cx + dx, cy + dy, { steps: 4 });
   await page.mouse.up();
-  return before;
+  return { from, to: { x: from.x + dx, y: from.y + dy } };
 }
 
 /** The first value of the observer's table that satisfies `predicate`. */
