@@ -4,7 +4,7 @@
  * resume the stored session or show the login.
  */
 import { Subscription, interval } from 'rxjs';
-import { AuthError, ConnectionLostError, HeartbeatTimeoutError, ProtocolError, ReducerRejectedError, SubscriptionError, type ConnectionStatus, type Phase } from '../../src/index.ts';
+import { AuthError, ConnectionLostError, HeartbeatTimeoutError, ProtocolError, ReducerRejectedError, SubscriptionError, type SyncStatus, type Phase } from '../../src/index.ts';
 import type { OutboxEntry, OutboxState, Storage } from '../../storage/index.ts';
 import { mountBoard } from './board.ts';
 import type { PageConfig } from './config.ts';
@@ -74,7 +74,7 @@ const reason = (e: ReducerRejectedError) => (e.cause instanceof Error ? e.cause.
 class Page {
   session: Session | undefined;
   #bag = new Subscription();
-  #status: ConnectionStatus | undefined;
+  #status: SyncStatus | undefined;
   #outbox: OutboxState = { pending: [], queued: 0, sent: 0, rejected: [], quarantined: [] };
   #identityHex: string | undefined;
 
@@ -203,6 +203,7 @@ class Page {
     if (conn.dataset.state !== state) conn.dataset.state = state;
     byId('conn-text').textContent = text;
     byId('reconnect-now').hidden = !(state === 'reconnecting' || state === 'offline');
+    byId('stale').hidden = !(this.session && s?.stale);
     byId('who').textContent = this.#identityHex ? shortHex(this.#identityHex) : '';
     byId('who').title = this.#identityHex ?? '';
     const n = this.#outbox.pending.length;

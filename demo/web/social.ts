@@ -19,6 +19,17 @@ const onSubmit = (form: HTMLFormElement, act: () => void) => {
   return () => form.removeEventListener('submit', handler);
 };
 
+/** `{"roll":4}` → ` (rolled 4)`; anything else as it is. */
+function describeDetail(detail: string): string {
+  try {
+    const d = JSON.parse(detail) as { roll?: unknown };
+    if (typeof d?.roll === 'number') return ` (rolled ${d.roll})`;
+  } catch {
+    /* shown as it is */
+  }
+  return detail && detail !== '{}' ? ` ${detail}` : '';
+}
+
 export function mountSocial(session: Session, myHex: () => string | undefined): Subscription {
   const { client } = session;
   const names = new Map<string, string>();
@@ -62,6 +73,7 @@ export function mountSocial(session: Session, myHex: () => string | undefined): 
       matchName.value = '';
     }),
   );
+  let lastSignature = '';
   sub.add(
     combineLatest([client.table$(tables.arenaMatch), client.table$(tables.matchMember), client.table$(tables.battleLog)]).subscribe(([matches, members, log]) => {
       const me = myHex();
@@ -74,7 +86,11 @@ export function mountSocial(session: Session, myHex: () => string | undefined): 
       const list = ([...matches.values()] as MatchRow[]).sort((a, b) => (a.id < b.id ? 1 : -1));
       const shown = [...list.filter((m) => m.state.tag !== 'Done'), ...list.filter((m) => m.state.tag === 'Done').slice(0, 3)];
       const mineActive = list.find((m) => m.state.tag !== 'Lobby' && (byMatch.get(m.id) ?? []).some((x) => x.player.toHexString() === me));
-      fill(
+      // Re-render the list only when it changed, so a button is not replaced under the pointer.
+      const signature = JSON.stringify([me, shown.map((m) => [String(m.id), m.name, m.state.tag, m.host.toHexString(), m.winner?.toHexString(), (byMatch.get(m.id) ?? []).map((x) => x.player.toHexString())])]);
+      if (signature !== lastSignature) {
+        lastSignature = signature;
+        fill(
         byId('matches'),
         ...shown.map((m) => {
           const ms = byMatch.get(m.id) ?? [];
@@ -99,7 +115,8 @@ export function mountSocial(session: Session, myHex: () => string | undefined): 
           );
         }),
         shown.length === 0 ? h('li', { class: 'muted' }, 'No matches yet: create one.') : null,
-      );
+        );
+      }
       const battle = byId('battle');
       if (!mineActive) return fill(battle);
       const entries = ([...log.values()] as LogRow[]).filter((e) => e.matchId === mineActive.id).sort((a, b) => b.seq - a.seq);
@@ -108,7 +125,7 @@ export function mountSocial(session: Session, myHex: () => string | undefined): 
         battle,
         h('h3', {}, `Battle log — ${mineActive.name}`),
         h('div', { class: 'muted' }, scores),
-        h('ol', { id: 'battle-log' }, ...entries.slice(0, 30).map((e) => h('li', { 'data-seq': e.seq }, `#${e.seq} ${nameOf(e.actor)} ${e.action} ${e.detail}`))),
+        h('ol', { id: 'battle-log' }, ...entries.slice(0, 30).map((e) => h('li', { 'data-seq': e.seq }, `#${e.seq} ${nameOf(e.actor)} ${e.action}s${describeDetail(e.detail)}`))),
       );
     }),
   );
