@@ -169,6 +169,8 @@ export class LiveQueries {
     }
     entry.view.complete(error);
     this.options.log?.(() => `unsubscribed ${entry.query.table.accessorName} (${entry.query.sql})`);
+    // A query released while the connection was syncing no longer holds the sync up.
+    if (this.#att && !this.#att.detached) this.#checkSynced(this.#att);
   }
 
   /** Follow a new connection: register row callbacks and subscribe every live query. `onSynced` fires once all are applied. */
@@ -267,6 +269,7 @@ export class LiveQueries {
         if (entry.released) {
           // Released before the server answered: unsubscribe now that it is valid.
           if (handle && !handle.isEnded()) handle.unsubscribe();
+          this.#checkSynced(att);
           return;
         }
         this.flush();
