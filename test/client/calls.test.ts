@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
-import { ReducerRejectedError, type CallOutcome, type ReconciledView, type RowKey } from '../../src/index.ts';
+import { OfflineRefusedError, ReducerRejectedError, type CallOutcome, type ReconciledView, type RowKey } from '../../src/index.ts';
 import { tables } from '../fixtures/basic_bindings/index.ts';
 import { startBasicServer } from '../helpers/sdk.ts';
 import { basicClient, live, next, type BasicClient } from '../helpers/syncClient.ts';
@@ -119,5 +119,32 @@ describe('sync client: reducer calls and optimistic updates', () => {
     expect(order[0]).to.equal('high');
     const names = [...(await next(client.table$(tables.person), (m) => m.size === 3)).values()].map((p) => p.name).sort();
     expect(names).to.deep.equal(['high', 'low', 'move-2']);
+  });
+
+  it('without storage: per-reducer policies apply (online-only refused offline, drop-if-stale expires in the queue) and outbox$ counts the calls in memory', async () => {
+    await client.close();
+    client = basicClient(server, {
+      retry: { initialInterval: 60_000, jitter: 'none' },
+      reducers: { delete_person: { offline: 'online-only' }, rename_person: { offline: 'drop-if-stale', staleAfterMs: 1 } },
+    });
+    await live(client);
+    server.faults.dropAll();
+    await next(client.status$, (s) => s.state === 'reconnecting');
+    const refused = await client.call('deletePerson', { id: 1n }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).to.be.instanceOf(OfflineRefusedError);
+    const stale = client.call('renamePerson', { id: 1n, name: 'late' });
+    const queued = client.call('addPerson', { name: 'queued', age: 2 });
+    const expired = await stale.then(
+      () => undefined,
+      (e: ReducerRejectedError) => e.info.kind,
+    );
+    expect(expired).to.equal('expired');
+    expect((await next(client.outbox$, (o) => o.queued === 1)).sent).to.equal(0);
+    client.reconnectNow();
+    await queued;
+    await next(client.outbox$, (o) => o.queued === 0 && o.sent === 0);
   });
 });
