@@ -166,4 +166,32 @@ describe('arena demo in the browser', function () {
     await screenshot(a.page, 'dev-panel-healed');
     expect(a.errors).to.deep.equal([]);
   });
+
+  it('sign out shows the login; a pasted token signs in as that identity; a refused token offers to sign in again', async () => {
+    const a = await player(browser, arena);
+    const identity = await a.page.getAttribute('#who', 'title');
+    // The token as the page keeps it (a person would have it from wherever they got it).
+    const token = (await a.page.evaluate('globalThis.arena.storage.tokens.get()')) as string;
+    expect(token).to.be.a('string').and.not.equal('');
+
+    await a.page.click('#sign-out');
+    await a.page.waitForSelector('#login:not([hidden])');
+    await a.page.waitForSelector('#conn[data-state="signed-out"]');
+    expect(await a.page.evaluate('globalThis.arena.storage.tokens.get()')).to.equal(undefined);
+
+    await a.page.fill('#token-input', token);
+    await a.page.click('#token-sign-in');
+    await waitLive(a.page, a.errors);
+    expect(await a.page.getAttribute('#who', 'title')).to.equal(identity);
+
+    await a.page.click('#sign-out');
+    await a.page.fill('#token-input', `${token.slice(0, -4)}AAAA`); // signature no longer matches
+    await a.page.click('#token-sign-in');
+    const toast = a.page.locator('.toast[data-class="auth"]');
+    await toast.waitFor({ timeout: 10_000 });
+    await screenshot(a.page, 'refused-token');
+    await toast.locator('button.action').click();
+    await a.page.waitForSelector('#login:not([hidden])');
+    expect(a.errors).to.deep.equal([]);
+  });
 });
