@@ -160,7 +160,7 @@ class Page {
   onError(e: Error): void {
     const session = this.session;
     if (e instanceof AuthError) {
-      toast({ cls: 'auth', kind: 'error', text: `The server refused the token: ${e.message}`, action: { label: 'Sign in again', run: () => this.signOut() } });
+      toast({ cls: 'auth', kind: 'error', text: `Not signed in: ${e.message}`, action: { label: 'Sign in again', run: () => this.signOut() } });
     } else if (e instanceof ReducerRejectedError) {
       if (e.info.kind === 'superseded') return; // a newer move of the same node replaced it: expected
       const mutationId = (e.info.args as { mutationId?: string } | undefined)?.mutationId;
@@ -199,7 +199,8 @@ class Page {
       state = 'reconnecting';
       const secs = s.nextRetryAt === null ? 0 : Math.max(0, Math.ceil((s.nextRetryAt - Date.now()) / 1000));
       text = s.nextRetryAt === null || secs === 0 ? 'reconnecting…' : `reconnecting in ${secs} s`;
-    } else [state, text] = [s.state, s.state];
+    } else if (s.state === 'offline' && s.lastError instanceof AuthError) [state, text] = ['signed-out', 'token refused'];
+    else [state, text] = [s.state, s.state];
     if (conn.dataset.state !== state) conn.dataset.state = state;
     byId('conn-text').textContent = text;
     byId('reconnect-now').hidden = !(state === 'reconnecting' || state === 'offline');

@@ -189,6 +189,9 @@ describe('arena demo in the browser', function () {
     await a.page.click('#token-sign-in');
     const toast = a.page.locator('.toast[data-class="auth"]');
     await toast.waitFor({ timeout: 10_000 });
+    await a.page.waitForSelector('#conn[data-state="signed-out"]');
+    expect(await a.page.textContent('#conn-text')).to.equal('token refused');
+    expect(await a.page.isVisible('#offline-banner')).to.equal(false);
     await screenshot(a.page, 'refused-token');
     await toast.locator('button.action').click();
     await a.page.waitForSelector('#login:not([hidden])');
