@@ -709,7 +709,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     });
 
   // Browser events → triggers.
-  const target = options.events === undefined ? ((globalThis as { window?: EventTarget }).window ?? null) : options.events;
+  // A `window` that is no EventTarget (some hosts alias it to Node's global) means no browser events.
+  const win = (globalThis as { window?: EventTarget }).window;
+  const target = options.events === undefined ? (typeof win?.addEventListener === 'function' ? win : null) : options.events;
   const env$: Observable<Trigger> = target
     ? merge(
         fromEvent(target, 'online').pipe(map(() => 'online' as const)),
