@@ -401,7 +401,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   type PersistOp = { kind: 'write'; table: string; inserts: readonly any[]; deletes: readonly any[] } | { kind: 'replace'; table: string; rows: readonly any[] };
   let persistOps: PersistOp[] = [];
   const persist = (op: PersistOp) => {
-    if (!storage || !persistTables) return;
+    if (!storage || !persistTables || op.table === receipts?.accessor) return;
     persistOps.push(op);
     if (persistOps.length === 1) queueMicrotask(flushPersist);
   };
@@ -954,6 +954,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       currentToken = undefined;
       identityHex = undefined;
       calls.stopDrain();
+      calls.rejectQueuedTransient(() => new ConnectionLostError('Signed out before the call was sent.', { reason: 'reconnect' }));
       if (storage) await storage.signOut().catch((e) => errorsSubject.next(toStorageError('signOut', e)));
       triggers.next('restart');
     },

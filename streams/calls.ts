@@ -472,6 +472,10 @@ export class Calls {
   #release(item: Item): void {
     if (item.entryId === undefined) {
       this.#transientQueued--;
+      if (item.tracked?.settled) {
+        this.#countTransient();
+        return; // dropped while queued (sign-out)
+      }
       this.#send(item, item.call.id);
       this.#countTransient();
       return;
@@ -532,6 +536,20 @@ export class Calls {
       () => this.#answered(key, undefined),
       (err) => this.#answered(key, err),
     );
+  }
+
+  /**
+   * Reject the calls waiting in memory (not the durable ones: they stay in
+   * the outbox with their identity). Used on sign-out, so nothing queued
+   * under one identity goes out under the next.
+   */
+  rejectQueuedTransient(error: () => Error): void {
+    for (const t of [...this.#tracked.values()]) {
+      if (t.call.durable || t.entryId !== undefined) continue;
+      let inFlight = false;
+      for (const item of this.#inFlight.values()) if (item.tracked === t) inFlight = true;
+      if (!inFlight) this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: error() });
+    }
   }
 
   /** Settle every transient call in flight as lost; durable ones wait for the next drain (receipts or a resend). */

@@ -103,6 +103,19 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     expect((await next(c.outbox$)).pending).to.deep.equal([]);
   });
 
+  it('a call sent into a blackhole is not left hanging: the heartbeat drops the connection and the call is sent again, once', async () => {
+    const c = client({ storage: await storage(), heartbeat: { interval: 100, timeout: 200 } });
+    await live(c);
+    const lost: string[] = [];
+    c.errors$.subscribe((e) => lost.push(e.name));
+    server.faults.blackhole(1000);
+    const h = c.call('sendChat', { text: 'into the void' });
+    await h;
+    expect(lost).to.include('HeartbeatTimeoutError');
+    expect(chatTexts(server)).to.deep.equal(['into the void']);
+    expect(serverRows(server, 'mutation_receipt')).to.have.length(1);
+  });
+
   it('without the receipts subscription the lost call is sent again and the module skips the duplicate', async () => {
     const c = client({ storage: await storage(), heartbeat: false, receipts: false });
     await live(c);
