@@ -81,6 +81,9 @@ export function databaseNameFor(modulePath: string): string {
   return name.toLowerCase().replace(/[^a-z0-9-]+/g, '-');
 }
 
+/** Header every `POST /_dev/…` must carry (see {@link DevServer} admin). */
+export const ADMIN_HEADER = 'x-stdb-rx-admin';
+
 const CLOSE_INTERNAL_ERROR = 1011;
 const CLOSE_POLICY = 1008;
 
@@ -452,6 +455,10 @@ export class DevServer {
     const op = url.pathname.slice('/_dev/'.length);
     if (op === 'stats' && req.method === 'GET') return send(200, this.stats());
     if (req.method !== 'POST') return send(405, 'use POST');
+    // A custom header cannot be sent cross-origin without a CORS preflight,
+    // which /_dev/ never grants: other web pages open in the same browser
+    // cannot drive the faults with a simple form POST.
+    if (req.headers[ADMIN_HEADER] !== '1') return send(403, `send the header ${ADMIN_HEADER}: 1 to use the dev controls`);
     try {
       switch (op) {
         case 'drop-all':

@@ -106,6 +106,8 @@ async function passToDevServer(req: IncomingMessage, res: ServerResponse, url: U
   try {
     const answer = await fetch(new URL(url.pathname + url.search, adminBase), {
       method: req.method,
+      // Passed on as the page sent it: the dev server refuses POSTs without it.
+      headers: typeof req.headers['x-stdb-rx-admin'] === 'string' ? { 'x-stdb-rx-admin': req.headers['x-stdb-rx-admin'] } : {},
       signal: AbortSignal.timeout(30_000),
     });
     res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });

@@ -273,7 +273,7 @@ class Page {
         const op = button.dataset.dev!;
         result.textContent = `${button.textContent}…`;
         try {
-          const answer = await fetch(`/_dev/${op}`, { method: 'POST' });
+          const answer = await fetch(`/_dev/${op}`, { method: 'POST', headers: { 'x-stdb-rx-admin': '1' } });
           result.textContent = `${button.textContent}: ${answer.ok ? 'done' : `${answer.status} ${await answer.text()}`}`;
         } catch (e) {
           result.textContent = `${button.textContent}: ${(e as Error).message}`;

@@ -292,13 +292,17 @@ describe('dev server durability, faults and limits', function () {
       const a = await client(s);
       const stats = await (await fetch(`${s.url}/_dev/stats`)).json();
       expect(stats.connections).to.equal(1);
-      const res = await fetch(`${s.url}/_dev/fail-next-reducers?n=1&message=from%20admin`, { method: 'POST' });
+      const admin = { method: 'POST', headers: { 'x-stdb-rx-admin': '1' } };
+      // Without the header (what a form on another web page could send): refused.
+      expect((await fetch(`${s.url}/_dev/drop-all`, { method: 'POST' })).status).to.equal(403);
+      expect(s.stats().connections).to.equal(1);
+      const res = await fetch(`${s.url}/_dev/fail-next-reducers?n=1&message=from%20admin`, admin);
       expect(res.status).to.equal(200);
       let err: unknown;
       await a.conn.reducers.addPerson({ name: 'x', age: 1 }).catch((e) => (err = e));
       expect(String(err)).to.match(/from admin/);
-      expect((await fetch(`${s.url}/_dev/blackhole?ms=abc`, { method: 'POST' })).status).to.equal(400);
-      expect((await fetch(`${s.url}/_dev/drop-all`, { method: 'POST' }).then((r) => r.json())).dropped).to.equal(1);
+      expect((await fetch(`${s.url}/_dev/blackhole?ms=abc`, admin)).status).to.equal(400);
+      expect((await fetch(`${s.url}/_dev/drop-all`, admin).then((r) => r.json())).dropped).to.equal(1);
     });
 
     it('accept only loopback addresses', () => {

@@ -124,11 +124,11 @@ describe('reliability: security', function () {
         'fail-next-reducers?n=-1',
       ];
       for (const op of bad) {
-        const res = await fetch(`${s.url}/_dev/${op}`, { method: 'POST' });
+        const res = await fetch(`${s.url}/_dev/${op}`, { method: 'POST', headers: { 'x-stdb-rx-admin': '1' } });
         expect(res.status, op).to.equal(400);
         expect(await res.text(), op).to.not.equal('');
       }
-      expect((await fetch(`${s.url}/_dev/no-such-op`, { method: 'POST' })).status).to.equal(404);
+      expect((await fetch(`${s.url}/_dev/no-such-op`, { method: 'POST', headers: { 'x-stdb-rx-admin': '1' } })).status).to.equal(404);
       // Nothing of the refused requests took effect.
       const after = (await (await fetch(`${s.url}/_dev/stats`)).json()) as { framesDropped: number };
       const c = await connect(s);
