@@ -1,0 +1,589 @@
+/**
+ * The chaos run (project issue 9): k sync clients, each on its own
+ * fake-indexeddb with the durable outbox, make receipted mutations against
+ * the dev server (with a data folder) while a seeded schedule drops every
+ * socket, blackholes, adds latency, fails reducers, corrupts frames,
+ * restarts the server, and kills clients and recreates them on the same
+ * storage (same token, so the same identity) in the middle of their replay.
+ * Then, with faults off, every client drains and the run checks that every
+ * accepted mutation was applied exactly once or reported rejected with the
+ * module's reason, that every client's view equals the server's tables, that
+ * nothing escaped as an unhandled error and that the heap stayed bounded.
+ *
+ * Used by `chaos/run.ts` (the CLI, `npm run chaos`) and `test/chaos/chaos.test.ts`.
+ */
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Subscription } from 'rxjs';
+import { startDevServer, type DevServer } from '../../devserver/index.ts';
+import { createSyncClient, ReducerRejectedError, type CallHandle, type OutboxState, type SyncClient } from '../../src/index.ts';
+import { DbConnection, tables } from '../../demo/arena/bindings/index.ts';
+import { account, type Accounting, type MutationKind, type MutationRecord, type ServerFacts } from './accounting.ts';
+import { derive, int, pick, weighted, type Rng } from './prng.ts';
+import { buildSchedule, describeEvent, FAULT_KINDS, INJECTED_PREFIX, type FaultEvent, type FaultKind } from './schedule.ts';
+
+export const ARENA_MODULE = fileURLToPath(new URL('../../demo/arena/module.ts', import.meta.url));
+
+type ArenaClient = SyncClient<DbConnection>;
+
+export interface ChaosOptions {
+  seed: number;
+  clients: number;
+  /** Length of the faulty phase. */
+  seconds: number;
+  /** Mutations per second per client, on average (bursts come on top). @default 8 */
+  rate?: number;
+  /** Mean time between faults (ms). @default 600 */
+  meanFaultGapMs?: number;
+  /** Fail when the sampled heap passes this. @default 1024 */
+  maxHeapMb?: number;
+  /** Time allowed for the final drain. @default 60_000 */
+  drainTimeoutMs?: number;
+  /** Progress lines. @default none */
+  log?: (line: string) => void;
+}
+
+export interface ChaosResult extends Accounting {
+  seed: number;
+  clients: number;
+  seconds: number;
+  /** Faults injected (kills included). */
+  faults: number;
+  faultCounts: Record<FaultKind, number>;
+  /** Kills that hit a client with entries still in its outbox. */
+  killsWithBacklog: number;
+  /** Refused at the door (client-side bad arguments), never stored. */
+  refused: number;
+  /** Rejections by reason kind. */
+  rejectedByModule: number;
+  rejectedByInjection: number;
+  /** (client, table) pairs whose view differed from the server's rows after the drain. */
+  diverged: number;
+  restarts: number;
+  unhandled: string[];
+  maxHeapMb: number;
+  heapBoundMb: number;
+  durationMs: number;
+  serverErrorLines: string[];
+  /** The summary line required by the issue. */
+  summary: string;
+  /** Every line of the report, the summary last. */
+  report: string[];
+  /** lost, duplicated, diverged, problems, unhandled errors or heap over the bound. */
+  failed: boolean;
+}
+
+interface Slot {
+  index: number;
+  indexedDB: IDBFactory;
+  server: string;
+  client?: ArenaClient;
+  generation: number;
+  identity?: string;
+  home?: bigint;
+  seq: number;
+  subs: Subscription[];
+  outbox?: OutboxState;
+  views: Map<string, ReadonlyMap<unknown, unknown>>;
+  closing: Promise<unknown>[];
+}
+
+/** The tables compared between each client and the server: bindings accessor → canonical name. */
+const COMPARED = [
+  ['chatMessage', 'chat_message'],
+  ['gameNode', 'game_node'],
+  ['player', 'player'],
+  ['mutationReceipt', 'mutation_receipt'],
+] as const;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A stable text form of a row, the same for the module's values and the SDK's. */
+export function canon(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  switch (typeof v) {
+    case 'bigint':
+      return `${v}n`;
+    case 'number':
+      return Number.isNaN(v) ? 'NaN' : Object.is(v, -0) ? '-0' : String(v);
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(v);
+  }
+  const o = v as Record<string, unknown> & { toHexString?: () => string };
+  if (typeof o.toHexString === 'function') return `id:${o.toHexString()}`;
+  if (typeof o.microsSinceUnixEpoch === 'bigint') return `ts:${o.microsSinceUnixEpoch}`;
+  if (v instanceof Uint8Array) return `b:${Buffer.from(v).toString('hex')}`;
+  if (Array.isArray(v)) return `[${v.map(canon).join(',')}]`;
+  return `{${Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort()
+    .map((k) => `${k}:${canon(o[k])}`)
+    .join(',')}}`;
+}
+
+function serverRows(server: DevServer, table: string): Record<string, any>[] {
+  const ds = server.module.datastore;
+  return ds.scanTable(ds.tableIdFromName(table)).map((r) => r.value as Record<string, any>);
+}
+
+function mutationIdOf(e: ReducerRejectedError): string | undefined {
+  const args = e.info.args as Record<string, unknown> | undefined;
+  return typeof args?.mutationId === 'string' ? args.mutationId : undefined;
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const { seed, clients: k, seconds } = options;
+  if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isInteger(k) || k < 1 || k > 64) throw new RangeError(`clients must be an integer from 1 to 64, got ${k}`);
+  if (!(seconds > 0) || seconds > 3600) throw new RangeError(`seconds must be in (0, 3600], got ${seconds}`);
+  const log = options.log ?? (() => {});
+  const rate = options.rate ?? 8;
+  const heapBoundMb = options.maxHeapMb ?? 1024;
+  const drainTimeoutMs = options.drainTimeoutMs ?? 60_000;
+  const started = Date.now();
+
+  // --- Watches: unhandled errors, heap, server error lines.
+  const unhandled: string[] = [];
+  const onUnhandled = (e: unknown) => unhandled.push(e instanceof Error ? `${e.name}: ${e.message}\n${e.stack ?? ''}` : String(e));
+  process.on('unhandledRejection', onUnhandled);
+  process.on('uncaughtException', onUnhandled);
+  let maxHeap = process.memoryUsage().heapUsed;
+  const heapTimer = setInterval(() => (maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed)), 200);
+  const serverErrorLines: string[] = [];
+  const problems: string[] = [];
+  const problem = (m: string) => {
+    if (problems.length < 30) problems.push(m);
+  };
+
+  const dataDir = await mkdtemp(join(tmpdir(), `stdb-rx-chaos-${seed}-`));
+  let server: DevServer | undefined;
+  const slots: Slot[] = [];
+  const records: MutationRecord[] = [];
+  const byId = new Map<string, MutationRecord>();
+  const handles = new Map<string, CallHandle>();
+  const faultCounts = Object.fromEntries(FAULT_KINDS.map((f) => [f, 0])) as Record<FaultKind, number>;
+  let killsWithBacklog = 0;
+  let refused = 0;
+  let stopping = false;
+  const background: Promise<unknown>[] = [];
+  let core: Omit<ChaosResult, 'unhandled' | 'maxHeapMb' | 'heapBoundMb' | 'durationMs' | 'serverErrorLines' | 'summary' | 'report' | 'failed'> | undefined;
+
+  const note = (rec: MutationRecord | undefined, reason: string) => {
+    if (rec && !rec.reasons.includes(reason)) rec.reasons.push(reason);
+  };
+
+  try {
+    server = await startDevServer({
+      module: ARENA_MODULE,
+      port: 0,
+      host: '127.0.0.1',
+      dataDir,
+      logger: { log: (level, message) => level === 'error' && serverErrorLines.length < 50 && serverErrorLines.push(message) },
+    });
+    const srv = server;
+
+    // --- Clients.
+    const makeClient = (slot: Slot): ArenaClient => {
+      slot.generation++;
+      const gen = slot.generation;
+      const c = createSyncClient<DbConnection>({
+        builder: DbConnection.builder,
+        uri: srv.wsUrl,
+        database: srv.database,
+        compression: slot.index % 2 === 0 ? 'none' : 'gzip',
+        retry: { initialInterval: 50, maxInterval: 1000, jitter: 'full' },
+        heartbeat: { interval: 400, timeout: 1500 },
+        connectTimeout: 4000,
+        unsubscribeGraceMs: 50,
+        sdkLogLevel: 'error',
+        events: null,
+        storage: { indexedDB: slot.indexedDB, IDBKeyRange, server: slot.server, lease: 'store', snapshotThrottleMs: 50 },
+      });
+      slot.subs.push(
+        c.errors$.subscribe((e) => {
+          if (e instanceof ReducerRejectedError) {
+            const id = mutationIdOf(e);
+            note(id ? byId.get(id) : undefined, e.message);
+          }
+        }),
+        c.outbox$.subscribe({
+          next: (state) => {
+            if (slot.client === c) slot.outbox = state;
+            if (state.rejected.length === 0) return;
+            for (const entry of state.rejected) note(byId.get(entry.id), entry.error?.message ?? 'rejected (no reason)');
+            // What a game would do once it has shown them.
+            void c.storage?.outbox.dismiss(state.rejected.map((e) => e.id)).catch((e) => problem(`dismiss failed: ${e}`));
+          },
+          error: (e) => problem(`client ${slot.index} outbox$ errored: ${e}`),
+        }),
+        c.identity$.subscribe((id) => {
+          const hex = id.toHexString();
+          if (slot.identity === undefined) slot.identity = hex;
+          else if (slot.identity !== hex) problem(`client ${slot.index} (generation ${gen}) came back as another identity: ${hex.slice(0, 16)}… instead of ${slot.identity.slice(0, 16)}…`);
+        }),
+      );
+      for (const [accessor] of COMPARED) {
+        slot.subs.push(
+          c.table$(tables[accessor]).subscribe({
+            next: (rows) => {
+              if (slot.client === c) slot.views.set(accessor, rows);
+            },
+            error: (e) => problem(`client ${slot.index} table$(${accessor}) errored: ${e}`),
+          }),
+        );
+      }
+      return c;
+    };
+
+    const waitFor = async (what: string, cond: () => boolean, ms: number): Promise<boolean> => {
+      const until = Date.now() + ms;
+      while (!cond()) {
+        if (Date.now() > until) {
+          problem(`timed out after ${ms} ms waiting for ${what}`);
+          return false;
+        }
+        await sleep(25);
+      }
+      return true;
+    };
+
+    // --- Setup: every client live with a home node of its own.
+    for (let i = 0; i < k; i++) {
+      slots.push({ index: i, indexedDB: new IDBFactory(), server: `ws://chaos-${seed}-${i}.${process.pid}.local`, generation: 0, seq: 0, subs: [], views: new Map(), closing: [] });
+    }
+    await Promise.all(
+      slots.map(async (slot) => {
+        slot.client = makeClient(slot);
+        const c = slot.client;
+        await c.call('createNode', { mutationId: `s${seed}-home-${slot.index}`, parent: 0n, x: 0, y: 0, data: JSON.stringify({ home: slot.index }) });
+        const me = slot.identity!;
+        const home = serverRows(srv, 'game_node').find((r) => r.owner.toHexString() === me && r.data === JSON.stringify({ home: slot.index }));
+        if (!home) throw new Error(`client ${slot.index}: its home node is not on the server`);
+        slot.home = home.id as bigint;
+      }),
+    );
+    log(`chaos: ${k} clients live, home nodes ${slots.map((s) => s.home).join(', ')}`);
+
+    // --- Workload.
+    const issue = (slot: Slot, rng: Rng) => {
+      const c = slot.client;
+      if (!c) return;
+      const id = `s${seed}-c${slot.index}-${++slot.seq}`;
+      const others = slots.filter((s) => s !== slot && s.home !== undefined);
+      const coord = () => Math.round((rng() * 2000 - 1000) * 1000) / 1000;
+      const kind = weighted(rng, {
+        chat: 30,
+        create: 8,
+        move: 15,
+        update: 10,
+        chatEmpty: 6,
+        moveForeign: others.length ? 6 : 0,
+        moveOutside: 4,
+        updateBadJson: 4,
+        updateMissing: 3,
+        createForeignParent: others.length ? 3 : 0,
+        badArgs: 2,
+      });
+      let reducer: 'sendChat' | 'createNode' | 'moveNode' | 'updateNodeData';
+      let args: Record<string, unknown>;
+      let rec: MutationRecord;
+      const base = (kind: MutationKind, valid: boolean, extra: Partial<MutationRecord> = {}): MutationRecord => ({ id, client: slot.index, kind, valid, accepted: false, reasons: [], ...extra });
+      switch (kind) {
+        case 'chat': {
+          const text = `m ${id}`;
+          reducer = 'sendChat';
+          args = { mutationId: id, text };
+          rec = base('chat', true, { marker: text });
+          break;
+        }
+        case 'chatEmpty':
+          reducer = 'sendChat';
+          args = { mutationId: id, text: '   ' };
+          rec = base('chat', false, { expect: 'message must not be empty', marker: `never ${id}` });
+          break;
+        case 'create': {
+          const data = JSON.stringify({ c: id });
+          reducer = 'createNode';
+          args = { mutationId: id, parent: 0n, x: coord(), y: coord(), data };
+          rec = base('create', true, { marker: data });
+          break;
+        }
+        case 'createForeignParent': {
+          const data = JSON.stringify({ c: id });
+          const other = pick(rng, others);
+          reducer = 'createNode';
+          args = { mutationId: id, parent: other.home!, x: coord(), y: coord(), data };
+          rec = base('create', false, { expect: `cannot attach to node ${other.home}: you do not own it`, marker: data });
+          break;
+        }
+        case 'move':
+          reducer = 'moveNode';
+          args = { mutationId: id, id: slot.home!, x: coord(), y: coord() };
+          rec = base('move', true, { node: slot.home });
+          break;
+        case 'moveForeign': {
+          const other = pick(rng, others);
+          reducer = 'moveNode';
+          args = { mutationId: id, id: other.home!, x: coord(), y: coord() };
+          rec = base('move', false, { expect: `cannot move node ${other.home}: you do not own it`, node: other.home });
+          break;
+        }
+        case 'moveOutside':
+          reducer = 'moveNode';
+          args = { mutationId: id, id: slot.home!, x: 5_000_000, y: coord() };
+          rec = base('move', false, { expect: 'x is outside the arena', node: slot.home });
+          break;
+        case 'update':
+          reducer = 'updateNodeData';
+          args = { mutationId: id, id: slot.home!, data: JSON.stringify({ u: id }) };
+          rec = base('update', true, { node: slot.home });
+          break;
+        case 'updateBadJson':
+          reducer = 'updateNodeData';
+          args = { mutationId: id, id: slot.home!, data: `{oops ${id}` };
+          rec = base('update', false, { expect: 'data is not valid JSON', node: slot.home });
+          break;
+        case 'updateMissing':
+          reducer = 'updateNodeData';
+          args = { mutationId: id, id: 987_654_321n, data: '{}' };
+          rec = base('update', false, { expect: 'node 987654321 does not exist', node: 987_654_321n });
+          break;
+        case 'badArgs':
+        default:
+          // Client-side bad input: a number where the bindings say string. Must be refused at once, never stored or sent.
+          reducer = 'sendChat';
+          args = { mutationId: id, text: 42 };
+          rec = base('chat', false, { expect: 'never sent', marker: `never ${id}` });
+          break;
+      }
+      records.push(rec);
+      byId.set(id, rec);
+      const h = c.call(reducer, args as never);
+      handles.set(id, h);
+      h.subscribe({
+        next: (o) => {
+          if (o.status === 'pending') return;
+          if (h.mutationId !== undefined) rec.accepted = true;
+          if (o.status === 'confirmed') rec.outcome = 'confirmed';
+          else if (o.error instanceof ReducerRejectedError) {
+            rec.outcome = 'rejected';
+            note(rec, o.error.message);
+          } else if (h.mutationId === undefined && o.error.name !== 'ConnectionLostError') {
+            rec.outcome = 'refused';
+            rec.refused = `${o.error.name}: ${o.error.message}`;
+          } else rec.outcome = 'closed';
+        },
+      });
+      if (kind === 'badArgs') {
+        refused++;
+        if (rec.outcome !== 'refused') problem(`client-side bad arguments were not refused at once (${rec.outcome ?? 'pending'})`);
+      }
+    };
+
+    const workload = slots.map(async (slot) => {
+      const rng = derive(seed, 'client', slot.index);
+      while (!stopping) {
+        await sleep(int(rng, 1, Math.max(2, Math.round(2000 / rate))));
+        if (stopping) break;
+        const burst = rng() < 0.03 ? int(rng, 10, 30) : 1;
+        for (let i = 0; i < burst; i++) issue(slot, rng);
+      }
+    });
+
+    // --- Faults.
+    const schedule = buildSchedule({ seed, clients: k, durationMs: seconds * 1000, meanGapMs: options.meanFaultGapMs });
+    log(`chaos: ${schedule.length} faults scheduled over ${seconds} s`);
+    let latencyGen = 0;
+    const kill = async (slot: Slot) => {
+      // Aim for the middle of a replay: wait (a little) for the client to be live with entries still in its outbox.
+      const until = Date.now() + 1000;
+      while (!stopping && Date.now() < until && !(slot.client?.status.state === 'live' && (slot.outbox?.pending.length ?? 0) > 0)) await sleep(10);
+      // Killed even when the run is ending: the drain then starts from the new client.
+      const old = slot.client;
+      if (!old) return;
+      if ((slot.outbox?.pending.length ?? 0) > 0) killsWithBacklog++;
+      faultCounts['kill-client']++;
+      for (const s of slot.subs.splice(0)) s.unsubscribe();
+      slot.outbox = undefined;
+      slot.views = new Map();
+      // Abrupt: no waiting for the outbox to drain; the new client opens the same IndexedDB at once.
+      slot.client = makeClient(slot);
+      slot.closing.push(old.close().catch((e) => problem(`closing killed client ${slot.index}: ${e}`)));
+    };
+    const inject = async (e: FaultEvent) => {
+      const f = srv.faults;
+      switch (e.kind) {
+        case 'drop-all':
+          f.dropAll();
+          break;
+        case 'blackhole':
+          f.blackhole(e.ms);
+          break;
+        case 'latency': {
+          const gen = ++latencyGen;
+          f.latency(e.ms, e.jitter);
+          background.push(
+            sleep(e.forMs).then(() => {
+              if (gen === latencyGen && !stopping) f.latency(0, 0);
+            }),
+          );
+          break;
+        }
+        case 'fail-reducers':
+          f.failNextReducers(e.n, e.message);
+          break;
+        case 'corrupt-frame':
+          f.corruptNextFrame();
+          break;
+        case 'restart':
+          await f.restart();
+          break;
+        case 'kill-client':
+          background.push(kill(slots[e.client]));
+          return; // counted when it happens
+      }
+      faultCounts[e.kind]++;
+    };
+    const t0 = Date.now();
+    const faultRunner = (async () => {
+      for (const e of schedule) {
+        const wait = t0 + e.at - Date.now();
+        if (wait > 0) await sleep(wait);
+        if (stopping) break;
+        try {
+          await inject(e);
+        } catch (err) {
+          problem(`injecting ${describeEvent(e)} failed: ${err}`);
+        }
+      }
+    })();
+    const progress = setInterval(() => {
+      const n = Object.values(faultCounts).reduce((a, b) => a + b, 0);
+      log(`chaos: ${Math.round((Date.now() - t0) / 1000)} s, ${records.length} mutations issued, ${n} faults, heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB`);
+    }, 10_000);
+    await sleep(seconds * 1000);
+
+    // --- Faults off; every client drains.
+    stopping = true;
+    clearInterval(progress);
+    await faultRunner;
+    await Promise.all(workload);
+    await Promise.allSettled(background);
+    srv.faults.clear();
+    srv.faults.latency(0, 0);
+    await Promise.allSettled(slots.flatMap((s) => s.closing));
+    log(`chaos: faults off after ${Math.round((Date.now() - t0) / 1000)} s; draining ${records.length} mutations`);
+
+    const drained = (s: Slot) => {
+      const o = s.outbox;
+      return s.client?.status.state === 'live' && o !== undefined && o.pending.length === 0 && o.rejected.length === 0;
+    };
+    await waitFor('every client to drain its outbox', () => slots.every(drained), drainTimeoutMs);
+    for (const s of slots) {
+      if (s.outbox?.quarantined.length) problem(`client ${s.index} has ${s.outbox.quarantined.length} quarantined entries`);
+    }
+    // Quiet server: nothing committed for a while.
+    let last = -1;
+    for (let stable = 0; stable < 4; ) {
+      const n = srv.stats().transactionsCommitted;
+      stable = n === last ? stable + 1 : 0;
+      last = n;
+      await sleep(150);
+    }
+
+    // --- Every client's view equals the server's tables.
+    const serverCanon = (table: string) => serverRows(srv, table).map(canon).sort();
+    const viewCanon = (s: Slot, accessor: string) => [...(s.views.get(accessor)?.values() ?? [])].map(canon).sort();
+    const equal = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+    let diverged = 0;
+    for (const [accessor, table] of COMPARED) {
+      const until = Date.now() + 10_000;
+      for (const s of slots) {
+        let same = false;
+        while (!(same = equal(viewCanon(s, accessor), serverCanon(table))) && Date.now() < until) await sleep(50);
+        if (!same) {
+          diverged++;
+          const srvRows = serverCanon(table);
+          const mine = viewCanon(s, accessor);
+          const missing = srvRows.filter((r) => !mine.includes(r));
+          const extra = mine.filter((r) => !srvRows.includes(r));
+          problem(`client ${s.index}'s ${table} differs from the server's: ${mine.length} rows vs ${srvRows.length}; missing ${missing.slice(0, 2).join(' ')}; extra ${extra.slice(0, 2).join(' ')}`);
+        }
+      }
+    }
+
+    // --- Close the clients (every handle settles), then read the ground truth.
+    await Promise.allSettled(slots.map((s) => s.client?.close()));
+    for (const s of slots) for (const sub of s.subs.splice(0)) sub.unsubscribe();
+    for (const r of records) if (handles.get(r.id)?.mutationId !== undefined) r.accepted = true;
+
+    const count = <K>(m: Map<K, number>, key: K) => m.set(key, (m.get(key) ?? 0) + 1);
+    const chat = new Map<string, number>();
+    for (const r of serverRows(srv, 'chat_message')) count(chat, r.text as string);
+    const nodeData = new Map<string, number>();
+    const versions = new Map<bigint, number>();
+    for (const r of serverRows(srv, 'game_node')) {
+      versions.set(r.id as bigint, r.version as number);
+      if ((r.data as string).startsWith('{"c":')) count(nodeData, r.data as string);
+    }
+    const receipts = new Map<string, number>();
+    for (const r of serverRows(srv, 'mutation_receipt')) count(receipts, r.mutationId as string);
+    const facts: ServerFacts = { chat, nodeData, receipts, versions };
+    const acc = account(records, facts);
+    problems.push(...acc.problems);
+
+    const injected = (r: MutationRecord) => r.reasons.some((x) => x.includes(INJECTED_PREFIX));
+    const faults = Object.values(faultCounts).reduce((a, b) => a + b, 0);
+    core = {
+      ...acc,
+      problems,
+      seed,
+      clients: k,
+      seconds,
+      faults,
+      faultCounts,
+      killsWithBacklog,
+      refused,
+      rejectedByModule: records.filter((r) => r.accepted && r.reasons.length > 0 && !injected(r)).length,
+      rejectedByInjection: records.filter((r) => r.accepted && injected(r)).length,
+      diverged,
+      restarts: srv.stats().restarts,
+    };
+  } finally {
+    stopping = true;
+    for (const s of slots) {
+      for (const sub of s.subs.splice(0)) sub.unsubscribe();
+      await s.client?.close().catch(() => undefined);
+      await Promise.allSettled(s.closing);
+    }
+    await server?.stop().catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+    clearInterval(heapTimer);
+    // Late rejections from closing sockets still count: give them a moment to surface.
+    await sleep(50);
+    process.off('unhandledRejection', onUnhandled);
+    process.off('uncaughtException', onUnhandled);
+  }
+  const c = core!;
+  const maxHeapMb = Math.round(maxHeap / 2 ** 20);
+  const summary = `chaos: seed=${seed} clients=${k} mutations=${c.mutations} applied=${c.applied} rejected=${c.rejected} lost=${c.lost} duplicated=${c.duplicated} diverged=${c.diverged} faults=${c.faults}`;
+  const report = [
+    `chaos: faults injected: ${FAULT_KINDS.map((f) => `${f}=${c.faultCounts[f]}`).join(' ')}`,
+    `chaos: kills with entries still in the outbox: ${c.killsWithBacklog} of ${c.faultCounts['kill-client']}; server restarts: ${c.restarts}`,
+    `chaos: rejected with the module's reason: ${c.rejectedByModule}; with an injected failure: ${c.rejectedByInjection} (of which had taken effect on an earlier attempt: ${c.rejectedButApplied})`,
+    `chaos: refused at the door (bad arguments): ${c.refused}; issued but never stored (client killed first): ${c.notAccepted - c.refused}`,
+    `chaos: unhandled errors: ${unhandled.length}; server error lines: ${serverErrorLines.length}; max heap ${maxHeapMb} MB (bound ${heapBoundMb} MB); ${Math.round((Date.now() - started) / 1000)} s in all`,
+    ...c.problems.map((p) => `chaos: problem: ${p}`),
+    ...c.lostIds.map((id) => `chaos: lost: ${id}`),
+    ...c.duplicatedIds.map((id) => `chaos: duplicated: ${id}`),
+    ...unhandled.slice(0, 5).map((u) => `chaos: unhandled: ${u.split('\n')[0]}`),
+    ...serverErrorLines.slice(0, 5).map((l) => `chaos: server error: ${l}`),
+    summary,
+  ];
+  const failed = c.lost > 0 || c.duplicated > 0 || c.diverged > 0 || c.problems.length > 0 || unhandled.length > 0 || serverErrorLines.length > 0 || maxHeapMb > heapBoundMb;
+  return { ...c, unhandled, maxHeapMb, heapBoundMb, durationMs: Date.now() - started, serverErrorLines, summary, report, failed };
+}
