@@ -812,6 +812,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       cached = loaded;
       for (const entry of queries.entries) seedView(entry);
     }
+    if (closed) return;
     calls.useDurable({ outbox: st.outbox, canonical: (a) => toCanonical.get(a) ?? a, accessor: (c) => toAccessor.get(c) ?? c } satisfies DurableSide);
     if (receipts) receiptsEntry = queries.acquire(receipts.query);
     if (st.lease) {
@@ -823,13 +824,13 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
         }),
       );
     }
-  })().finally(() => resolveDurable?.());
+  })()
+    .catch((e) => errorsSubject.next(e instanceof StorageError ? e : toStorageError('open', e)))
+    .finally(() => resolveDurable?.());
   let lifecycleSub: Subscription | undefined;
   void ready.then(() => {
     if (!closed) lifecycleSub = lifecycle$.subscribe(onEvent);
   });
-
-  const closedError = () => new Error('The sync client is closed.');
 
   const client: SyncClient<C> = {
     status$: statusSubject.asObservable(),
@@ -980,7 +981,6 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       for (const s of [statusSubject, phaseSubject, progressSubject, errorsSubject] as Subject<unknown>[]) s.complete();
       identitySubject.complete();
       metrics.complete();
-      void closedError;
     },
   };
   return client;
