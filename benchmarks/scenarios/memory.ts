@@ -8,7 +8,7 @@ import { result, settledHeap, sideBySide, sleep, until, type Metrics, type RunCo
 import { connectRaw, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from '../setup.ts';
 
 export async function memory(cfg: RunConfig): Promise<ScenarioResult> {
-  const rows = 100_000;
+  const rows = cfg.quick ? 50_000 : 100_000;
   const server = await startBenchServer();
   {
     const seeder = await WireClient.open(server);
@@ -47,7 +47,7 @@ export async function memory(cfg: RunConfig): Promise<ScenarioResult> {
   await server.stop();
   return result({
     id: 'memory',
-    title: 'Memory: 100,000 cached rows',
+    title: `Memory: ${rows.toLocaleString('en')} cached rows`,
     subjectLabel: 'stdb-rx (SDK cache + table$ snapshot)',
     baselineLabel: 'raw SDK cache',
     warmup: cfg.quick ? 0 : 1,
@@ -61,7 +61,7 @@ export async function memory(cfg: RunConfig): Promise<ScenarioResult> {
       {
         title: 'Retained heap per cached row (bytes)',
         unit: 'B/row',
-        groups: { '100k rows': { 'raw SDK': m.baseline.bytesPerRow, 'stdb-rx': m.subject.bytesPerRow } },
+        groups: { [`${rows / 1000}k rows`]: { 'raw SDK': m.baseline.bytesPerRow, 'stdb-rx': m.subject.bytesPerRow } },
       },
     ],
   });
