@@ -221,6 +221,10 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     await c.signOut();
     const fresh = await next(c.identity$, (i) => i.toHexString() !== oldIdentity, 10_000, 'a new identity');
     await live(c);
+    // The stored session is the new identity's: the old token was cleared, not reused.
+    let saved: string | null | undefined;
+    for (let i = 0; i < 100 && saved !== fresh.toHexString(); i++) saved = (await c.storage!.tokens.session())?.identity;
+    expect(saved).to.equal(fresh.toHexString());
     await c.call('sendChat', { text: 'new' });
     const state = await outboxWhere(c, (s) => s.quarantined.length === 2 && s.pending.length === 0);
     expect(chatTexts(server)).to.deep.equal(['new']);
