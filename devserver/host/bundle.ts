@@ -175,12 +175,17 @@ async function loadNow(modulePath: string, sys: SysFunctions): Promise<LoadedMod
   const id = randomUUID();
   registry.set(id, { sys, moduleHooks: moduleHooksSymbol });
   let ns: any;
+  // The module library aliases `globalThis.window` to `globalThis` while it
+  // loads (for a URL polyfill); in this process that would make every other
+  // library believe it runs in a browser. Take the alias back afterwards.
+  const hadWindow = Object.prototype.hasOwnProperty.call(globalThis, 'window');
   try {
     ns = await import(`${pathToFileURL(file).href}?host=${id}`);
   } catch (e) {
     throw new ModuleLoadError(`module ${modulePath} failed to initialise: ${String(e)}`);
   } finally {
     registry.delete(id);
+    if (!hadWindow && (globalThis as { window?: unknown }).window === globalThis) delete (globalThis as { window?: unknown }).window;
   }
   const moduleConsole = globalThis.console;
   globalThis.console = hostConsole;

@@ -67,6 +67,14 @@ describe('dev server module host', () => {
     expect(lines).to.deep.include(['info', 'adults: 2']);
   });
 
+  it('leaves the process globals as they were (no window alias, the same console)', async () => {
+    expect(typeof (globalThis as { window?: unknown }).window).to.equal('undefined');
+    const original = console;
+    await ModuleInstance.load(BASIC_MODULE, { databaseIdentity: new Identity(9n) });
+    expect(typeof (globalThis as { window?: unknown }).window).to.equal('undefined');
+    expect(console).to.equal(original);
+  });
+
   it('keeps two loads of one module apart', async () => {
     const other = await ModuleInstance.load(BASIC_MODULE, { databaseIdentity: new Identity(8n) });
     call('add_person', { name: 'only here', age: 1 });
