@@ -124,7 +124,7 @@ export async function outbox(cfg: RunConfig): Promise<ScenarioResult> {
       `Pipelined replay: a stdb-rx client with outbox: storage.callOutbox() is cut off (dropAll, 10-minute retry), ${replaySizes.join(' and ')} calls are made and stored, then reconnectNow(); the time runs until every call handle is confirmed. replayCallsPerSec is for ${replayN.toLocaleString('en')} calls.`,
       `Replay of 10,000 queued calls: not measured yet — with the client's outbox wiring of the measured code, the time from reconnect to live grows faster than linearly with the number of queued durable calls (${replaySizes.map((n) => `${n}: ${fmtMs(replay[`replayMs_${n}`])}`).join(', ')}), so 10,000 would take many minutes; the CPU profile is dominated by fake-indexeddb Index.getAll (whole-index reads) while the status is 'syncing'.`,
       `One round trip per call: ${serialN.toLocaleString('en')} entries claimed from a durable outbox, each sent with the raw SDK, awaited and marked confirmed before the next (calls/s compare; a smaller queue only helps the baseline).`,
-      'Chromium (real IndexedDB): not measured yet — the browser tests (test/browser) do not record outbox timings, and no Chromium is installed on this machine.',
+      'Chromium (real IndexedDB): not measured yet — the browser tests (test/browser, Debian\'s Chromium via playwright-core) do not record outbox timings; that needs a small browser-side benchmark page, not written yet.',
     ],
     charts: [
       {
