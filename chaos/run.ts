@@ -12,7 +12,7 @@
 import { parseArgs } from 'node:util';
 import { runChaos } from '../test/chaos/engine.ts';
 
-const usage = 'usage: npm run chaos -- --seed <n> --clients <k> --seconds <s> [--rate <per client per s>] [--fault-gap <ms>] [--max-heap-mb <mb>] [--quiet]';
+const usage = 'usage: npm run chaos -- --seed <n> --clients <k> --seconds <s> [--rate <per client per s>] [--fault-gap <ms>] [--max-heap-mb <mb>] [--trace] [--quiet]';
 
 function number(flag: string, value: string | undefined, fallback?: number): number {
   if (value === undefined) {
@@ -35,6 +35,7 @@ try {
       'fault-gap': { type: 'string' },
       'max-heap-mb': { type: 'string' },
       quiet: { type: 'boolean' },
+      trace: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -50,6 +51,7 @@ try {
     rate: values.rate === undefined ? undefined : number('rate', values.rate),
     meanFaultGapMs: values['fault-gap'] === undefined ? undefined : number('fault-gap', values['fault-gap']),
     maxHeapMb: values['max-heap-mb'] === undefined ? undefined : number('max-heap-mb', values['max-heap-mb']),
+    trace: values.trace,
     log: values.quiet ? undefined : (line: string) => console.log(line),
   };
 } catch (e) {

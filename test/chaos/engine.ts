@@ -16,6 +16,7 @@ import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Subscription } from 'rxjs';
 import { startDevServer, type DevServer } from '../../devserver/index.ts';
@@ -40,8 +41,10 @@ export interface ChaosOptions {
   meanFaultGapMs?: number;
   /** Fail when the sampled heap passes this. @default 1024 */
   maxHeapMb?: number;
-  /** Time allowed for the final drain. @default 60_000 */
+  /** Time allowed for the final drain. @default the longer of 60 s and the run 
   drainTimeoutMs?: number;
+  /** Progress every second with each client's state, outbox size and lease. @default false */
+  trace?: boolean;
   /** Progress lines. @default none */
   log?: (line: string) => void;
 }
@@ -63,6 +66,8 @@ export interface ChaosResult extends Accounting {
   /** (client, table) pairs whose view differed from the server's rows after the drain. */
   diverged: number;
   restarts: number;
+  /** Calls that never reached the outbox (other than the bad arguments), by what their handle said. */
+  neverStored: string[];
   unhandled: string[];
   maxHeapMb: number;
   heapBoundMb: number;
@@ -130,6 +135,13 @@ function serverRows(server: DevServer, table: string): Record<string, any>[] {
   return ds.scanTable(ds.tableIdFromName(table)).map((r) => r.value as Record<string, any>);
 }
 
+/** Distinct refusal messages of some records, with counts. */
+function reasonsOf(records: readonly MutationRecord[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const r of records) m.set(r.refused ?? r.outcome ?? 'no outcome', (m.get(r.refused ?? r.outcome ?? 'no outcome') ?? 0) + 1);
+  return m;
+}
+
 function mutationIdOf(e: ReducerRejectedError): string | undefined {
   const args = e.info.args as Record<string, unknown> | undefined;
   return typeof args?.mutationId === 'string' ? args.mutationId : undefined;
@@ -143,7 +155,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? (() => {});
   const rate = options.rate ?? 8;
   const heapBoundMb = options.maxHeapMb ?? 1024;
-  const drainTimeoutMs = options.drainTimeoutMs ?? 60_000;
+  const drainTimeoutMs = options.drainTimeoutMs ?? Math.max(60_000, seconds * 1000);
   const started = Date.now();
 
   // --- Watches: unhandled errors, heap, server error lines.
@@ -152,6 +164,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   process.on('unhandledRejection', onUnhandled);
   process.on('uncaughtException', onUnhandled);
   let maxHeap = process.memoryUsage().heapUsed;
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
   const heapTimer = setInterval(() => (maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed)), 200);
   const serverErrorLines: string[] = [];
   const problems: string[] = [];
@@ -372,10 +386,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           else if (o.error instanceof ReducerRejectedError) {
             rec.outcome = 'rejected';
             note(rec, o.error.message);
-          } else if (h.mutationId === undefined && o.error.name !== 'ConnectionLostError') {
-            rec.outcome = 'refused';
-            rec.refused = `${o.error.name}: ${o.error.message}`;
-          } else rec.outcome = 'closed';
+          } else {
+            rec.outcome = h.mutationId === undefined && o.error.name !== 'ConnectionLostError' ? 'refused' : 'closed';
+            if (h.mutationId === undefined) rec.refused = `${o.error.name}: ${o.error.message}`;
+          }
         },
       });
       if (kind === 'badArgs') {
@@ -455,6 +469,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         if (wait > 0) await sleep(wait);
         if (stopping) break;
         try {
+          if (options.trace) log(`chaos:   ${describeEvent(e)}`);
           await inject(e);
         } catch (err) {
           problem(`injecting ${describeEvent(e)} failed: ${err}`);
@@ -463,8 +478,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     })();
     const progress = setInterval(() => {
       const n = Object.values(faultCounts).reduce((a, b) => a + b, 0);
-      log(`chaos: ${Math.round((Date.now() - t0) / 1000)} s, ${records.length} mutations issued, ${n} faults, heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB`);
-    }, 10_000);
+      const st = srv.stats();
+      const lag = Math.round(loopDelay.max / 1e6);
+      loopDelay.reset();
+      log(`chaos: ${Math.round((Date.now() - t0) / 1000)} s, ${records.length} mutations issued, ${n} faults, ${st.transactionsCommitted} transactions, ${st.connections} connections, event loop lag up to ${lag} ms, heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MB`);
+      if (options.trace) {
+        log(`chaos:   clients ${slots.map((s) => `${s.index}:${s.client?.status.state ?? '-'}/${s.outbox?.pending.length ?? '?'}${s.client?.storage?.lease?.held ? '' : '(no lease)'}`).join(' ')}`);
+        for (const s of slots) {
+          const c = s.client;
+          if (!c || c.status.state === 'live' || Date.now() - c.status.since < 3000) continue;
+          let progress: unknown;
+          let metrics: any;
+          c.syncProgress$.subscribe((p) => (progress = p)).unsubscribe();
+          c.metrics$.subscribe((m) => (metrics = m)).unsubscribe();
+          log(`chaos:   client ${s.index} ${c.status.state} for ${Date.now() - c.status.since} ms: progress ${JSON.stringify(progress)} in ${JSON.stringify(metrics?.messagesIn)} out ${JSON.stringify(metrics?.messagesOut)}`);
+        }
+      }
+    }, options.trace ? 1000 : 10_000);
     await sleep(seconds * 1000);
 
     // --- Faults off; every client drains.
@@ -482,7 +512,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       const o = s.outbox;
       return s.client?.status.state === 'live' && o !== undefined && o.pending.length === 0 && o.rejected.length === 0;
     };
-    await waitFor('every client to drain its outbox', () => slots.every(drained), drainTimeoutMs);
+    if (!(await waitFor('every client to drain its outbox', () => slots.every(drained), drainTimeoutMs))) {
+      for (const s of slots.filter((x) => !drained(x))) {
+        const c = s.client;
+        const o = s.outbox;
+        let metrics: any;
+        c?.metrics$.subscribe((m) => (metrics = m)).unsubscribe();
+        problem(
+          `client ${s.index} did not drain: ${c?.status.state} for ${c ? Date.now() - c.status.since : '?'} ms, lease ${c?.storage?.lease?.held ? 'held' : 'not held'}, storage ${c?.status.storage}, outbox ${o ? `${o.queued} queued, ${o.sent} sent, ${o.rejected.length} rejected` : 'never emitted'}; messages in ${JSON.stringify(metrics?.messagesIn)} out ${JSON.stringify(metrics?.messagesOut)}`,
+        );
+      }
+    }
     for (const s of slots) {
       if (s.outbox?.quarantined.length) problem(`client ${s.index} has ${s.outbox.quarantined.length} quarantined entries`);
     }
@@ -552,6 +592,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       rejectedByInjection: records.filter((r) => r.accepted && injected(r)).length,
       diverged,
       restarts: srv.stats().restarts,
+      neverStored: [...reasonsOf(records.filter((r) => !r.accepted && r.expect !== 'never sent'))].map(([m, n]) => `${n}× ${m}`),
     };
   } finally {
     stopping = true;
@@ -563,6 +604,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await server?.stop().catch(() => undefined);
     await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     clearInterval(heapTimer);
+    loopDelay.disable();
     // Late rejections from closing sockets still count: give them a moment to surface.
     await sleep(50);
     process.off('unhandledRejection', onUnhandled);
@@ -575,7 +617,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     `chaos: faults injected: ${FAULT_KINDS.map((f) => `${f}=${c.faultCounts[f]}`).join(' ')}`,
     `chaos: kills with entries still in the outbox: ${c.killsWithBacklog} of ${c.faultCounts['kill-client']}; server restarts: ${c.restarts}`,
     `chaos: rejected with the module's reason: ${c.rejectedByModule}; with an injected failure: ${c.rejectedByInjection} (of which had taken effect on an earlier attempt: ${c.rejectedButApplied})`,
-    `chaos: refused at the door (bad arguments): ${c.refused}; issued but never stored (client killed first): ${c.notAccepted - c.refused}`,
+    `chaos: refused at the door (bad arguments): ${c.refused}; issued but never stored: ${c.notAccepted - c.refused}${c.neverStored.length ? ` (${c.neverStored.join('; ')})` : ''}`,
     `chaos: unhandled errors: ${unhandled.length}; server error lines: ${serverErrorLines.length}; max heap ${maxHeapMb} MB (bound ${heapBoundMb} MB); ${Math.round((Date.now() - started) / 1000)} s in all`,
     ...c.problems.map((p) => `chaos: problem: ${p}`),
     ...c.lostIds.map((id) => `chaos: lost: ${id}`),
