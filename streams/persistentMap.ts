@@ -10,9 +10,20 @@
  * Keys are the primitives the SDK uses as row ids (`number | string |
  * boolean | bigint`), compared with `===`.
  *
- * Bulk changes go through {@link PersistentMap.withMutations}, which edits
- * nodes created during the batch in place (the "transient" technique of
- * Clojure and Immutable.js) and freezes the result when the batch ends.
+ * Layout (as Clojure's `BitmapIndexedNode`): a branch keeps its entries
+ * inline in one array, two slots per entry — `key, value` for a row, or
+ * `undefined, childNode` for a subtree — so a row costs two array slots and
+ * no object of its own. Hashes are not stored; they are recomputed (cheaply)
+ * when two keys must be split into a new level.
+ *
+ * Bulk changes go through {@link PersistentMap.withMutations}: nodes created
+ * during the batch carry the batch's edit token and are edited in place (the
+ * "transient" technique of Clojure and Immutable.js); nodes from earlier
+ * versions are copied on first write. Every batch has a fresh token and the
+ * mutator refuses to work once the batch has returned, so nothing needs to be
+ * "frozen" afterwards: no later batch can own those nodes.
+ * {@link PersistentMap.build} builds a whole map in one pass (no per-key
+ * descent), for first snapshots.
  *
  * @module
  */
@@ -20,57 +31,55 @@
 export type MapKey = number | string | boolean | bigint;
 
 const BITS = 5;
-const WIDTH = 1 << BITS;
-const MASK = WIDTH - 1;
-const MAX_DEPTH = 7; // 7 * 5 = 35 bits > 32-bit hashes
+const MASK = (1 << BITS) - 1;
+/** Branch levels consume shifts 0, 5, …, 30: 32 bits in all. Below that, equal hashes share a collision node. */
+const MAX_SHIFT = 30;
 
 /** Edit token: nodes carrying the current batch's token may be mutated in place. */
 type Edit = object | null;
 
-interface Leaf<V> {
-  readonly kind: 0;
-  hash: number;
-  key: MapKey;
-  value: V;
-}
+/**
+ * A node is one array: `[bitmap, edit, k0, v0, k1, v1, …]` for a branch,
+ * `[hash, edit, k0, v0, …]` for a collision node (keys with one hash). In a
+ * branch a pair `undefined, branch` or `COLL, collisionNode` is a subtree.
+ * One array per node (no wrapper object), sized exactly.
+ */
+type Node = unknown[];
+const COLL: unique symbol = Symbol('collision');
+const HEAD = 2;
 
-interface Branch<V> {
-  readonly kind: 1;
-  edit: Edit;
-  bitmap: number;
-  children: Node<V>[];
-}
+const TWO_32 = 4294967296;
 
-interface Collision<V> {
-  readonly kind: 2;
-  edit: Edit;
-  hash: number;
-  leaves: Leaf<V>[];
-}
-
-type Node<V> = Leaf<V> | Branch<V> | Collision<V>;
-
-/** 32-bit hash of a key. Strings: FNV-1a; numbers: integer mix or string hash; bigints: folded 32-bit words. */
+/**
+ * 32-bit hash of a key. Strings: FNV-1a; integers that fit a double exactly
+ * (numbers and bigints alike, without BigInt arithmetic): their two 32-bit
+ * words, mixed; other numbers and large bigints: the hash of their string.
+ * A bigint and a number never compare `===`, so sharing a hash is harmless.
+ */
 export function hashKey(key: MapKey): number {
   switch (typeof key) {
     case 'string':
       return hashString(key);
     case 'number':
-      if (Number.isInteger(key) && key >= -0x80000000 && key <= 0x7fffffff) return mix(key | 0);
-      return hashString(String(key)) ^ 0x5bd1e995;
+      if ((key | 0) === key) return mix(key);
+      return hashNumber(key);
     case 'bigint': {
-      let h = 0x27d4eb2d;
-      let v = key < 0n ? -key : key;
-      if (v === 0n) return mix(h);
-      while (v > 0n) {
-        h = mix(h ^ Number(v & 0xffffffffn));
-        v >>= 32n;
-      }
-      return key < 0n ? ~h : h;
+      const n = Number(key);
+      if ((n | 0) === n) return mix(n);
+      if (Number.isSafeInteger(n)) return hashNumber(n);
+      return hashString(key.toString(36)) ^ 0x27d4eb2d;
     }
     case 'boolean':
       return key ? 0x3c6ef372 : 0x1b873593;
   }
+}
+
+function hashNumber(n: number): number {
+  if (Number.isSafeInteger(n)) {
+    const hi = Math.floor(n / TWO_32);
+    return mix(mix(n - hi * TWO_32) ^ hi);
+  }
+  return hashString(String(n)) ^ 0x5bd1e995;
 }
 
 function hashString(s: string): number {
@@ -94,167 +103,270 @@ function popcount(x: number): number {
   return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }
 
-function fragment(hash: number, shift: number): number {
-  return (hash >>> shift) & MASK;
+/** What the last set/remove did (module state: the operations are synchronous and never re-enter). */
+let added = false;
+let removed = false;
+
+/** A node the batch may edit in place: `n` itself if the batch created it, else a copy. */
+function editable(n: Node, edit: Edit): Node {
+  if (edit !== null && n[1] === edit) return n;
+  const c = n.slice();
+  c[1] = edit;
+  return c;
 }
 
-/** Result flags threaded through set/remove without allocating. */
-interface Change {
-  added: boolean;
-  removed: boolean;
-  replaced: boolean;
+/** A copy of `n` (tagged `edit`) with `k, v` inserted at `i`, sized exactly. */
+function inserted(n: Node, edit: Edit, head: number, i: number, k: unknown, v: unknown): Node {
+  const len = n.length;
+  const c = new Array(len + 2);
+  c[0] = head;
+  c[1] = edit;
+  for (let j = HEAD; j < i; j++) c[j] = n[j];
+  c[i] = k;
+  c[i + 1] = v;
+  for (let j = i; j < len; j++) c[j + 2] = n[j];
+  return c;
 }
 
-function leaf<V>(hash: number, key: MapKey, value: V): Leaf<V> {
-  return { kind: 0, hash, key, value };
+/** A copy of `n` (tagged `edit`) without the pair at `i`, sized exactly. */
+function withoutPair(n: Node, edit: Edit, head: number, i: number): Node {
+  const len = n.length;
+  const c = new Array(len - 2);
+  c[0] = head;
+  c[1] = edit;
+  for (let j = HEAD; j < i; j++) c[j] = n[j];
+  for (let j = i + 2; j < len; j++) c[j - 2] = n[j];
+  return c;
 }
 
-function mergeLeaves<V>(edit: Edit, shift: number, a: Leaf<V>, b: Leaf<V>): Node<V> {
-  if (a.hash === b.hash || shift >= MAX_DEPTH * BITS) {
-    return { kind: 2, edit, hash: a.hash, leaves: [a, b] };
+/** Write into `t` at `i` a subtree holding two entries whose keys differ, at level `shift`. */
+function putPair(t: Node, i: number, edit: Edit, shift: number, h1: number, k1: unknown, v1: unknown, h2: number, k2: unknown, v2: unknown): void {
+  if (h1 === h2 || shift > MAX_SHIFT) {
+    t[i] = COLL;
+    t[i + 1] = [h1, edit, k1, v1, k2, v2];
+    return;
   }
-  const fa = fragment(a.hash, shift);
-  const fb = fragment(b.hash, shift);
-  if (fa === fb) {
-    return { kind: 1, edit, bitmap: 1 << fa, children: [mergeLeaves(edit, shift + BITS, a, b)] };
-  }
-  return { kind: 1, edit, bitmap: (1 << fa) | (1 << fb), children: fa < fb ? [a, b] : [b, a] };
+  const f1 = (h1 >>> shift) & MASK;
+  const f2 = (h2 >>> shift) & MASK;
+  t[i] = undefined;
+  if (f1 === f2) {
+    const sub: Node = [1 << f1, edit, undefined, undefined];
+    putPair(sub, HEAD, edit, shift + BITS, h1, k1, v1, h2, k2, v2);
+    t[i + 1] = sub;
+  } else t[i + 1] = f1 < f2 ? [(1 << f1) | (1 << f2), edit, k1, v1, k2, v2] : [(1 << f1) | (1 << f2), edit, k2, v2, k1, v1];
 }
 
-function setNode<V>(node: Node<V> | undefined, edit: Edit, shift: number, hash: number, key: MapKey, value: V, ch: Change): Node<V> {
-  if (node === undefined) {
-    ch.added = true;
-    return leaf(hash, key, value);
-  }
-  switch (node.kind) {
-    case 0: {
-      if (node.key === key) {
-        if (node.value === value) return node;
-        ch.replaced = true;
-        return leaf(hash, key, value);
-      }
-      ch.added = true;
-      return mergeLeaves(edit, shift, node, leaf(hash, key, value));
+/** Set in a collision node whose hash is `hash`. */
+function setInCollision(n: Node, edit: Edit, key: MapKey, value: unknown): Node {
+  for (let i = HEAD; i < n.length; i += 2) {
+    if (n[i] === key) {
+      if (n[i + 1] === value) return n;
+      const t = editable(n, edit);
+      t[i + 1] = value;
+      return t;
     }
-    case 2: {
-      if (node.hash !== hash && shift < MAX_DEPTH * BITS) {
-        // Push the collision node down one level next to the new leaf.
-        ch.added = true;
-        const fa = fragment(node.hash, shift);
-        const fb = fragment(hash, shift);
-        const nl = leaf(hash, key, value);
-        if (fa === fb) {
-          return { kind: 1, edit, bitmap: 1 << fa, children: [setNode(node, edit, shift + BITS, hash, key, value, { added: false, removed: false, replaced: false })] };
+  }
+  added = true;
+  return inserted(n, edit, n[0] as number, n.length, key, value);
+}
+
+function setIn(n: Node, edit: Edit, shift: number, hash: number, key: MapKey, value: unknown): Node {
+  const bits = n[0] as number;
+  const bit = 1 << ((hash >>> shift) & MASK);
+  const i = HEAD + 2 * popcount(bits & (bit - 1));
+  if ((bits & bit) === 0) {
+    added = true;
+    return inserted(n, edit, bits | bit, i, key, value);
+  }
+  const k = n[i];
+  if (k === undefined || k === COLL) {
+    const child = n[i + 1] as Node;
+    let next: Node;
+    let mark: unknown = k;
+    if (k === undefined) next = setIn(child, edit, shift + BITS, hash, key, value);
+    else if (child[0] === hash) next = setInCollision(child, edit, key, value);
+    else {
+      // A different hash reached a collision node above the last level: give it a branch.
+      next = setIn([1 << (((child[0] as number) >>> (shift + BITS)) & MASK), edit, COLL, child], edit, shift + BITS, hash, key, value);
+      mark = undefined;
+    }
+    if (next === child) return n;
+    const t = editable(n, edit);
+    t[i] = mark;
+    t[i + 1] = next;
+    return t;
+  }
+  if (k === key) {
+    if (n[i + 1] === value) return n;
+    const t = editable(n, edit);
+    t[i + 1] = value;
+    return t;
+  }
+  added = true;
+  const t = editable(n, edit);
+  putPair(t, i, edit, shift + BITS, hashKey(k as MapKey), k, n[i + 1], hash, key, value);
+  return t;
+}
+
+/** Remove `key` from a branch; returns the same node when absent, `undefined` when it became empty. */
+function removeIn(n: Node, edit: Edit, shift: number, hash: number, key: MapKey): Node | undefined {
+  const bits = n[0] as number;
+  const bit = 1 << ((hash >>> shift) & MASK);
+  if ((bits & bit) === 0) return n;
+  const i = HEAD + 2 * popcount(bits & (bit - 1));
+  const k = n[i];
+  if (k === undefined || k === COLL) {
+    const child = n[i + 1] as Node;
+    let next: Node | undefined;
+    if (k === undefined) next = removeIn(child, edit, shift + BITS, hash, key);
+    else {
+      next = child;
+      for (let j = HEAD; j < child.length; j += 2) {
+        if (child[j] === key) {
+          removed = true;
+          next = withoutPair(child, edit, child[0] as number, j);
+          break;
         }
-        return { kind: 1, edit, bitmap: (1 << fa) | (1 << fb), children: fa < fb ? [node, nl] : [nl, node] };
       }
-      const idx = node.leaves.findIndex((l) => l.key === key);
-      if (idx >= 0 && node.leaves[idx].value === value) return node;
-      const target = node.edit !== null && node.edit === edit ? node : { kind: 2 as const, edit, hash: node.hash, leaves: node.leaves.slice() };
-      if (idx >= 0) {
-        ch.replaced = true;
-        target.leaves[idx] = leaf(hash, key, value);
-      } else {
-        ch.added = true;
-        target.leaves.push(leaf(hash, key, value));
-      }
-      return target;
     }
-    case 1: {
-      const bit = 1 << fragment(hash, shift);
-      const idx = popcount(node.bitmap & (bit - 1));
-      const exists = (node.bitmap & bit) !== 0;
-      const child = exists ? node.children[idx] : undefined;
-      const next = setNode(child, edit, shift + BITS, hash, key, value, ch);
-      if (next === child) return node;
-      const target = node.edit !== null && node.edit === edit ? node : { kind: 1 as const, edit, bitmap: node.bitmap, children: node.children.slice() };
-      if (exists) target.children[idx] = next;
-      else {
-        target.children.splice(idx, 0, next);
-        target.bitmap |= bit;
-      }
-      return target;
-    }
+    if (next === child) return n;
+    if (next === undefined) return bits === bit ? undefined : withoutPair(n, edit, bits & ~bit, i);
+    const t = editable(n, edit);
+    // A subtree left with one row is inlined, so lookups stay short.
+    if (next.length === HEAD + 2 && next[HEAD] !== undefined && next[HEAD] !== COLL) {
+      t[i] = next[HEAD];
+      t[i + 1] = next[HEAD + 1];
+    } else t[i + 1] = next;
+    return t;
   }
+  if (k !== key) return n;
+  removed = true;
+  return bits === bit ? undefined : withoutPair(n, edit, bits & ~bit, i);
 }
 
-function removeNode<V>(node: Node<V>, edit: Edit, shift: number, hash: number, key: MapKey, ch: Change): Node<V> | undefined {
-  switch (node.kind) {
-    case 0:
-      if (node.key !== key) return node;
-      ch.removed = true;
-      return undefined;
-    case 2: {
-      const idx = node.leaves.findIndex((l) => l.key === key);
-      if (idx < 0) return node;
-      ch.removed = true;
-      if (node.leaves.length === 2) return node.leaves[1 - idx];
-      const target = node.edit !== null && node.edit === edit ? node : { kind: 2 as const, edit, hash: node.hash, leaves: node.leaves.slice() };
-      target.leaves.splice(idx, 1);
-      return target;
-    }
-    case 1: {
-      const bit = 1 << fragment(hash, shift);
-      if ((node.bitmap & bit) === 0) return node;
-      const idx = popcount(node.bitmap & (bit - 1));
-      const child = node.children[idx];
-      const next = removeNode(child, edit, shift + BITS, hash, key, ch);
-      if (next === child) return node;
-      if (next === undefined && node.children.length === 1) return undefined;
-      // Collapse a branch left with a single leaf so lookups stay short.
-      if (next === undefined && node.children.length === 2) {
-        const other = node.children[1 - idx];
-        if (other.kind !== 1) return other;
-      }
-      if (next !== undefined && next.kind !== 1 && node.children.length === 1) return next;
-      const target = node.edit !== null && node.edit === edit ? node : { kind: 1 as const, edit, bitmap: node.bitmap, children: node.children.slice() };
-      if (next === undefined) {
-        target.children.splice(idx, 1);
-        target.bitmap &= ~bit;
-      } else target.children[idx] = next;
-      return target;
-    }
-  }
-}
+const ABSENT: unique symbol = Symbol('absent');
 
-function getNode<V>(node: Node<V> | undefined, hash: number, key: MapKey): Leaf<V> | undefined {
+function getIn(n: Node | undefined, hash: number, key: MapKey): unknown {
+  if (n === undefined) return ABSENT;
   let shift = 0;
-  while (node !== undefined) {
-    switch (node.kind) {
-      case 0:
-        return node.key === key ? node : undefined;
-      case 2:
-        return node.leaves.find((l) => l.key === key);
-      case 1: {
-        const bit = 1 << fragment(hash, shift);
-        if ((node.bitmap & bit) === 0) return undefined;
-        node = node.children[popcount(node.bitmap & (bit - 1))];
-        shift += BITS;
-      }
+  for (;;) {
+    const bits = n[0] as number;
+    const bit = 1 << ((hash >>> shift) & MASK);
+    if ((bits & bit) === 0) return ABSENT;
+    const i = HEAD + 2 * popcount(bits & (bit - 1));
+    const k = n[i];
+    if (k === undefined) {
+      n = n[i + 1] as Node;
+      shift += BITS;
+    } else if (k === COLL) {
+      const c = n[i + 1] as Node;
+      for (let j = HEAD; j < c.length; j += 2) if (c[j] === key) return c[j + 1];
+      return ABSENT;
+    } else return k === key ? n[i + 1] : ABSENT;
+  }
+}
+
+function forEachIn(n: Node, fn: (key: MapKey, value: unknown) => void): void {
+  for (let i = HEAD; i < n.length; i += 2) {
+    const k = n[i];
+    if (k === undefined || k === COLL) forEachIn(n[i + 1] as Node, fn);
+    else fn(k as MapKey, n[i + 1]);
+  }
+}
+
+/** Depth-first walk without recursive generators (one frame per level, not per entry). */
+function* walk(root: Node | undefined): Generator<[MapKey, unknown], void, undefined> {
+  if (root === undefined) return;
+  const nodes: Node[] = [root];
+  const pos: number[] = [HEAD];
+  let d = 0;
+  while (d >= 0) {
+    const n = nodes[d];
+    const i = pos[d];
+    if (i >= n.length) {
+      d--;
+      continue;
+    }
+    pos[d] = i + 2;
+    const k = n[i];
+    if (k === undefined || k === COLL) {
+      d++;
+      nodes[d] = n[i + 1] as Node;
+      pos[d] = HEAD;
+    } else yield [k as MapKey, n[i + 1]];
+  }
+}
+
+/**
+ * Write into `out` at `at` the entries `idx[from..to)` (indices into
+ * keys/values/hashes), all sharing the hash fragments above `shift`, as one
+ * pair: inline if a single key, else a subtree. Later duplicates of a key
+ * win. `tmp` is scratch space as long as `idx`.
+ */
+function buildInto(out: Node, at: number, shift: number, keys: readonly MapKey[], values: readonly unknown[], hashes: Int32Array, idx: Uint32Array, tmp: Uint32Array, from: number, to: number): void {
+  if (to - from === 1) {
+    out[at] = keys[idx[from]];
+    out[at + 1] = values[idx[from]];
+    return;
+  }
+  const h0 = hashes[idx[from]];
+  let same = true;
+  for (let j = from + 1; j < to; j++) {
+    if (hashes[idx[j]] !== h0) {
+      same = false;
+      break;
     }
   }
-  return undefined;
-}
-
-function* iterate<V>(node: Node<V> | undefined): Generator<Leaf<V>, void, undefined> {
-  if (node === undefined) return;
-  switch (node.kind) {
-    case 0:
-      yield node;
-      return;
-    case 2:
-      yield* node.leaves;
-      return;
-    case 1:
-      for (const c of node.children) yield* iterate(c);
+  if (same || shift > MAX_SHIFT) {
+    const pairs: unknown[] = [];
+    for (let j = from; j < to; j++) {
+      const e = idx[j];
+      let found = -1;
+      for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === keys[e]) found = i;
+      if (found >= 0) pairs[found + 1] = values[e];
+      else pairs.push(keys[e], values[e]);
+    }
+    if (pairs.length === 2) {
+      out[at] = pairs[0];
+      out[at + 1] = pairs[1];
+    } else {
+      out[at] = COLL;
+      out[at + 1] = [h0, null, ...pairs];
+    }
+    return;
   }
-}
-
-function forEachLeaf<V>(node: Node<V> | undefined, fn: (l: Leaf<V>) => void): void {
-  if (node === undefined) return;
-  if (node.kind === 0) fn(node);
-  else if (node.kind === 2) for (const l of node.leaves) fn(l);
-  else for (const c of node.children) forEachLeaf(c, fn);
+  // Counting sort of the range by this level's fragment.
+  const counts = new Uint32Array(33);
+  for (let j = from; j < to; j++) counts[((hashes[idx[j]] >>> shift) & MASK) + 1]++;
+  let bits = 0;
+  let width = 0;
+  for (let f = 0; f < 32; f++) {
+    if (counts[f + 1] !== 0) {
+      bits |= 1 << f;
+      width++;
+    }
+    counts[f + 1] += counts[f];
+  }
+  for (let j = from; j < to; j++) {
+    const f = (hashes[idx[j]] >>> shift) & MASK;
+    tmp[from + counts[f]++] = idx[j];
+  }
+  idx.set(tmp.subarray(from, to), from);
+  const n: Node = new Array(HEAD + 2 * width);
+  n[0] = bits;
+  n[1] = null;
+  let j = from;
+  let i = HEAD;
+  while (j < to) {
+    const f = (hashes[idx[j]] >>> shift) & MASK;
+    let end = j + 1;
+    while (end < to && ((hashes[idx[end]] >>> shift) & MASK) === f) end++;
+    buildInto(n, i, shift + BITS, keys, values, hashes, idx, tmp, j, end);
+    i += 2;
+    j = end;
+  }
+  out[at] = undefined;
+  out[at + 1] = n;
 }
 
 /** A mutable view handed to {@link PersistentMap.withMutations}; valid only inside the callback. */
@@ -280,39 +392,69 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
 
   /** Build from entries in one batch. */
   static from<K extends MapKey, V>(entries: Iterable<readonly [K, V]>): PersistentMap<K, V> {
-    return PersistentMap.empty<K, V>().withMutations((m) => {
-      for (const [k, v] of entries) m.set(k, v);
-    });
+    const keys: K[] = [];
+    const values: V[] = [];
+    for (const [k, v] of entries) {
+      keys.push(k);
+      values.push(v);
+    }
+    return PersistentMap.build(keys, values);
   }
 
-  readonly #root: Node<V> | undefined;
+  /**
+   * Build from parallel arrays of keys and values in one pass: entries are
+   * sorted into place by their hash fragments, level by level, so no entry is
+   * inserted into (or copied with) a growing node. Later duplicates win.
+   */
+  static build<K extends MapKey, V>(keys: readonly K[], values: readonly V[]): PersistentMap<K, V> {
+    const n = keys.length;
+    if (values.length !== n) throw new RangeError('PersistentMap.build: keys and values differ in length');
+    if (n === 0) return PersistentMap.empty();
+    const hashes = new Int32Array(n);
+    const idx = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      hashes[i] = hashKey(keys[i]);
+      idx[i] = i;
+    }
+    const holder: Node = [0, null, undefined, undefined];
+    buildInto(holder, HEAD, 0, keys, values, hashes, idx, new Uint32Array(n), 0, n);
+    // The root is always a branch: one key, or keys that all share a hash, get one around them.
+    const root: Node = holder[HEAD] === undefined ? (holder[HEAD + 1] as Node) : [1 << (hashes[0] & MASK), null, holder[HEAD], holder[HEAD + 1]];
+    let size = 0;
+    forEachIn(root, () => size++);
+    return new PersistentMap(root, size);
+  }
+
+  readonly #root: Node | undefined;
   readonly size: number;
 
-  private constructor(root: Node<V> | undefined, size: number) {
+  private constructor(root: Node | undefined, size: number) {
     this.#root = root;
     this.size = size;
   }
 
   get(key: K): V | undefined {
-    return getNode(this.#root, hashKey(key), key)?.value;
+    const v = getIn(this.#root, hashKey(key), key);
+    return v === ABSENT ? undefined : (v as V);
   }
 
   has(key: K): boolean {
-    return getNode(this.#root, hashKey(key), key) !== undefined;
+    return getIn(this.#root, hashKey(key), key) !== ABSENT;
   }
 
   set(key: K, value: V): PersistentMap<K, V> {
-    const ch: Change = { added: false, removed: false, replaced: false };
-    const root = setNode(this.#root, null, 0, hashKey(key), key, value, ch);
+    const hash = hashKey(key);
+    added = false;
+    const root = this.#root === undefined ? ((added = true), [1 << (hash & MASK), null, key, value]) : setIn(this.#root, null, 0, hash, key, value);
     if (root === this.#root) return this;
-    return new PersistentMap(root, this.size + (ch.added ? 1 : 0));
+    return new PersistentMap(root, this.size + (added ? 1 : 0));
   }
 
   delete(key: K): PersistentMap<K, V> {
     if (this.#root === undefined) return this;
-    const ch: Change = { added: false, removed: false, replaced: false };
-    const root = removeNode(this.#root, null, 0, hashKey(key), key, ch);
-    if (!ch.removed) return this;
+    removed = false;
+    const root = removeIn(this.#root, null, 0, hashKey(key), key);
+    if (!removed) return this;
     return root === undefined ? PersistentMap.empty() : new PersistentMap(root, this.size - 1);
   }
 
@@ -332,20 +474,29 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
     const mutator: MapMutator<K, V> = {
       set(key, value) {
         check();
-        const ch: Change = { added: false, removed: false, replaced: false };
-        root = setNode(root, edit, 0, hashKey(key), key, value, ch);
-        if (ch.added) size++;
+        const hash = hashKey(key);
+        if (root === undefined) {
+          root = [1 << (hash & MASK), edit, key, value];
+          size++;
+          return;
+        }
+        added = false;
+        root = setIn(root, edit, 0, hash, key, value);
+        if (added) size++;
       },
       delete(key) {
         check();
         if (root === undefined) return false;
-        const ch: Change = { added: false, removed: false, replaced: false };
-        root = removeNode(root, edit, 0, hashKey(key), key, ch);
-        if (ch.removed) size--;
-        return ch.removed;
+        removed = false;
+        root = removeIn(root, edit, 0, hashKey(key), key);
+        if (removed) size--;
+        return removed;
       },
-      get: (key) => getNode(root, hashKey(key), key)?.value,
-      has: (key) => getNode(root, hashKey(key), key) !== undefined,
+      get(key) {
+        const v = getIn(root, hashKey(key), key);
+        return v === ABSENT ? undefined : (v as V);
+      },
+      has: (key) => getIn(root, hashKey(key), key) !== ABSENT,
       get size() {
         return size;
       },
@@ -356,24 +507,25 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
       open = false;
     }
     if (root === this.#root) return this;
-    freeze(root, edit);
+    // No freeze pass: `edit` dies with this call (the mutator refuses further
+    // use), so no later batch can edit the nodes it tagged.
     return root === undefined ? PersistentMap.empty() : new PersistentMap(root, size);
   }
 
   forEach(callbackfn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: any): void {
-    forEachLeaf(this.#root, (l) => callbackfn.call(thisArg, l.value, l.key as K, this));
+    if (this.#root !== undefined) forEachIn(this.#root, (k, v) => callbackfn.call(thisArg, v as V, k as K, this));
   }
 
   *entries(): MapIterator<[K, V]> {
-    for (const l of iterate(this.#root)) yield [l.key as K, l.value];
+    for (const e of walk(this.#root)) yield e as [K, V];
   }
 
   *keys(): MapIterator<K> {
-    for (const l of iterate(this.#root)) yield l.key as K;
+    for (const [k] of walk(this.#root)) yield k as K;
   }
 
   *values(): MapIterator<V> {
-    for (const l of iterate(this.#root)) yield l.value;
+    for (const e of walk(this.#root)) yield e[1] as V;
   }
 
   [Symbol.iterator](): MapIterator<[K, V]> {
@@ -383,11 +535,4 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
   get [Symbol.toStringTag](): string {
     return 'PersistentMap';
   }
-}
-
-/** Clear the batch's edit token from the nodes it created, so later batches copy them. */
-function freeze<V>(node: Node<V> | undefined, edit: Edit): void {
-  if (node === undefined || node.kind === 0 || node.edit !== edit) return;
-  node.edit = null;
-  if (node.kind === 1) for (const c of node.children) freeze(c, edit);
 }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { PersistentMap } from '../../streams/persistentMap.ts';
+import { PersistentMap, hashKey } from '../../streams/persistentMap.ts';
 import { redact } from '../../streams/logger.ts';
 
 describe('PersistentMap', () => {
@@ -28,6 +28,77 @@ describe('PersistentMap', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('handles colliding hashes, large bigints, fractions and bulk builds like Map', () => {
+    // Strings with equal 32-bit hashes (found by brute force), so collision nodes are exercised.
+    const seen = new Map<number, string>();
+    const colliding: string[] = [];
+    for (let i = 0; colliding.length < 6; i++) {
+      const s = `k${i}`;
+      const other = seen.get(hashKey(s));
+      if (other !== undefined) colliding.push(other, s);
+      else seen.set(hashKey(s), s);
+    }
+    expect(hashKey(colliding[0])).to.equal(hashKey(colliding[1]));
+    const big = (n: bigint) => (1n << 80n) + n; // beyond a double's precision: must not collapse to one hash
+    const key = fc.oneof(
+      fc.constantFrom(...colliding),
+      fc.bigInt({ min: -3n, max: 3n }).map(big),
+      fc.bigInt({ min: -(1n << 60n), max: 1n << 60n }),
+      fc.integer({ min: -40, max: 40 }).map((n) => n / 4),
+      fc.integer({ min: -(2 ** 40), max: 2 ** 40 }),
+      fc.boolean(),
+    );
+    const op = fc.tuple(fc.boolean(), key, fc.integer());
+    fc.assert(
+      fc.property(fc.array(fc.tuple(key, fc.integer()), { maxLength: 60 }), fc.array(fc.array(op, { maxLength: 30 }), { maxLength: 6 }), (initial, batches) => {
+        let pm = PersistentMap.build(initial.map(([k]) => k), initial.map(([, v]) => v));
+        const model = new Map<any, number>(initial);
+        expect(new Map(pm)).to.deep.equal(model);
+        expect(new Map(PersistentMap.from(initial))).to.deep.equal(model);
+        const history: [PersistentMap<any, number>, [unknown, number][]][] = [[pm, [...model]]];
+        for (const [i, batch] of batches.entries()) {
+          const apply = (m: { set(k: any, v: number): unknown; delete(k: any): unknown }) => {
+            for (const [isSet, k, v] of batch) (isSet ? m.set(k, v) : m.delete(k));
+          };
+          if (i % 2 === 0) pm = pm.withMutations((m) => apply(m));
+          else for (const [isSet, k, v] of batch) pm = isSet ? pm.set(k, v) : pm.delete(k);
+          apply(model);
+          expect(pm.size).to.equal(model.size);
+          for (const [k, v] of model) expect(pm.get(k)).to.equal(v);
+          for (const [isSet, k] of batch) if (!isSet) expect(pm.has(k)).to.equal(model.has(k));
+          expect(new Map(pm)).to.deep.equal(model);
+          const each = new Map();
+          pm.forEach((v, k) => each.set(k, v));
+          expect(each).to.deep.equal(model);
+          history.push([pm, [...model]]);
+        }
+        for (const [old, entries] of history) expect(new Map(old)).to.deep.equal(new Map(entries));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('spreads large bigint keys that differ only in low bits over different hashes', () => {
+    const hashes = new Set(Array.from({ length: 1000 }, (_, i) => hashKey((1n << 100n) + BigInt(i))));
+    expect(hashes.size).to.be.greaterThan(990);
+    expect(hashKey(123n)).to.equal(hashKey(123n));
+    expect(hashKey(2n ** 40n + 7n)).to.not.equal(hashKey(2n ** 40n + 8n));
+  });
+
+  it('refuses a mutator kept past its batch, so the new map cannot change afterwards', () => {
+    let kept: { set(k: number, v: number): void } | undefined;
+    const a = PersistentMap.empty<number, number>().withMutations((m) => {
+      m.set(1, 1);
+      kept = m;
+    });
+    expect(() => kept!.set(2, 2)).to.throw(/after withMutations returned/);
+    expect([...a]).to.deep.equal([[1, 1]]);
+    // A later batch copies what the first one created instead of editing it.
+    const b = a.withMutations((m) => m.set(1, 5));
+    expect(a.get(1)).to.equal(1);
+    expect(b.get(1)).to.equal(5);
   });
 
   it('returns the same map when nothing changes, so unchanged snapshots are not re-emitted', () => {
