@@ -41,7 +41,7 @@ export interface ChaosOptions {
   meanFaultGapMs?: number;
   /** Fail when the sampled heap passes this. @default 1024 */
   maxHeapMb?: number;
-  /** Time allowed for the final drain. @default the longer of 60 s and the run 
+  /** Time allowed for the final drain (ms). @default the longer of 60 s and the run */
   drainTimeoutMs?: number;
   /** Progress every second with each client's state, outbox size and lease. @default false */
   trace?: boolean;
