@@ -33,7 +33,7 @@ describe('PersistentMap', () => {
   it('handles colliding hashes, large bigints, fractions and bulk builds like Map', () => {
     // Strings with equal 32-bit hashes (found by brute force), so collision nodes are exercised.
     const seen = new Map<number, string>();
-    const colliding: string[] = [];
+    const colliding: (string | number | bigint)[] = [];
     for (let i = 0; colliding.length < 6; i++) {
       const s = `k${i}`;
       const other = seen.get(hashKey(s));
@@ -41,6 +41,18 @@ describe('PersistentMap', () => {
       else seen.set(hashKey(s), s);
     }
     expect(hashKey(colliding[0])).to.equal(hashKey(colliding[1]));
+    // A number and a bigint with that same hash (inverting the integer mix), so collision nodes hold 4 keys.
+    const unmix = (h: number) => {
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x7ed1b41d);
+      h ^= (h >>> 13) ^ (h >>> 26);
+      h = Math.imul(h, 0xa5cb9243);
+      return (h ^ (h >>> 16)) | 0;
+    };
+    const x = unmix(hashKey(colliding[0]));
+    colliding.push(x, BigInt(x));
+    expect(hashKey(x)).to.equal(hashKey(colliding[0]));
+    expect(hashKey(BigInt(x))).to.equal(hashKey(colliding[0]));
     const big = (n: bigint) => (1n << 80n) + n; // beyond a double's precision: must not collapse to one hash
     const key = fc.oneof(
       fc.constantFrom(...colliding),
