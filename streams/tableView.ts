@@ -36,10 +36,23 @@ export interface ViewShape<Row> {
   matches(row: Row): boolean;
 }
 
+/** A pending change; its fields are filled in as the transaction goes, and it is emitted as is. */
+interface Pending<Row> {
+  op: RowChange<Row>['op'];
+  readonly key: RowKey;
+  /** The row before the transaction. */
+  readonly oldRow: Row | undefined;
+  /** The row after it so far. */
+  newRow: Row | undefined;
+}
+
 export class TableView<Row> {
   #state: PersistentMap<RowKey, Row> = PersistentMap.empty();
-  /** Per key: the row before the transaction and after it so far. */
-  #pending = new Map<RowKey, { before: Row | undefined; after: Row | undefined }>();
+  /** Per key: the row before the transaction and after it so far (the object is the emitted change). */
+  #pending = new Map<RowKey, Pending<Row>>();
+  /** A first sync built in one pass, applied at the next flush (dissolved into `#pending` if anything else comes first). */
+  #staged: { state: PersistentMap<RowKey, Row>; changes: RowChange<Row>[] } | undefined;
+  #dirty = false;
   #everSynced = false;
   readonly #snapshots = new BehaviorSubject<PersistentMap<RowKey, Row> | undefined>(undefined);
   readonly #changes = new Subject<readonly RowChange<Row>[]>();
@@ -65,24 +78,38 @@ export class TableView<Row> {
     return this.#everSynced;
   }
 
+  #mark(): void {
+    if (this.#dirty) return;
+    this.#dirty = true;
+    this.markDirty(this);
+  }
+
+  #unstage(): void {
+    const staged = this.#staged;
+    if (!staged) return;
+    this.#staged = undefined;
+    for (const c of staged.changes) this.#pending.set(c.key, c as Pending<Row>);
+  }
+
   #current(key: RowKey): Row | undefined {
     const p = this.#pending.get(key);
-    return p ? p.after : this.#state.get(key);
+    return p ? p.newRow : this.#state.get(key);
   }
 
   #record(key: RowKey, after: Row | undefined): void {
     const p = this.#pending.get(key);
-    if (p) p.after = after;
+    if (p) p.newRow = after;
     else {
       const before = this.#state.get(key);
       if (before === after) return;
-      this.#pending.set(key, { before, after });
+      this.#pending.set(key, { op: 'update', key, oldRow: before, newRow: after });
     }
-    this.markDirty(this);
+    this.#mark();
   }
 
   insert(row: Row): void {
     if (!this.live || !this.shape.matches(row)) return;
+    if (this.#staged) this.#unstage();
     const key = this.shape.keyOf(row);
     if (this.#current(key) === row) return;
     this.#record(key, row);
@@ -90,6 +117,7 @@ export class TableView<Row> {
 
   delete(row: Row): void {
     if (!this.live) return;
+    if (this.#staged) this.#unstage();
     const key = this.shape.keyOf(row);
     if (this.#current(key) === undefined) return;
     this.#record(key, undefined);
@@ -97,12 +125,31 @@ export class TableView<Row> {
 
   update(oldRow: Row, newRow: Row): void {
     if (!this.live) return;
-    const oldKey = this.shape.keyOf(oldRow);
+    if (this.#staged) this.#unstage();
     const newKey = this.shape.keyOf(newRow);
-    if (oldKey !== newKey && this.#current(oldKey) !== undefined) this.#record(oldKey, undefined);
     if (this.shape.matches(newRow)) {
+      const oldKey = this.shape.keyOf(oldRow);
+      if (oldKey === newKey) {
+        // The common case: one pending lookup, one state lookup at most.
+        const p = this.#pending.get(newKey);
+        if (p) {
+          if (p.newRow === newRow) return;
+          p.newRow = newRow;
+        } else {
+          const before = this.#state.get(newKey);
+          if (before === newRow) return;
+          this.#pending.set(newKey, { op: 'update', key: newKey, oldRow: before, newRow });
+        }
+        this.#mark();
+        return;
+      }
+      if (this.#current(oldKey) !== undefined) this.#record(oldKey, undefined);
       if (this.#current(newKey) !== newRow) this.#record(newKey, newRow);
-    } else if (this.#current(newKey) !== undefined) this.#record(newKey, undefined);
+      return;
+    }
+    const oldKey = this.shape.keyOf(oldRow);
+    if (oldKey !== newKey && this.#current(oldKey) !== undefined) this.#record(oldKey, undefined);
+    if (this.#current(newKey) !== undefined) this.#record(newKey, undefined);
   }
 
   /**
@@ -111,6 +158,8 @@ export class TableView<Row> {
    */
   syncFrom(rows: Iterable<Row>): void {
     this.live = true;
+    if (this.#staged) this.#unstage();
+    if (this.#state.size === 0 && this.#pending.size === 0 && this.#adopted.length === 0 && this.#firstSync(rows)) return;
     const seen = new Set<RowKey>();
     let silent = false;
     for (const row of rows) {
@@ -128,16 +177,44 @@ export class TableView<Row> {
       this.#record(key, row);
     }
     for (const key of this.#state.keys()) if (!seen.has(key) && this.#current(key) !== undefined) this.#record(key, undefined);
-    for (const [key, p] of this.#pending) if (!seen.has(key) && p.after !== undefined) this.#record(key, undefined);
+    for (const [key, p] of this.#pending) if (!seen.has(key) && p.newRow !== undefined) this.#record(key, undefined);
     const first = !this.#everSynced;
     this.#everSynced = true;
-    if (first || silent) this.markDirty(this);
+    if (first || silent) {
+      this.#dirty = false;
+      this.#mark();
+    }
+  }
+
+  /**
+   * Sync into an empty view: every row is an insert, so build the snapshot in
+   * one pass instead of a pending entry and a trie insert per row. False (and
+   * nothing done) if two rows share a key; the general path handles that.
+   */
+  #firstSync(rows: Iterable<Row>): boolean {
+    const keys: RowKey[] = [];
+    const values: Row[] = [];
+    const changes: RowChange<Row>[] = [];
+    for (const row of rows) {
+      if (!this.shape.matches(row)) continue;
+      const key = this.shape.keyOf(row);
+      keys.push(key);
+      values.push(row);
+      changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
+    }
+    const state = PersistentMap.build(keys, values);
+    if (state.size !== keys.length) return false;
+    this.#staged = { state, changes };
+    this.#everSynced = true;
+    this.#dirty = false;
+    this.#mark();
+    return true;
   }
 
   #adopted: [RowKey, Row][] = [];
   #adopt(key: RowKey, row: Row) {
     const p = this.#pending.get(key);
-    if (p) p.after = row;
+    if (p) p.newRow = row;
     else this.#adopted.push([key, row]);
   }
 
@@ -153,7 +230,8 @@ export class TableView<Row> {
       this.#record(this.shape.keyOf(row), row);
     }
     this.#everSynced = true;
-    this.markDirty(this);
+    this.#dirty = false;
+    this.#mark();
   }
 
   /** The connection went away: stop following it; keep the rows. */
@@ -163,22 +241,37 @@ export class TableView<Row> {
 
   /** Apply the pending transaction; emit one snapshot and one change batch if anything changed. */
   flush(): void {
-    const changes: RowChange<Row>[] = [];
+    this.#dirty = false;
+    const staged = this.#staged;
+    if (staged) {
+      this.#staged = undefined;
+      this.#state = staged.state;
+      this.#snapshots.next(this.#state);
+      if (staged.changes.length > 0) this.#changes.next(staged.changes);
+      return;
+    }
     const adopted = this.#adopted;
     this.#adopted = [];
     if (this.#pending.size === 0 && adopted.length === 0) {
       if (this.#everSynced && this.#snapshots.value === undefined) this.#snapshots.next(this.#state);
       return;
     }
+    const changes: RowChange<Row>[] = [];
     const pending = this.#pending;
     this.#pending = new Map();
     this.#state = this.#state.withMutations((m) => {
       for (const [key, row] of adopted) m.set(key, row);
-      for (const [key, { before, after }] of pending) {
-        if (before === after) continue;
-        if (after === undefined) m.delete(key);
-        else m.set(key, after);
-        changes.push({ op: before === undefined ? 'insert' : after === undefined ? 'delete' : 'update', key, oldRow: before, newRow: after });
+      for (const p of pending.values()) {
+        const { oldRow, newRow } = p;
+        if (oldRow === newRow) continue;
+        if (newRow === undefined) {
+          m.delete(p.key);
+          p.op = 'delete';
+        } else {
+          m.set(p.key, newRow);
+          p.op = oldRow === undefined ? 'insert' : 'update';
+        }
+        changes.push(p);
       }
     });
     if (changes.length > 0 || this.#snapshots.value === undefined) {
