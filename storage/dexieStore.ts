@@ -2,11 +2,11 @@
  * The durable {@link Store}: Dexie over IndexedDB. Every operation is one
  * Dexie transaction with nothing but Dexie calls inside it.
  */
-import { from, type Observable } from 'rxjs';
-import { liveQuery } from 'dexie';
+import { from, Observable } from 'rxjs';
+import { Dexie, liveQuery } from 'dexie';
 import type { OutboxRecord, StdbRxDB } from './db.ts';
 import { DuplicateMutationIdError } from './errors.ts';
-import { matches, supersededBy, type OutboxModify, type OutboxQuery, type Store, type TableWrite } from './store.ts';
+import { matcher, supersededBy, type OutboxModify, type OutboxQuery, type Store, type TableWrite } from './store.ts';
 
 export class DexieStore implements Store {
   readonly kind = 'durable' as const;
@@ -17,12 +17,13 @@ export class DexieStore implements Store {
   private async select(q: OutboxQuery): Promise<OutboxRecord[]> {
     const { outbox } = this.db;
     let found: OutboxRecord[];
-    if (q.ids) found = (await outbox.bulkGet([...q.ids])).filter((e): e is OutboxRecord => e !== undefined);
+    if (q.ids) found = (await outbox.bulkGet([...new Set(q.ids)])).filter((e): e is OutboxRecord => e !== undefined);
     else if (q.identity !== undefined && q.status !== undefined) {
       found = await outbox.where('[identity+status]').equals([q.identity, q.status]).toArray();
     } else if (q.status !== undefined) found = await outbox.where('status').equals(q.status).toArray();
     else found = await outbox.toArray();
-    return found.filter(e => matches(e, q)).sort((a, b) => a.seq - b.seq);
+    // One set of ids for the whole filter: `ids.includes` per entry made a batch of n ids cost n² comparisons.
+    return found.filter(matcher(q)).sort((a, b) => a.seq - b.seq);
   }
 
   outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
@@ -66,6 +67,25 @@ export class DexieStore implements Store {
 
   outbox$(): Observable<OutboxRecord[]> {
     return from(liveQuery(() => this.db.outbox.orderBy('seq').toArray()));
+  }
+
+  outboxChanges$(): Observable<void> {
+    // Dexie fires 'storagemutated' after every committed write of this
+    // database handle and, through its BroadcastChannel, of other tabs; the
+    // parts are keyed `idb://<database>/<table>/<index>`.
+    const prefix = `idb://${this.db.name}/outbox/`;
+    return new Observable<void>(subscriber => {
+      const listener = (parts: Record<string, unknown>) => {
+        for (const key in parts) {
+          if (key.startsWith(prefix)) {
+            subscriber.next();
+            return;
+          }
+        }
+      };
+      Dexie.on('storagemutated', listener);
+      return () => Dexie.on('storagemutated').unsubscribe(listener);
+    });
   }
 
   rowsApply(writes: readonly TableWrite[]) {

@@ -9,7 +9,7 @@
  * not lost. Snapshot rows are not copied: they only matter for the next cold
  * start, which memory cannot serve anyway.
  */
-import { BehaviorSubject, ReplaySubject, catchError, defer, EMPTY, switchMap, type Observable } from 'rxjs';
+import { BehaviorSubject, ReplaySubject, catchError, concat, defer, EMPTY, of, switchMap, type Observable } from 'rxjs';
 import { OutboxError, toStorageError, type StorageError } from './errors.ts';
 import type { OutboxRecord } from './db.ts';
 import { MemoryStore, type OutboxModify, type OutboxQuery, type Store, type StorageMode, type TableWrite } from './store.ts';
@@ -117,6 +117,17 @@ export class FailoverStore implements Store {
             return EMPTY; // the mode switch re-subscribes to the memory store
           }),
         );
+      }),
+    );
+  }
+
+  outboxChanges$(): Observable<void> {
+    return this.modeSubject.pipe(
+      switchMap((_, i) => {
+        const store = this.current;
+        const changes = defer(() => store.outboxChanges$()).pipe(catchError(() => EMPTY));
+        // After a switch to memory the outbox is another one: that is a change too.
+        return i === 0 ? changes : concat(of(undefined), changes);
       }),
     );
   }

@@ -307,9 +307,23 @@ export class Outbox {
    */
   async nextBatch(n: number): Promise<OutboxEntry[]> {
     if (this.identityHex === null || n <= 0) return [];
-    await this.expire();
+    // One read of this identity's queued entries; the stale ones among them
+    // are expired by id (an expire() first would read the same range twice).
+    const now = this.clock.now();
     const queued = await this.store.outboxList({ identity: this.identityHex, status: 'queued' });
-    return queued.filter(e => this.sendable(e)).sort(drainOrder).slice(0, n);
+    const stale = queued.filter(e => e.deadline !== null && e.deadline <= now);
+    if (stale.length > 0) {
+      const { deleted } = await this.store.outboxModify({ ids: stale.map(e => e.id), status: 'queued' }, e =>
+        e.deadline !== null && e.deadline <= now ? null : undefined,
+      );
+      for (const e of deleted) this.eventSubject.next({ type: 'expired', entry: { ...e, status: 'expired', updatedAt: now } });
+    }
+    return queued.filter(e => this.sendable(e) && !(e.deadline !== null && e.deadline <= now)).sort(drainOrder).slice(0, n);
+  }
+
+  /** The stored entries with these ids (missing ones left out), in seq order: one bulk read. */
+  get(ids: readonly string[]): Promise<OutboxEntry[]> {
+    return ids.length === 0 ? Promise.resolve([]) : this.store.outboxList({ ids });
   }
 
   /**
@@ -462,4 +476,14 @@ export class Outbox {
    * changes.
    */
   readonly outbox$: Observable<OutboxState>;
+
+  /**
+   * A signal after every committed outbox change (this tab's or another's),
+   * reading nothing: what the sync client listens to, then reading only the
+   * entries it needs. {@link outbox$} reads and summarizes the whole outbox
+   * on every change — for the UI, not for per-call bookkeeping.
+   */
+  get changes$(): Observable<void> {
+    return this.store.outboxChanges$();
+  }
 }

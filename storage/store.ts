@@ -7,7 +7,7 @@
  * IndexedDB fails. The public classes only ever talk to a `Store`, which is
  * why the memory fallback has exactly the same API.
  */
-import { BehaviorSubject, type Observable } from 'rxjs';
+import { Observable, Subject } from 'rxjs';
 import { DuplicateMutationIdError } from './errors.ts';
 import type { LeaseRecord, OutboxRecord, OutboxStatus, RowRecord, TableRecord } from './db.ts';
 
@@ -44,6 +44,13 @@ export interface Store {
   outboxModify(query: OutboxQuery, fn: OutboxModify): Promise<{ updated: OutboxRecord[]; deleted: OutboxRecord[] }>;
   /** Every entry in seq order, re-emitted on every change (from any tab, for the durable store). */
   outbox$(): Observable<OutboxRecord[]>;
+  /**
+   * A signal after every committed outbox change (from any tab, for the
+   * durable store), without reading anything: for callers that then read
+   * only what they need (a few ids, one index range) instead of the whole
+   * outbox. Nothing is emitted on subscription.
+   */
+  outboxChanges$(): Observable<void>;
 
   rowsApply(writes: readonly TableWrite[]): Promise<void>;
   rowsLoad(table: string): Promise<{ rows: RowRecord[]; meta: TableRecord | undefined }>;
@@ -60,6 +67,15 @@ export interface Store {
   leaseRelease(name: string, owner: string): Promise<void>;
 
   close(): void;
+}
+
+/** `matches` for many entries: the id list becomes a set once (not one linear scan per entry). */
+export function matcher(q: OutboxQuery): (entry: OutboxRecord) => boolean {
+  const ids = q.ids === undefined ? undefined : new Set(q.ids);
+  return entry =>
+    (ids === undefined || ids.has(entry.id)) &&
+    (q.identity === undefined || entry.identity === q.identity) &&
+    (q.status === undefined || entry.status === q.status);
 }
 
 export function matches(entry: OutboxRecord, q: OutboxQuery): boolean {
@@ -87,62 +103,137 @@ export interface MemorySeed {
   meta?: Record<string, unknown>;
 }
 
-/** The in-memory store: same semantics as the durable one, lost on reload. */
+function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+  let ids = index.get(key);
+  if (!ids) index.set(key, (ids = new Set()));
+  ids.add(id);
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, id: string): void {
+  const ids = index.get(key);
+  if (!ids) return;
+  ids.delete(id);
+  if (ids.size === 0) index.delete(key);
+}
+
+/**
+ * The in-memory store: same semantics as the durable one, lost on reload.
+ *
+ * Entries are kept in a `Map` in seq order (a new entry gets the highest seq
+ * and goes last; an update keeps its place), with indexes by supersede key,
+ * status and identity + status (like the durable store's), so an insert
+ * costs O(1) and never copies the queue, and a query by status reads only
+ * its own entries. Entries are copied
+ * once on the way in and once on the way out (callers may mutate what they
+ * get); `outbox$` builds the whole list only for its subscribers.
+ */
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
+  /** In seq order. */
   private readonly entries = new Map<string, OutboxRecord>();
+  /** Supersede key → ids of the entries with that key. */
+  private readonly bySupersedeKey = new Map<string, Set<string>>();
+  /** Status, and identity + status → ids (what the durable store's indexes answer). */
+  private readonly byStatus = new Map<string, Set<string>>();
+  private readonly byIdentityStatus = new Map<string, Set<string>>();
   private readonly rowsByTable = new Map<string, Map<string, RowRecord>>();
   private readonly tableMeta = new Map<string, TableRecord>();
   private readonly meta = new Map<string, unknown>();
   private readonly leases = new Map<string, LeaseRecord>();
-  private readonly changes: BehaviorSubject<OutboxRecord[]>;
+  private readonly changes = new Subject<void>();
+  private closed = false;
   private seq = 0;
 
   constructor(seed: MemorySeed = {}) {
-    for (const e of seed.outbox ?? []) {
-      this.entries.set(e.id, structuredClone(e));
+    for (const e of [...(seed.outbox ?? [])].sort((a, b) => a.seq - b.seq)) {
+      this.put(structuredClone(e));
       this.seq = Math.max(this.seq, e.seq);
     }
     for (const [k, v] of Object.entries(seed.meta ?? {})) this.meta.set(k, structuredClone(v));
     this.seq = Math.max(this.seq, Number(this.meta.get('seq') ?? 0));
-    this.changes = new BehaviorSubject(this.sorted());
   }
 
-  private sorted(q: OutboxQuery = {}): OutboxRecord[] {
-    return [...this.entries.values()].filter(e => matches(e, q)).sort((a, b) => a.seq - b.seq).map(e => structuredClone(e));
+  private put(entry: OutboxRecord): void {
+    const old = this.entries.get(entry.id);
+    if (old) this.unindex(old);
+    this.entries.set(entry.id, entry);
+    if (entry.supersedeKey !== '') addTo(this.bySupersedeKey, entry.supersedeKey, entry.id);
+    addTo(this.byStatus, entry.status, entry.id);
+    addTo(this.byIdentityStatus, `${entry.identity}\u0000${entry.status}`, entry.id);
+  }
+
+  private remove(entry: OutboxRecord): void {
+    this.entries.delete(entry.id);
+    this.unindex(entry);
+  }
+
+  private unindex(entry: OutboxRecord): void {
+    if (entry.supersedeKey !== '') removeFrom(this.bySupersedeKey, entry.supersedeKey, entry.id);
+    removeFrom(this.byStatus, entry.status, entry.id);
+    removeFrom(this.byIdentityStatus, `${entry.identity}\u0000${entry.status}`, entry.id);
+  }
+
+  /** The matching stored entries (not copies), in seq order. */
+  private select(q: OutboxQuery): OutboxRecord[] {
+    const test = matcher(q);
+    if (q.ids !== undefined || q.status !== undefined) {
+      const ids =
+        q.ids !== undefined
+          ? new Set(q.ids)
+          : q.identity === undefined
+            ? this.byStatus.get(q.status!)
+            : this.byIdentityStatus.get(`${q.identity}\u0000${q.status}`);
+      const found: OutboxRecord[] = [];
+      for (const id of ids ?? []) {
+        const e = this.entries.get(id);
+        if (e && test(e)) found.push(e);
+      }
+      return found.sort((a, b) => a.seq - b.seq);
+    }
+    const found: OutboxRecord[] = [];
+    for (const e of this.entries.values()) if (test(e)) found.push(e);
+    return found;
   }
 
   private emit(): void {
-    this.changes.next(this.sorted());
+    if (!this.closed) this.changes.next();
   }
 
   async outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
     if (this.entries.has(entry.id)) throw new DuplicateMutationIdError(entry.reducer, entry.id);
-    const superseded = [...this.entries.values()].filter(e => supersededBy(e, entry));
-    for (const e of superseded) this.entries.delete(e.id);
+    const superseded: OutboxRecord[] = [];
+    if (entry.supersedeKey !== '') {
+      for (const id of this.bySupersedeKey.get(entry.supersedeKey) ?? []) {
+        const e = this.entries.get(id)!;
+        if (supersededBy(e, entry)) superseded.push(e);
+      }
+      superseded.sort((a, b) => a.seq - b.seq);
+      for (const e of superseded) this.remove(e);
+    }
     this.seq += 1;
     this.meta.set('seq', this.seq);
     const stored: OutboxRecord = { ...structuredClone(entry), seq: this.seq };
-    this.entries.set(stored.id, stored);
+    this.put(stored);
     this.emit();
     return { entry: structuredClone(stored), superseded };
   }
 
   async outboxList(query: OutboxQuery = {}) {
-    return this.sorted(query);
+    return this.select(query).map(e => structuredClone(e));
   }
 
   async outboxModify(query: OutboxQuery, fn: OutboxModify) {
     const updated: OutboxRecord[] = [];
     const deleted: OutboxRecord[] = [];
-    for (const entry of this.sorted(query)) {
+    for (const stored of this.select(query)) {
+      const entry = structuredClone(stored);
       const next = fn(entry);
       if (next === undefined) continue;
       if (next === null) {
-        this.entries.delete(entry.id);
+        this.remove(stored);
         deleted.push(entry);
       } else {
-        this.entries.set(entry.id, structuredClone(next));
+        this.put(structuredClone(next));
         updated.push(next);
       }
     }
@@ -150,7 +241,18 @@ export class MemoryStore implements Store {
     return { updated, deleted };
   }
 
-  outbox$() {
+  outbox$(): Observable<OutboxRecord[]> {
+    return new Observable<OutboxRecord[]>(subscriber => {
+      if (this.closed) return subscriber.complete();
+      subscriber.next(this.select({}).map(e => structuredClone(e)));
+      return this.changes.subscribe({
+        next: () => subscriber.next(this.select({}).map(e => structuredClone(e))),
+        complete: () => subscriber.complete(),
+      });
+    });
+  }
+
+  outboxChanges$(): Observable<void> {
     return this.changes.asObservable();
   }
 
@@ -208,6 +310,7 @@ export class MemoryStore implements Store {
   }
 
   close() {
+    this.closed = true;
     this.changes.complete();
   }
 }

@@ -1,0 +1,117 @@
+/**
+ * The cheap side of the outbox's change feed: `changes$` signals every
+ * committed change (this tab's and another's) without reading anything, and
+ * the in-memory store inserts without copying the queue.
+ */
+import { expect } from 'chai';
+import { MemoryStore } from '../../storage/store.ts';
+import type { OutboxRecord } from '../../storage/db.ts';
+import { ALICE, freshIndexedDB, open, uniqueServer } from './helpers.ts';
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('storage: outbox change signal and in-memory insert cost', () => {
+  it('changes$ fires after each committed write, also for a second handle on the same database (another tab)', async () => {
+    const idb = freshIndexedDB();
+    const server = uniqueServer();
+    const a = await open({ ...idb, server, lease: 'none' });
+    const b = await open({ ...idb, server, lease: 'none' });
+    const c = await open({ lease: 'none' }); // another database: not a change of ours
+    try {
+      let seenA = 0;
+      let seenB = 0;
+      const subs = [a.outbox.changes$.subscribe(() => seenA++), b.outbox.changes$.subscribe(() => seenB++)];
+      await wait(10);
+      expect(seenA, 'nothing on subscribe').to.equal(0);
+      await a.outbox.setIdentity(ALICE);
+      const { entry } = await a.outbox.enqueue('send_chat', { text: 'hi' });
+      await wait(10);
+      expect(seenA).to.be.greaterThan(0);
+      expect(seenB, 'the other handle hears it too').to.be.greaterThan(0);
+      const [beforeA, beforeB] = [seenA, seenB];
+      await c.outbox.enqueue('send_chat', { text: 'elsewhere' });
+      await wait(10);
+      expect([seenA, seenB]).to.deep.equal([beforeA, beforeB]);
+      await b.outbox.markConfirmed([entry.id]);
+      await wait(10);
+      expect(seenA).to.be.greaterThan(beforeA);
+      for (const s of subs) s.unsubscribe();
+    } finally {
+      await a.close();
+      await b.close();
+      await c.close();
+    }
+  });
+
+  it('changes$ of the in-memory storage fires per change', async () => {
+    const s = await open({ memory: true, lease: 'none' });
+    try {
+      let seen = 0;
+      const sub = s.outbox.changes$.subscribe(() => seen++);
+      await s.outbox.setIdentity(ALICE);
+      await s.outbox.enqueue('send_chat', { text: 'a' });
+      await s.outbox.enqueue('send_chat', { text: 'b' });
+      expect(seen).to.equal(2);
+      sub.unsubscribe();
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('MemoryStore: an insert copies only the new entry, not the queue; supersede, order and queries still hold', async () => {
+    const store = new MemoryStore();
+    const entry = (id: string, extra: Partial<OutboxRecord> = {}): Omit<OutboxRecord, 'seq'> => ({
+      id,
+      reducer: 'send_chat',
+      args: new Uint8Array([1, 2, 3]),
+      priority: 1,
+      supersedeKey: '',
+      deadline: null,
+      identity: ALICE,
+      createdAt: 0,
+      updatedAt: 0,
+      sentAt: null,
+      attempts: 0,
+      status: 'queued',
+      receipts: false,
+      schema: 'x',
+      error: null,
+      quarantine: null,
+      ...extra,
+    });
+    for (let i = 0; i < 500; i++) await store.outboxInsert(entry(`e${i}`));
+    const original = globalThis.structuredClone;
+    let clones = 0;
+    globalThis.structuredClone = ((v: unknown, o?: StructuredSerializeOptions) => {
+      clones++;
+      return original(v, o);
+    }) as typeof structuredClone;
+    try {
+      await store.outboxInsert(entry('k1', { supersedeKey: 'k' }));
+      await store.outboxInsert(entry('e500'));
+      const { superseded } = await store.outboxInsert(entry('k2', { supersedeKey: 'k' }));
+      expect(clones, 'copies for three inserts among 500 entries').to.be.at.most(6);
+      expect(superseded.map((e) => e.id)).to.deep.equal(['k1']);
+    } finally {
+      globalThis.structuredClone = original;
+    }
+    const all = await store.outboxList();
+    expect(all).to.have.length(502);
+    expect(all.map((e) => e.seq)).to.deep.equal([...all.map((e) => e.seq)].sort((a, b) => a - b));
+    expect(all.at(-1)!.id).to.equal('k2');
+    // Queries by status use the status index and see updates.
+    await store.outboxModify({ ids: ['e3', 'e7'] }, (e) => ({ ...e, status: 'sent' }));
+    expect((await store.outboxList({ identity: ALICE, status: 'sent' })).map((e) => e.id)).to.deep.equal(['e3', 'e7']);
+    expect(await store.outboxList({ identity: ALICE, status: 'queued' })).to.have.length(500);
+    expect((await store.outboxList({ status: 'sent' })).map((e) => e.id)).to.deep.equal(['e3', 'e7']);
+    // What a caller gets is a copy: mutating it does not touch the store.
+    all[0].status = 'rejected';
+    expect((await store.outboxList({ ids: [all[0].id] }))[0].status).to.equal('queued');
+    // outbox$ builds the list for its subscribers only, and re-emits on change.
+    const seen: number[] = [];
+    const sub = store.outbox$().subscribe((list) => seen.push(list.length));
+    await store.outboxModify({ ids: ['e3'] }, () => null);
+    sub.unsubscribe();
+    expect(seen).to.deep.equal([502, 501]);
+  });
+});
