@@ -173,16 +173,97 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
     let sdkOnMessage: ((msg: { data: Uint8Array }) => void) | undefined;
 
     const maxBytes = options.maxFrameBytes ?? 64 * 1024 * 1024;
+    /** Frames waiting in `chain` (decompressing, or behind one that is). */
+    let queued = 0;
+
+    /** Check, report and hand one decompressed frame to the SDK. */
+    const handle = (frame: Uint8Array, tag: number, data: Uint8Array): void => {
+      if (!open) return;
+      if (data.length > maxBytes) {
+        fail(new ProtocolError(`A frame decompressed to ${data.length} bytes, over the ${maxBytes}-byte limit.`, { direction: 'in', bytes: data.length }));
+        return;
+      }
+      let messages: ScannedMessage[];
+      try {
+        messages = scanServerPayload(data, protocol);
+      } catch (e) {
+        fail(new ProtocolError(`Could not read a frame: ${(e as Error).message}`, { direction: 'in', bytes: data.length }, { cause: e }));
+        return;
+      }
+      const known = options.knownTables;
+      if (known) {
+        for (const m of messages) {
+          if (m.kind === 'OneOffQueryResult') continue;
+          for (const table of m.tableBytes?.keys() ?? []) {
+            if (!known.has(table)) {
+              fail(new ProtocolError(`The server sent rows of table '${table}', which the bindings do not have.`, { direction: 'in', bytes: data.length }));
+              return;
+            }
+          }
+        }
+      }
+      obs.frameIn?.({ wireBytes: frame.length, bytes: data.length, compressed: tag !== 0, messages });
+      // Swallow the results of our own probes.
+      let forward: Uint8Array | undefined = data;
+      const probes = messages.filter((m) => m.kind === 'OneOffQueryResult' && m.requestId !== undefined && probesInFlight.has(m.requestId));
+      if (probes.length) {
+        const t = now();
+        for (const p of probes) {
+          const sentAt = probesInFlight.get(p.requestId!)!;
+          probesInFlight.delete(p.requestId!);
+          obs.probeAnswered?.(t - sentAt, p.requestId!);
+        }
+        const keep = messages.filter((m) => !probes.includes(m));
+        if (keep.length === 0) forward = undefined;
+        else {
+          const parts = keep.map((m) => data.subarray(m.start, m.end));
+          const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+          let off = 0;
+          for (const p of parts) {
+            out.set(p, off);
+            off += p.length;
+          }
+          forward = out;
+        }
+      }
+      if (forward && sdkOnMessage) {
+        try {
+          sdkOnMessage({ data: forward });
+        } catch (e) {
+          // The SDK throws from its message handler on what it cannot apply
+          // (an unknown table, a row that does not decode): contain it.
+          fail(new ProtocolError(`The SDK could not apply a frame: ${(e as Error)?.message ?? e}`, { direction: 'in', bytes: data.length }, { cause: e }));
+        } finally {
+          obs.afterFrame?.();
+        }
+      }
+    };
+
     const deliver = (frame: Uint8Array) => {
       if (frame.length === 0 || frame.length > maxBytes) {
-        chain = chain.then(() => fail(new ProtocolError(frame.length === 0 ? 'Received an empty frame.' : `Received a frame of ${frame.length} bytes, over the ${maxBytes}-byte limit.`, { direction: 'in', bytes: frame.length })));
+        queued++;
+        chain = chain.then(() => {
+          queued--;
+          fail(new ProtocolError(frame.length === 0 ? 'Received an empty frame.' : `Received a frame of ${frame.length} bytes, over the ${maxBytes}-byte limit.`, { direction: 'in', bytes: frame.length }));
+        });
         return;
       }
       const tag = frame[0];
       const body = frame.subarray(1);
       const decoded: Promise<Uint8Array> | Uint8Array =
         tag === 0 ? body : tag === 2 ? decompress(body, 'gzip') : tag === 1 ? decompress(body, 'brotli') : Promise.reject(new Error(`unknown compression tag ${tag}`));
+      // An uncompressed frame with nothing queued before it is handed on at
+      // once, in this task: no promise hops between the socket and the SDK.
+      if (tag === 0 && queued === 0) {
+        try {
+          handle(frame, tag, body);
+        } catch (e) {
+          fail(new ProtocolError(`Could not process a frame: ${(e as Error)?.message ?? e}`, { direction: 'in', bytes: frame.length }, { cause: e }));
+        }
+        return;
+      }
       // Keep frames in arrival order even when decompression is asynchronous.
+      queued++;
       chain = chain.then(async () => {
         let data: Uint8Array;
         try {
@@ -190,66 +271,10 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
         } catch (e) {
           fail(new ProtocolError(`Could not decompress a frame: ${(e as Error).message}`, { direction: 'in', bytes: frame.length }, { cause: e }));
           return;
+        } finally {
+          queued--;
         }
-        if (!open) return;
-        if (data.length > maxBytes) {
-          fail(new ProtocolError(`A frame decompressed to ${data.length} bytes, over the ${maxBytes}-byte limit.`, { direction: 'in', bytes: data.length }));
-          return;
-        }
-        let messages: ScannedMessage[];
-        try {
-          messages = scanServerPayload(data, protocol);
-        } catch (e) {
-          fail(new ProtocolError(`Could not read a frame: ${(e as Error).message}`, { direction: 'in', bytes: data.length }, { cause: e }));
-          return;
-        }
-        const known = options.knownTables;
-        if (known) {
-          for (const m of messages) {
-            if (m.kind === 'OneOffQueryResult') continue;
-            for (const table of m.tableBytes?.keys() ?? []) {
-              if (!known.has(table)) {
-                fail(new ProtocolError(`The server sent rows of table '${table}', which the bindings do not have.`, { direction: 'in', bytes: data.length }));
-                return;
-              }
-            }
-          }
-        }
-        obs.frameIn?.({ wireBytes: frame.length, bytes: data.length, compressed: tag !== 0, messages });
-        // Swallow the results of our own probes.
-        let forward: Uint8Array | undefined = data;
-        const probes = messages.filter((m) => m.kind === 'OneOffQueryResult' && m.requestId !== undefined && probesInFlight.has(m.requestId));
-        if (probes.length) {
-          const t = now();
-          for (const p of probes) {
-            const sentAt = probesInFlight.get(p.requestId!)!;
-            probesInFlight.delete(p.requestId!);
-            obs.probeAnswered?.(t - sentAt, p.requestId!);
-          }
-          const keep = messages.filter((m) => !probes.includes(m));
-          if (keep.length === 0) forward = undefined;
-          else {
-            const parts = keep.map((m) => data.subarray(m.start, m.end));
-            const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-            let off = 0;
-            for (const p of parts) {
-              out.set(p, off);
-              off += p.length;
-            }
-            forward = out;
-          }
-        }
-        if (forward && sdkOnMessage) {
-          try {
-            sdkOnMessage({ data: forward });
-          } catch (e) {
-            // The SDK throws from its message handler on what it cannot apply
-            // (an unknown table, a row that does not decode): contain it.
-            fail(new ProtocolError(`The SDK could not apply a frame: ${(e as Error)?.message ?? e}`, { direction: 'in', bytes: data.length }, { cause: e }));
-          } finally {
-            obs.afterFrame?.();
-          }
-        }
+        handle(frame, tag, data);
       });
       // Nothing above may break the chain (or reach the process as an unhandled rejection).
       chain = chain.catch((e) => fail(new ProtocolError(`Could not process a frame: ${(e as Error)?.message ?? e}`, { direction: 'in', bytes: frame.length }, { cause: e })));
