@@ -29,7 +29,7 @@
 import { BehaviorSubject, Observable, ReplaySubject, Subject, firstValueFrom, filter, type Subscription } from 'rxjs';
 import { InternalError, SenderError } from 'spacetimedb';
 import { prioritize } from '../operators/prioritize.ts';
-import type { Outbox, OutboxEntry, OutboxState } from '../storage/outbox.ts';
+import type { Outbox, OutboxEntry } from '../storage/outbox.ts';
 import { ConnectionLostError, ReducerRejectedError } from './errors.ts';
 
 /** A call as it travels to the network. */
@@ -215,6 +215,16 @@ export class Calls {
   #draining = false;
   #feeding: Promise<void> | undefined;
   #feedAgain = false;
+  #reconciling: Promise<void> | undefined;
+  #reconcileAgain = false;
+  /** In-flight item keys by the args object sent (for {@link confirmByArgs}), in send order. */
+  readonly #inFlightByArgs = new Map<unknown, Set<string>>();
+  /** Transient items in flight. */
+  #transientSent = 0;
+  /** Durable entries answered `confirmed`, waiting for one `markConfirmed` of them all. */
+  #toConfirm: string[] = [];
+  /** The `markConfirmed` write under way, if any. */
+  #confirming: Promise<void> | undefined;
   #closed = false;
   /** Calls still being written to the outbox (so close() can wait for them). */
   readonly #storing = new Set<Promise<unknown>>();
@@ -298,14 +308,38 @@ export class Calls {
         if (e.type === 'expired') this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: expiredError(t.call.reducer, t.call.args) });
         else this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${e.entry.supersedeKey}'.`, { reducer: t.call.reducer, args: t.call.args, kind: 'superseded' }) });
       }),
-      side.outbox.outbox$.subscribe({
-        next: (state) => {
-          this.#reconcileWithStore(state);
-          if (this.#draining) this.feed();
-        },
+      // A signal per committed change, not the whole outbox: reading and
+      // summarizing every entry on every change (each markSent, each
+      // confirmation) made a replay of n calls cost n² entry reads.
+      side.outbox.changes$.subscribe({
+        next: () => this.#storeChanged(),
         error: (e) => this.options.onError?.(e instanceof Error ? e : new Error(String(e))),
       }),
     );
+  }
+
+  /**
+   * The outbox changed (here or in another tab): settle this session's calls
+   * whose entries left it or were rejected without an answer here, and feed
+   * new sendable entries. Coalesced: one pass at a time, and one more for
+   * everything that changed meanwhile.
+   */
+  #storeChanged(): void {
+    if (this.#closed) return;
+    if (this.#reconciling) {
+      this.#reconcileAgain = true;
+      return;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.#reconcileAgain = false;
+        await this.#reconcileWithStore();
+        if (this.#draining && !this.#closed) await this.feed();
+      } while (this.#reconcileAgain && !this.#closed);
+    };
+    this.#reconciling = run()
+      .catch((e) => this.options.onError?.(e instanceof Error ? e : new Error(String(e))))
+      .finally(() => (this.#reconciling = undefined));
   }
 
   call(reducer: string, args: unknown, opts: CallOptions = {}): CallHandle {
@@ -372,7 +406,12 @@ export class Calls {
         const o = this.#byEntry.get(old.id);
         if (o) this.#settle(o, { status: 'rejected', id: o.call.id, reducer: o.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${old.supersedeKey}'.`, { reducer: o.call.reducer, args: o.call.args, kind: 'superseded' }) });
       }
-      if (this.#draining) void this.feed();
+      // Straight into the send queue (the entry is at hand): no read of the outbox per call.
+      const sendable = entry.status === 'queued' && entry.quarantine === null && entry.identity !== '' && entry.identity === side.outbox.identity;
+      if (this.#draining && sendable && !t.settled && !this.#known.has(entry.id)) {
+        this.#known.add(entry.id);
+        this.#queue.next({ call: t.call, tracked: t, entryId: entry.id, deadline: entry.deadline });
+      }
     };
     const stored = store().catch((error: unknown) => this.#settle(t, { status: 'rejected', id, reducer, error: error instanceof Error ? error : new Error(String(error)) }));
     this.#storing.add(stored);
@@ -499,11 +538,13 @@ export class Calls {
       return;
     }
     const lost: string[] = [];
+    let gone = false;
     for (const item of batch) {
       const id = item.entryId!;
       if (!sent.has(id)) {
         // Superseded, expired, confirmed, of another identity, or taken by another tab meanwhile.
         this.#known.delete(id);
+        if (this.#byEntry.has(id)) gone = true;
         continue;
       }
       if (this.#sender !== sender || !this.#draining || this.#closed) {
@@ -513,6 +554,8 @@ export class Calls {
       }
       this.#send(item, id);
     }
+    // A call of this session whose entry changed under it: find out how (reconcile).
+    if (gone) this.#storeChanged();
     if (lost.length) await side.outbox.requeueSent(lost).catch((e) => this.options.onError?.(e as Error));
   }
 
@@ -524,6 +567,13 @@ export class Calls {
       return;
     }
     this.#inFlight.set(key, item);
+    if (item.entryId === undefined) this.#transientSent++;
+    const args = item.call.args;
+    if (args !== null && typeof args === 'object') {
+      let keys = this.#inFlightByArgs.get(args);
+      if (!keys) this.#inFlightByArgs.set(args, (keys = new Set()));
+      keys.add(key);
+    }
     if (item.tracked) item.tracked.startedAt = this.#now();
     this.options.log?.(() => `call ${item.call.reducer} (${key})`);
     let result: Promise<void>;
@@ -544,11 +594,11 @@ export class Calls {
    * under one identity goes out under the next.
    */
   rejectQueuedTransient(error: () => Error): void {
+    const inFlight = new Set<Tracked | undefined>();
+    for (const item of this.#inFlight.values()) inFlight.add(item.tracked);
     for (const t of [...this.#tracked.values()]) {
       if (t.call.durable || t.entryId !== undefined) continue;
-      let inFlight = false;
-      for (const item of this.#inFlight.values()) if (item.tracked === t) inFlight = true;
-      if (!inFlight) this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: error() });
+      if (!inFlight.has(t)) this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: error() });
     }
   }
 
@@ -557,7 +607,7 @@ export class Calls {
     this.#sender = undefined;
     this.stopDrain();
     for (const [key, item] of [...this.#inFlight]) {
-      this.#inFlight.delete(key);
+      this.#forgetInFlight(key, item);
       if (item.entryId !== undefined) {
         this.#known.delete(item.entryId);
         continue;
@@ -586,18 +636,52 @@ export class Calls {
    */
   confirmByArgs(args: unknown): void {
     if (args === null || typeof args !== 'object') return;
-    for (const [key, item] of this.#inFlight) {
-      if (item.call.args === args) {
-        this.#answered(key, undefined);
-        return;
-      }
+    // By index: a scan of every call in flight per reducer event made a replay quadratic.
+    const keys = this.#inFlightByArgs.get(args);
+    if (keys) for (const key of keys) return this.#answered(key, undefined);
+  }
+
+  #forgetInFlight(key: string, item: Item): void {
+    this.#inFlight.delete(key);
+    if (item.entryId === undefined) this.#transientSent--;
+    const keys = this.#inFlightByArgs.get(item.call.args);
+    if (keys) {
+      keys.delete(key);
+      if (keys.size === 0) this.#inFlightByArgs.delete(item.call.args);
     }
+  }
+
+  /**
+   * Confirmed entries leave the outbox in batches: one `markConfirmed` (one
+   * transaction) for every answer that arrived while the previous one was
+   * being written — one transaction per answer cost a commit (and, with
+   * fake-indexeddb, a round of index work) per call.
+   */
+  #confirmStored(id: string): void {
+    this.#toConfirm.push(id);
+    if (this.#confirming) return;
+    const side = this.#durable!;
+    const run = async (): Promise<void> => {
+      while (this.#toConfirm.length > 0) {
+        const ids = this.#toConfirm;
+        this.#toConfirm = [];
+        try {
+          await side.outbox.markConfirmed(ids);
+        } catch (e) {
+          this.options.onError?.(e as Error);
+        }
+        for (const id of ids) this.#known.delete(id);
+      }
+    };
+    const p = (this.#confirming = run().finally(() => (this.#confirming = undefined)));
+    this.#storing.add(p);
+    void p.finally(() => this.#storing.delete(p));
   }
 
   #answered(key: string, err: unknown) {
     const item = this.#inFlight.get(key);
     if (!item) return; // already settled, or lost with its connection
-    this.#inFlight.delete(key);
+    this.#forgetInFlight(key, item);
     const t = item.tracked;
     const rejection =
       err === undefined
@@ -606,11 +690,12 @@ export class Calls {
     if (item.entryId !== undefined) {
       const side = this.#durable!;
       const id = item.entryId;
-      const done = rejection === undefined ? side.outbox.markConfirmed([id]) : side.outbox.markRejected(id, rejection);
-      void done.then(
-        () => this.#known.delete(id),
-        (e) => this.options.onError?.(e as Error),
-      );
+      if (rejection === undefined) this.#confirmStored(id);
+      else
+        void side.outbox.markRejected(id, rejection).then(
+          () => this.#known.delete(id),
+          (e) => this.options.onError?.(e as Error),
+        );
       this.#byEntry.delete(id);
       // An entry of an earlier session or another tab has no handle: report its rejection.
       if (!t && rejection) this.options.onError?.(rejection);
@@ -629,35 +714,26 @@ export class Calls {
   /**
    * Settle this session's durable calls whose entries left the outbox
    * without an answer here (another tab sent them) or were rejected there.
+   * Reads only those entries (one bulk read by id): the ones this session
+   * tracks that are neither in flight here nor in its send pipeline — while
+   * this tab drains its own calls that is next to none.
    */
-  #reconcileWithStore(state: OutboxState) {
-    if (this.#byEntry.size === 0) return;
-    const present = new Set<string>();
-    for (const e of state.pending) present.add(e.id);
-    for (const e of state.quarantined) present.add(e.id);
-    const rejected = new Map(state.rejected.map((e) => [e.id, e]));
-    const missing: string[] = [];
-    for (const [id, t] of [...this.#byEntry]) {
-      if (this.#inFlight.has(id)) continue;
-      const r = rejected.get(id);
-      if (r) this.#rejectEntry(id, t, r);
-      else if (!present.has(id)) missing.push(id);
+  async #reconcileWithStore(): Promise<void> {
+    const side = this.#durable;
+    if (!side || this.#byEntry.size === 0) return;
+    const ids: string[] = [];
+    // While draining, entries in the send pipeline are this tab's to send (markSent reports the ones taken meanwhile).
+    const skip = (id: string) => this.#inFlight.has(id) || (this.#draining && this.#known.has(id));
+    for (const id of this.#byEntry.keys()) if (!skip(id)) ids.push(id);
+    if (ids.length === 0) return;
+    const found = new Map((await side.outbox.get(ids)).map((e) => [e.id, e]));
+    for (const id of ids) {
+      const t = this.#byEntry.get(id);
+      if (!t || skip(id)) continue;
+      const e = found.get(id);
+      if (!e) this.#confirmEntry(id);
+      else if (e.status === 'rejected') this.#rejectEntry(id, t, e);
     }
-    if (missing.length === 0 || !this.#durable) return;
-    // A state computed before our own write may lack an entry just stored: confirm only what a fresh read lacks too.
-    void this.#durable.outbox.entries().then(
-      (entries) => {
-        const now = new Map(entries.map((e) => [e.id, e]));
-        for (const id of missing) {
-          const t = this.#byEntry.get(id);
-          if (!t || this.#inFlight.has(id)) continue;
-          const e = now.get(id);
-          if (!e) this.#confirmEntry(id);
-          else if (e.status === 'rejected') this.#rejectEntry(id, t, e);
-        }
-      },
-      (e) => this.options.onError?.(e as Error),
-    );
   }
 
   #rejectEntry(id: string, t: Tracked, entry: OutboxEntry) {
@@ -666,8 +742,7 @@ export class Calls {
   }
 
   #countTransient() {
-    let sent = 0;
-    for (const item of this.#inFlight.values()) if (item.entryId === undefined) sent++;
+    const sent = this.#transientSent;
     const cur = this.#transientCount.value;
     if (cur.queued !== this.#transientQueued || cur.sent !== sent) this.#transientCount.next({ queued: this.#transientQueued, sent });
   }
