@@ -8,6 +8,14 @@ import type { OutboxRecord, StdbRxDB } from './db.ts';
 import { DuplicateMutationIdError } from './errors.ts';
 import { matcher, supersededBy, type OutboxModify, type OutboxQuery, type Store, type TableWrite } from './store.ts';
 
+type InsertResult = { value: { entry: OutboxRecord; superseded: OutboxRecord[] } } | { error: Error };
+
+interface PendingInsert {
+  entry: Omit<OutboxRecord, 'seq'>;
+  resolve: (r: { entry: OutboxRecord; superseded: OutboxRecord[] }) => void;
+  reject: (error: unknown) => void;
+}
+
 export class DexieStore implements Store {
   readonly kind = 'durable' as const;
 
@@ -26,21 +34,94 @@ export class DexieStore implements Store {
     return found.filter(matcher(q)).sort((a, b) => a.seq - b.seq);
   }
 
-  outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
+  /** Inserts waiting for the next insert transaction, in call order. */
+  private pendingInserts: PendingInsert[] = [];
+  private inserting = false;
+
+  /**
+   * Inserts are write-combined: every insert requested while one
+   * transaction runs goes into the next one (ids checked with one `bulkGet`,
+   * supersede candidates read with one `anyOf`, one `bulkAdd`), in call
+   * order, with the same result per call as one transaction each. A
+   * transaction per insert made a burst of n calls queue n read-write
+   * transactions (fake-indexeddb rescans its pending transactions for each).
+   */
+  outboxInsert(entry: Omit<OutboxRecord, 'seq'>): Promise<{ entry: OutboxRecord; superseded: OutboxRecord[] }> {
+    return new Promise((resolve, reject) => {
+      this.pendingInserts.push({ entry, resolve, reject });
+      if (!this.inserting) {
+        this.inserting = true;
+        void this.flushInserts();
+      }
+    });
+  }
+
+  private async flushInserts(): Promise<void> {
+    await Promise.resolve(); // gather the inserts requested in this same task
+    while (this.pendingInserts.length > 0) {
+      const batch = this.pendingInserts;
+      this.pendingInserts = [];
+      let results: InsertResult[];
+      try {
+        results = await this.insertBatch(batch.map(b => b.entry));
+      } catch (error) {
+        for (const b of batch) b.reject(error);
+        continue;
+      }
+      batch.forEach((b, i) => {
+        const r = results[i];
+        if ('error' in r) b.reject(r.error);
+        else b.resolve(r.value);
+      });
+    }
+    this.inserting = false;
+  }
+
+  private insertBatch(entries: Omit<OutboxRecord, 'seq'>[]): Promise<InsertResult[]> {
     const { db } = this;
     return db.transaction('rw', db.outbox, db.meta, async () => {
-      if ((await db.outbox.get(entry.id)) !== undefined) throw new DuplicateMutationIdError(entry.reducer, entry.id);
-      let superseded: OutboxRecord[] = [];
-      if (entry.supersedeKey !== '') {
-        const sameKey = await db.outbox.where('supersedeKey').equals(entry.supersedeKey).toArray();
-        superseded = sameKey.filter(e => supersededBy(e, entry));
-        await db.outbox.bulkDelete(superseded.map(e => e.id));
+      const existing = await db.outbox.bulkGet(entries.map(e => e.id));
+      const taken = new Set(existing.filter((e): e is OutboxRecord => e !== undefined).map(e => e.id));
+      const keys = [...new Set(entries.map(e => e.supersedeKey).filter(k => k !== ''))];
+      /** Supersede key → entries with it (stored, or added earlier in this batch). */
+      const byKey = new Map<string, OutboxRecord[]>();
+      if (keys.length > 0) {
+        for (const e of await db.outbox.where('supersedeKey').anyOf(keys).toArray()) {
+          const list = byKey.get(e.supersedeKey) ?? [];
+          list.push(e);
+          byKey.set(e.supersedeKey, list);
+        }
+        for (const list of byKey.values()) list.sort((a, b) => a.seq - b.seq);
       }
-      const seq = Number((await db.meta.get('seq'))?.value ?? 0) + 1;
+      let seq = Number((await db.meta.get('seq'))?.value ?? 0);
+      const added = new Map<string, OutboxRecord>();
+      const deleted: string[] = [];
+      const results: InsertResult[] = [];
+      for (const entry of entries) {
+        if (taken.has(entry.id)) {
+          results.push({ error: new DuplicateMutationIdError(entry.reducer, entry.id) });
+          continue;
+        }
+        taken.add(entry.id);
+        let superseded: OutboxRecord[] = [];
+        if (entry.supersedeKey !== '') {
+          const list = byKey.get(entry.supersedeKey) ?? [];
+          superseded = list.filter(e => supersededBy(e, entry));
+          byKey.set(entry.supersedeKey, list.filter(e => !superseded.includes(e)));
+          for (const e of superseded) {
+            if (!added.delete(e.id)) deleted.push(e.id);
+          }
+        }
+        seq += 1;
+        const stored: OutboxRecord = { ...entry, seq };
+        added.set(stored.id, stored);
+        if (stored.supersedeKey !== '') byKey.get(stored.supersedeKey)!.push(stored);
+        results.push({ value: { entry: stored, superseded } });
+      }
+      if (deleted.length) await db.outbox.bulkDelete(deleted);
       await db.meta.put({ key: 'seq', value: seq });
-      const stored: OutboxRecord = { ...entry, seq };
-      await db.outbox.add(stored);
-      return { entry: stored, superseded };
+      if (added.size) await db.outbox.bulkAdd([...added.values()]);
+      return results;
     });
   }
 

@@ -114,4 +114,36 @@ describe('storage: outbox change signal and in-memory insert cost', () => {
     sub.unsubscribe();
     expect(seen).to.deep.equal([502, 501]);
   });
+
+  it('inserts requested together share one transaction and keep the per-call results: order, supersede, duplicate ids', async () => {
+    const s = await open({ lease: 'none' });
+    try {
+      await s.outbox.setIdentity(ALICE);
+      const first = await s.outbox.enqueue('send_chat', { text: 'stored' }, { supersedeKey: 'k' });
+      let signals = 0;
+      const sub = s.outbox.changes$.subscribe(() => signals++);
+      const results = await Promise.allSettled([
+        s.outbox.enqueue('send_chat', { text: 'a' }, { supersedeKey: 'k', id: 'a' }),
+        s.outbox.enqueue('send_chat', { text: 'b' }, { id: 'b' }),
+        s.outbox.enqueue('send_chat', { text: 'c' }, { supersedeKey: 'k', id: 'c' }),
+        s.outbox.enqueue('send_chat', { text: 'dup' }, { id: 'b' }),
+        s.outbox.enqueue('send_chat', { text: 'd' }, { supersedeKey: 'other', id: 'd' }),
+      ]);
+      await wait(10);
+      sub.unsubscribe();
+      const [a, b, c, dup, d] = results;
+      expect(a.status === 'fulfilled' && a.value.superseded.map((e) => e.id)).to.deep.equal([first.entry.id]);
+      expect(c.status === 'fulfilled' && c.value.superseded.map((e) => e.id)).to.deep.equal(['a']);
+      expect(b.status === 'fulfilled' && d.status === 'fulfilled').to.equal(true);
+      expect(dup.status === 'rejected' && dup.reason.name).to.equal('DuplicateMutationIdError');
+      const all = await s.outbox.entries();
+      expect(all.map((e) => e.id)).to.deep.equal(['b', 'c', 'd']);
+      expect(all.map((e) => e.seq)).to.deep.equal([...all.map((e) => e.seq)].sort((x, y) => x - y));
+      expect(signals, 'one or two transactions, not five').to.be.at.most(2);
+      const next = await s.outbox.enqueue('send_chat', { text: 'later' });
+      expect(next.entry.seq).to.be.greaterThan(all.at(-1)!.seq);
+    } finally {
+      await s.close();
+    }
+  });
 });
