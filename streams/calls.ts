@@ -210,6 +210,8 @@ export class Calls {
   /** Set while the storage is opening: durable calls wait for it. */
   #durableReady: Promise<void> | undefined;
   #starting = false;
+  /** A drain asked for while one was starting: its receipt ids, started once that one is done. */
+  #startAgain: Iterable<string> | undefined;
   #drainGen = 0;
   #seq = 0;
   #draining = false;
@@ -433,7 +435,12 @@ export class Calls {
    * in drain order, and open the gate.
    */
   async startDrain(receiptIds: Iterable<string> = []): Promise<void> {
-    if (this.#closed || !this.#sender || this.#draining || this.#starting) return;
+    if (this.#closed || !this.#sender || this.#draining) return;
+    if (this.#starting) {
+      // The one starting may be for a connection already lost: this one runs after it (unless a stopDrain comes first).
+      this.#startAgain = receiptIds;
+      return;
+    }
     const sender = this.#sender;
     const gen = this.#drainGen;
     this.#starting = true;
@@ -453,11 +460,15 @@ export class Calls {
       this.options.onError?.(e instanceof Error ? e : new Error(String(e)));
     } finally {
       this.#starting = false;
+      const again = this.#startAgain;
+      this.#startAgain = undefined;
+      if (again !== undefined) await this.startDrain(again);
     }
   }
 
   /** Stop sending (connection lost, lease lost, identity changing): calls wait in the queue. */
   stopDrain(): void {
+    this.#startAgain = undefined;
     this.#drainGen++;
     this.#draining = false;
     if (this.#gate.value) this.#gate.next(false);
