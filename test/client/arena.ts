@@ -10,6 +10,7 @@ import { createSyncClient, type SyncClient, type SyncClientOptions } from '../..
 import { openStorage, type Storage, type StorageOptions } from '../../storage/openStorage.ts';
 import { moduleFromBindings } from '../../storage/schema.ts';
 import { DbConnection, reducers, tables } from '../../demo/arena/bindings/index.ts';
+import { testClientOptions } from '../helpers/syncClient.ts';
 
 export { tables };
 export const ARENA_MODULE = fileURLToPath(new URL('../../demo/arena/module.ts', import.meta.url));
@@ -43,14 +44,8 @@ export function openArenaStorage(profile: Profile, options: Partial<StorageOptio
 export function arenaClient(server: DevServer | { wsUrl: string; database: string }, options: Partial<SyncClientOptions<DbConnection>> = {}): ArenaClient {
   return createSyncClient<DbConnection>({
     builder: DbConnection.builder,
-    uri: server.wsUrl,
-    database: server.database,
-    compression: 'none',
-    retry: { initialInterval: 20, maxInterval: 200, jitter: 'full' },
+    ...testClientOptions(server),
     heartbeat: { interval: 500, timeout: 1000 },
-    unsubscribeGraceMs: 50,
-    sdkLogLevel: 'error',
-    events: null,
     ...options,
   });
 }

@@ -9,18 +9,25 @@ import { DbConnection } from '../fixtures/basic_bindings/index.ts';
 
 export type BasicClient = SyncClient<DbConnection>;
 
-/** A client for the basic fixture with test-friendly timings (fast retries, 200 ms heartbeat). */
-export function basicClient(server: DevServer, options: Partial<SyncClientOptions<DbConnection>> = {}): BasicClient {
-  return createSyncClient<DbConnection>({
-    builder: DbConnection.builder,
+/** Options every test client shares: the server's address, fast retries, quiet SDK, no browser events. */
+export function testClientOptions(server: { wsUrl: string; database: string }) {
+  return {
     uri: server.wsUrl,
     database: server.database,
     compression: 'none',
     retry: { initialInterval: 20, maxInterval: 200, jitter: 'full' },
-    heartbeat: { interval: 200, timeout: 300 },
     unsubscribeGraceMs: 50,
     sdkLogLevel: 'error',
     events: null,
+  } as const;
+}
+
+/** A client for the basic fixture with test-friendly timings (fast retries, 200 ms heartbeat). */
+export function basicClient(server: DevServer, options: Partial<SyncClientOptions<DbConnection>> = {}): BasicClient {
+  return createSyncClient<DbConnection>({
+    builder: DbConnection.builder,
+    ...testClientOptions(server),
+    heartbeat: { interval: 200, timeout: 300 },
     ...options,
   });
 }
