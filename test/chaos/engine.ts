@@ -63,6 +63,8 @@ export interface ChaosResult extends Accounting {
   /** Rejections by reason kind. */
   rejectedByModule: number;
   rejectedByInjection: number;
+  /** Reducer failures the schedule asked for (each fail-reducers event's n). */
+  injectedArmed: number;
   /** (client, table) pairs whose view differed from the server's rows after the drain. */
   diverged: number;
   restarts: number;
@@ -181,6 +183,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const handles = new Map<string, CallHandle>();
   const faultCounts = Object.fromEntries(FAULT_KINDS.map((f) => [f, 0])) as Record<FaultKind, number>;
   let killsWithBacklog = 0;
+  let injectedArmed = 0;
   let refused = 0;
   let stopping = false;
   const background: Promise<unknown>[] = [];
@@ -428,6 +431,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       slot.client = makeClient(slot);
       slot.closing.push(old.close().catch((e) => problem(`closing killed client ${slot.index}: ${e}`)));
     };
+    // Injected reducer failures: the server keeps one counter, which each
+    // fail-reducers event would replace, and set while every client is
+    // offline it would wait for whichever call comes next. So: arm it when
+    // some client is live with entries to send, and carry over the failures
+    // an earlier event armed that no client has reported yet.
+    let armed = 0;
+    const injectedSeen = () => records.reduce((n, r) => n + (r.reasons.some((x) => x.includes(INJECTED_PREFIX)) ? 1 : 0), 0);
+    let seenAtArm = 0;
+    const failReducers = async (e: Extract<FaultEvent, { kind: 'fail-reducers' }>) => {
+      const until = Date.now() + 1500;
+      while (!stopping && Date.now() < until && !slots.some((s) => s.client?.status.state === 'live' && (s.outbox?.pending.length ?? 0) > 0)) await sleep(10);
+      // Armed even when the run is ending: faults are cleared only after every background fault is done.
+      const seen = injectedSeen();
+      const left = Math.max(0, armed - (seen - seenAtArm));
+      armed = e.n + left;
+      seenAtArm = seen;
+      injectedArmed += e.n;
+      srv.faults.failNextReducers(armed, e.message);
+      faultCounts['fail-reducers']++;
+    };
     const inject = async (e: FaultEvent) => {
       const f = srv.faults;
       switch (e.kind) {
@@ -448,8 +471,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           break;
         }
         case 'fail-reducers':
-          f.failNextReducers(e.n, e.message);
-          break;
+          background.push(failReducers(e));
+          return; // counted when it happens
         case 'corrupt-frame':
           f.corruptNextFrame();
           break;
@@ -590,6 +613,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       refused,
       rejectedByModule: records.filter((r) => r.accepted && r.reasons.length > 0 && !injected(r)).length,
       rejectedByInjection: records.filter((r) => r.accepted && injected(r)).length,
+      injectedArmed,
       diverged,
       restarts: srv.stats().restarts,
       neverStored: [...reasonsOf(records.filter((r) => !r.accepted && r.expect !== 'never sent'))].map(([m, n]) => `${n}× ${m}`),
@@ -616,7 +640,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const report = [
     `chaos: faults injected: ${FAULT_KINDS.map((f) => `${f}=${c.faultCounts[f]}`).join(' ')}`,
     `chaos: kills with entries still in the outbox: ${c.killsWithBacklog} of ${c.faultCounts['kill-client']}; server restarts: ${c.restarts}`,
-    `chaos: rejected with the module's reason: ${c.rejectedByModule}; with an injected failure: ${c.rejectedByInjection} (of which had taken effect on an earlier attempt: ${c.rejectedButApplied})`,
+    `chaos: rejected with the module's reason: ${c.rejectedByModule}; with an injected failure: ${c.rejectedByInjection} of ${c.injectedArmed} injected (of which had taken effect on an earlier attempt: ${c.rejectedButApplied})`,
     `chaos: refused at the door (bad arguments): ${c.refused}; issued but never stored: ${c.notAccepted - c.refused}${c.neverStored.length ? ` (${c.neverStored.join('; ')})` : ''}`,
     `chaos: unhandled errors: ${unhandled.length}; server error lines: ${serverErrorLines.length}; max heap ${maxHeapMb} MB (bound ${heapBoundMb} MB); ${Math.round((Date.now() - started) / 1000)} s in all`,
     ...c.problems.map((p) => `chaos: problem: ${p}`),
