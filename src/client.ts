@@ -39,7 +39,7 @@ import { MigrationError, StorageError, toStorageError } from '../storage/errors.
 import type { MigrationProgress } from '../storage/migrations.ts';
 import { AuthError, ConnectionLostError, ProtocolError } from '../streams/errors.ts';
 import { supervise, type SessionEvent, type Trigger } from '../streams/lifecycle.ts';
-import { LiveQueries, type ConnectionLike, type SyncProgress } from '../streams/liveQueries.ts';
+import { LiveQueries, type ConnectionLike, type SyncProgress, type TableChangeBatch } from '../streams/liveQueries.ts';
 import { createLogger, type Logger, type LoggerOptions } from '../streams/logger.ts';
 import { MetricsRecorder, type ClientMetrics } from '../streams/metrics.ts';
 import { compileQuery, compileRawQuery, type QuerySource, type TableRefLike } from '../streams/query.ts';
@@ -384,7 +384,6 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       confirmsSeen = [];
       for (const args of seen) calls.confirmByArgs(args);
     },
-    onRowChange: (table, inserts, deletes) => persist({ kind: 'write', table, inserts, deletes }),
     onTableApplied: (table, rows) => persist({ kind: 'replace', table, rows }),
     onViewCreated: (entry) => seedView(entry),
   });
@@ -398,12 +397,19 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     shown = true;
     publishStatus();
   };
+  // Row changes reach the cache in batches (one per table and transaction, see TableChangeBatch), and only
+  // once the storage is open with persistTables on: without it row events do no offline-cache work at all.
   type PersistOp = { kind: 'write'; table: string; inserts: readonly any[]; deletes: readonly any[] } | { kind: 'replace'; table: string; rows: readonly any[] };
   let persistOps: PersistOp[] = [];
+  const persisting = (table: string) => !!storage && persistTables && table !== receipts?.accessor;
   const persist = (op: PersistOp) => {
-    if (!storage || !persistTables || op.table === receipts?.accessor) return;
+    if (!persisting(op.table)) return;
     persistOps.push(op);
     if (persistOps.length === 1) queueMicrotask(flushPersist);
+  };
+  const persistChanges = (batches: TableChangeBatch[]) => {
+    if (persistOps.length === 0) queueMicrotask(flushPersist);
+    for (const b of batches) persistOps.push({ kind: 'write', table: b.table, inserts: b.inserts, deletes: b.deletes });
   };
   const flushPersist = () => {
     const ops = persistOps;
@@ -414,23 +420,26 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i];
       const name = tableSource.get(op.table) ?? op.table;
-      if (op.kind === 'replace') snapshots.replace(name, op.rows as Record<string, unknown>[]);
-      else {
-        const inserts = [...op.inserts];
-        const deletes = [...op.deletes];
-        while (i + 1 < ops.length && ops[i + 1].kind === 'write' && ops[i + 1].table === op.table) {
-          const n = ops[++i] as Extract<PersistOp, { kind: 'write' }>;
-          // Keep the order of changes per row: a delete after an insert of one key must win.
-          if (n.deletes.length) {
-            snapshots.write(name, { inserts, deletes });
-            inserts.length = 0;
-            deletes.length = 0;
-          }
-          inserts.push(...n.inserts);
-          deletes.push(...n.deletes);
-        }
-        snapshots.write(name, { inserts, deletes });
+      if (op.kind === 'replace') {
+        snapshots.replace(name, op.rows as Record<string, unknown>[]);
+        continue;
       }
+      let { inserts, deletes } = op;
+      let owned = false;
+      while (i + 1 < ops.length && ops[i + 1].kind === 'write' && ops[i + 1].table === op.table) {
+        const n = ops[i + 1] as Extract<PersistOp, { kind: 'write' }>;
+        // Keep the order of changes per row: a delete after an insert of one key must win.
+        if (n.deletes.length > 0 && inserts.length > 0) break;
+        i++;
+        if (!owned) {
+          inserts = [...inserts];
+          deletes = [...deletes];
+          owned = true;
+        }
+        for (const r of n.inserts) (inserts as any[]).push(r);
+        for (const r of n.deletes) (deletes as any[]).push(r);
+      }
+      snapshots.write(name, { inserts, deletes });
     }
   };
 
@@ -783,6 +792,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     }
     if (!st) return;
     storage = st;
+    if (persistTables) queries.recordChanges({ wants: persisting, write: persistChanges });
     storageSubs.push(
       st.errors$.subscribe((e) => errorsSubject.next(e)),
       st.mode$.subscribe((m) => {

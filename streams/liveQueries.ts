@@ -14,7 +14,7 @@
 import { Observable, Subject, asyncScheduler, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { SubscriptionError } from './errors.ts';
 import type { CompiledQuery } from './query.ts';
-import { TableView } from './tableView.ts';
+import { TableView, type RowKey } from './tableView.ts';
 
 /** The parts of a `DbConnection` the registry uses. */
 export interface ConnectionLike {
@@ -79,17 +79,43 @@ export interface LiveQueriesOptions {
   onTransaction?: (event: any) => void;
   /** Called at the start of every flush, inside it (see {@link LiveQueries.flushing}). */
   beforeFlush?: () => void;
-  /** Every row change of a followed table (accessor name), for the offline cache. */
-  onRowChange?: (table: string, inserts: readonly any[], deletes: readonly any[]) => void;
   /** A query on the table (accessor name) was applied: `rows` are the SDK cache's rows of it now. */
   onTableApplied?: (table: string, rows: readonly any[]) => void;
   /** A view was created (e.g. to seed it with cached rows). */
   onViewCreated?: (entry: LiveQuery) => void;
 }
 
+/**
+ * One table's row changes, in order, for the offline cache: apply `deletes`,
+ * then `inserts`. A transaction's changes of one table are one batch unless a
+ * row was deleted after another was inserted (then a new batch starts, so the
+ * order of changes per row is kept).
+ */
+export interface TableChangeBatch {
+  readonly table: string;
+  readonly inserts: any[];
+  readonly deletes: any[];
+}
+
+/** Where the row changes of followed tables go (see {@link LiveQueries.recordChanges}). */
+export interface ChangeSink {
+  /** Whether changes of this table (accessor name) are wanted. */
+  wants(table: string): boolean;
+  /** One transaction's (or flush's) changes, in order; the arrays are the sink's to keep. */
+  write(batches: TableChangeBatch[]): void;
+}
+
+interface TableCallbacks {
+  insert: (ctx: any, row: any) => void;
+  del: (ctx: any, row: any) => void;
+  update: (ctx: any, o: any, n: any) => void;
+  /** Whether this table's changes go to the change sink (one read per row event). */
+  record: boolean;
+}
+
 interface Attachment {
   readonly conn: ConnectionLike;
-  readonly tables: Map<string, { insert: (ctx: any, row: any) => void; del: (ctx: any, row: any) => void; update: (ctx: any, o: any, n: any) => void }>;
+  readonly tables: Map<string, TableCallbacks>;
   readonly initial: Set<LiveQuery>;
   readonly onSynced: () => void;
   synced: boolean;
@@ -108,10 +134,44 @@ export class LiveQueries {
   readonly #graceMs: number;
   readonly #scheduler: SchedulerLike;
   #closed = false;
+  #sink: ChangeSink | undefined;
+  /** Row changes since the last flush, for the sink; the last batch is the one being filled. */
+  #changes: TableChangeBatch[] = [];
 
   constructor(private readonly options: LiveQueriesOptions = {}) {
     this.#graceMs = options.graceMs ?? 1000;
     this.#scheduler = options.scheduler ?? asyncScheduler;
+  }
+
+  /**
+   * Send the row changes of followed tables to `sink` (the offline cache),
+   * one call per flush; `undefined` stops it. Without a sink row events cost
+   * nothing extra.
+   */
+  recordChanges(sink: ChangeSink | undefined): void {
+    this.#handOff();
+    this.#sink = sink;
+    const att = this.#att;
+    if (att) for (const [name, cbs] of att.tables) cbs.record = sink?.wants(name) ?? false;
+  }
+
+  /** Pass the changes collected since the last flush to the sink. */
+  #handOff(): void {
+    const changes = this.#changes;
+    if (changes.length === 0) return;
+    this.#changes = [];
+    this.#sink?.write(changes);
+  }
+
+  /** The batch of `table` that the next change is added to (a new one after a change of another table, or for an insert after a delete... see TableChangeBatch). */
+  #batch(table: string, deleting: boolean): TableChangeBatch {
+    const changes = this.#changes;
+    const last = changes.length > 0 ? changes[changes.length - 1] : undefined;
+    if (last && last.table === table && !(deleting && last.inserts.length > 0)) return last;
+    const batch: TableChangeBatch = { table, inserts: [], deletes: [] };
+    changes.push(batch);
+    if (changes.length === 1) this.requestFlush();
+    return batch;
   }
 
   get size(): number {
@@ -219,7 +279,6 @@ export class LiveQueries {
     if (att.tables.has(accessorName)) return;
     const table = att.conn.db[accessorName];
     if (!table) throw new TypeError(`The connection has no table '${accessorName}': are the bindings and the table reference from the same module?`);
-    const views = () => this.#byTable.get(accessorName) ?? new Set<LiveQuery>();
     const boundary = (ctx: any) => {
       const id: string | undefined = ctx?.event?.id;
       if (id !== undefined && id !== this.#lastEventId) {
@@ -231,25 +290,41 @@ export class LiveQueries {
         }
       }
     };
-    const cbs = {
+    // The row's key is computed once per row event and shared by the table's views (they key rows alike).
+    const cbs: TableCallbacks = {
       insert: (ctx: any, row: any) => {
         if (att.detached) return;
         boundary(ctx);
-        for (const e of views()) e.view.insert(row);
-        this.options.onRowChange?.(accessorName, [row], []);
+        const views = this.#byTable.get(accessorName);
+        if (views) {
+          let key: RowKey | undefined;
+          for (const e of views) key = e.view.insert(row, key);
+        }
+        if (cbs.record) this.#batch(accessorName, false).inserts.push(row);
       },
       del: (ctx: any, row: any) => {
         if (att.detached) return;
         boundary(ctx);
-        for (const e of views()) e.view.delete(row);
-        this.options.onRowChange?.(accessorName, [], [row]);
+        const views = this.#byTable.get(accessorName);
+        if (views) {
+          let key: RowKey | undefined;
+          for (const e of views) key = e.view.delete(row, key);
+        }
+        if (cbs.record) this.#batch(accessorName, true).deletes.push(row);
       },
       update: (ctx: any, oldRow: any, newRow: any) => {
         if (att.detached) return;
         boundary(ctx);
-        for (const e of views()) e.view.update(oldRow, newRow);
-        this.options.onRowChange?.(accessorName, [newRow], [oldRow]);
+        // The SDK reports an update only for a row whose primary key stays the same.
+        const views = this.#byTable.get(accessorName);
+        if (views) {
+          let key: RowKey | undefined;
+          for (const e of views) key = e.view.updateSameKey(oldRow, newRow, key);
+        }
+        // Same key: writing the new row replaces the old one in the cache, no delete needed.
+        if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);
       },
+      record: this.#sink?.wants(accessorName) ?? false,
     };
     table.onInsert(cbs.insert);
     table.onDelete(cbs.del);
@@ -328,6 +403,7 @@ export class LiveQueries {
 
   /** Emit every view's pending transaction. */
   flush(): void {
+    this.#handOff();
     if (this.#dirty.size === 0 && !this.options.beforeFlush) return;
     this.#flushDepth++;
     try {

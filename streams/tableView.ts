@@ -107,49 +107,70 @@ export class TableView<Row> {
     this.#mark();
   }
 
-  insert(row: Row): void {
-    if (!this.live || !this.shape.matches(row)) return;
+  /**
+   * A row event of the table. `key`, if given, is the row's key (computed by
+   * another view of the table); the key used is returned, so one row event
+   * computes it once for all views (`undefined` if not needed).
+   */
+  insert(row: Row, key?: RowKey): RowKey | undefined {
+    if (!this.live || !this.shape.matches(row)) return key;
     if (this.#staged) this.#unstage();
-    const key = this.shape.keyOf(row);
-    if (this.#current(key) === row) return;
-    this.#record(key, row);
+    if (key === undefined) key = this.shape.keyOf(row);
+    if (this.#current(key) !== row) this.#record(key, row);
+    return key;
   }
 
-  delete(row: Row): void {
-    if (!this.live) return;
+  /** See {@link insert}. */
+  delete(row: Row, key?: RowKey): RowKey | undefined {
+    if (!this.live) return key;
     if (this.#staged) this.#unstage();
-    const key = this.shape.keyOf(row);
-    if (this.#current(key) === undefined) return;
-    this.#record(key, undefined);
+    if (key === undefined) key = this.shape.keyOf(row);
+    if (this.#current(key) !== undefined) this.#record(key, undefined);
+    return key;
   }
 
   update(oldRow: Row, newRow: Row): void {
     if (!this.live) return;
-    if (this.#staged) this.#unstage();
     const newKey = this.shape.keyOf(newRow);
+    const oldKey = this.shape.keyOf(oldRow);
+    if (oldKey === newKey) {
+      this.updateSameKey(oldRow, newRow, newKey);
+      return;
+    }
+    if (this.#staged) this.#unstage();
     if (this.shape.matches(newRow)) {
-      const oldKey = this.shape.keyOf(oldRow);
-      if (oldKey === newKey) {
-        // The common case: one pending lookup, one state lookup at most.
-        const p = this.#pending.get(newKey);
-        if (p) {
-          if (p.newRow === newRow) return;
-          p.newRow = newRow;
-        } else {
-          const before = this.#state.get(newKey);
-          if (before === newRow) return;
-          this.#pending.set(newKey, { op: 'update', key: newKey, oldRow: before, newRow });
-        }
-        this.#mark();
-        return;
-      }
       if (this.#current(oldKey) !== undefined) this.#record(oldKey, undefined);
       if (this.#current(newKey) !== newRow) this.#record(newKey, newRow);
       return;
     }
-    const oldKey = this.shape.keyOf(oldRow);
-    if (oldKey !== newKey && this.#current(oldKey) !== undefined) this.#record(oldKey, undefined);
+    if (this.#current(oldKey) !== undefined) this.#record(oldKey, undefined);
     if (this.#current(newKey) !== undefined) this.#record(newKey, undefined);
+  }
+
+  /**
+   * An update that keeps the row's key (the SDK's updates: same primary key),
+   * so the key is computed once, from `newRow`, or given (see {@link insert}).
+   */
+  updateSameKey(oldRow: Row, newRow: Row, key?: RowKey): RowKey | undefined {
+    if (!this.live) return key;
+    if (this.#staged) this.#unstage();
+    if (key === undefined) key = this.shape.keyOf(newRow);
+    if (!this.shape.matches(newRow)) {
+      if (this.#current(key) !== undefined) this.#record(key, undefined);
+      return key;
+    }
+    // The common case: one pending lookup, one state lookup at most.
+    const p = this.#pending.get(key);
+    if (p) {
+      if (p.newRow === newRow) return key;
+      p.newRow = newRow;
+    } else {
+      const before = this.#state.get(key);
+      if (before === newRow) return key;
+      this.#pending.set(key, { op: 'update', key, oldRow: before, newRow });
+    }
+    this.#mark();
+    return key;
   }
 
   /**
