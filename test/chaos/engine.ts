@@ -559,7 +559,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
 
     // --- Every client's view equals the server's tables.
-    const serverCanon = (table: string) => serverRows(srv, table).map(canon).sort();
+    // The server is quiet by now: its text form of a table is computed once per
+    // transaction count, not once per client and retry (that garbage was most
+    // of the heap peak at the end of long runs).
+    const serverCanonCache = new Map<string, { at: number; rows: string[] }>();
+    const serverCanon = (table: string) => {
+      const at = srv.stats().transactionsCommitted;
+      let hit = serverCanonCache.get(table);
+      if (!hit || hit.at !== at) serverCanonCache.set(table, (hit = { at, rows: serverRows(srv, table).map(canon).sort() }));
+      return hit.rows;
+    };
     const viewCanon = (s: Slot, accessor: string) => [...(s.views.get(accessor)?.values() ?? [])].map(canon).sort();
     const equal = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
     let diverged = 0;
