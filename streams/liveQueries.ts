@@ -163,7 +163,7 @@ export class LiveQueries {
     this.#sink?.write(changes);
   }
 
-  /** The batch of `table` that the next change is added to (a new one after a change of another table, or for an insert after a delete... see TableChangeBatch). */
+  /** The batch the next change of `table` goes into: the last one, unless it is of another table or (for a delete) already has inserts. */
   #batch(table: string, deleting: boolean): TableChangeBatch {
     const changes = this.#changes;
     const last = changes.length > 0 ? changes[changes.length - 1] : undefined;
