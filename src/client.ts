@@ -30,7 +30,7 @@ import {
 } from 'rxjs';
 import { setGlobalLogLevel, type DbConnectionBuilder, type DbConnectionImpl, type Identity, type LogLevel as SdkLogLevel, type RowTypedQuery } from 'spacetimedb';
 import { heartbeat, HeartbeatTimeoutError, reconcile, type MutationEvent, type PendingMutation, type ReconcileConfig, type ReconciledView, type RetryBackoffConfig, type RowChanges } from '../operators/index.ts';
-import { Calls, MemoryOutbox, type CallHandle, type CallOptions as BaseCallOptions, type CallOutbox, type DurableSide, type PreparedCall } from '../streams/calls.ts';
+import { Calls, type CallHandle, type CallOptions as BaseCallOptions, type DurableSide, type PreparedCall } from '../streams/calls.ts';
 import { openStorage, type Storage, type StorageOptions } from '../storage/openStorage.ts';
 import { Outbox, type OutboxState, type ReducerPolicy } from '../storage/outbox.ts';
 import { MemoryStore } from '../storage/store.ts';
@@ -134,8 +134,6 @@ export interface SyncClientOptions<C extends AnyConnection> {
   persistTables?: boolean;
   /** Keep the session token in storage and use it at the next start when `token` is not given (storage only). @default true */
   persistToken?: boolean;
-  /** @deprecated Pass `storage`. `storage.callOutbox()` here means that storage; `new MemoryOutbox()` means none. */
-  outbox?: CallOutbox | MemoryOutbox;
   /** Largest inbound frame accepted; a larger one is a `ProtocolError` and the connection is rebuilt. @default 64 MiB */
   maxFrameBytes?: number;
   /**
@@ -314,11 +312,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const tableSource = new Map<string, string>(Object.entries(bindings?.tables ?? {}).map(([accessor, t]) => [accessor, t.sourceName]));
   const knownTables = bindings ? new Set(tableSource.values()) : undefined;
 
-  const storageOption: SyncClientOptions<C>['storage'] =
-    options.storage ?? (options.outbox && !(options.outbox instanceof MemoryOutbox) && 'storage' in options.outbox ? (options.outbox as { storage?: Storage }).storage : undefined);
-  if (options.outbox && !(options.outbox instanceof MemoryOutbox) && !storageOption) {
-    throw new TypeError('createSyncClient: `outbox` takes `storage.callOutbox()` or `new MemoryOutbox()`; pass `storage` instead.');
-  }
+  const storageOption: SyncClientOptions<C>['storage'] = options.storage;
   const isStorage = (x: unknown): x is Storage => typeof x === 'object' && x !== null && 'outbox' in x && 'snapshots' in x && 'migrations' in x;
   if (storageOption && isStorage(storageOption) && options.reducers) {
     throw new TypeError('createSyncClient: `reducers` policies belong to openStorage when an opened storage is passed.');

@@ -61,15 +61,6 @@ export interface CallOutbox {
   drain(): readonly OutboxCall[] | Promise<readonly OutboxCall[]>;
 }
 
-/**
- * @deprecated The client queues calls in memory with the `prioritize`
- * operator by default; passing `outbox: new MemoryOutbox()` is the same as
- * passing nothing.
- */
-export class MemoryOutbox {
-  readonly kind = 'memory' as const;
-}
-
 export type CallOutcome =
   | { readonly status: 'pending'; readonly id: string; readonly reducer: string; readonly queued: boolean }
   | { readonly status: 'confirmed'; readonly id: string; readonly reducer: string; readonly latencyMs: number }
