@@ -88,7 +88,10 @@ for (const memory of [false, true]) {
       let confirmed = 0;
       await Promise.all(handles.map((h) => h.then(() => confirmed++)));
       expect(confirmed).to.equal(N);
-      await new Promise((r) => setTimeout(r, 50));
+      // Confirmations are written in batches after the handles settle.
+      for (const end = Date.now() + 5000; (await storage.outbox.entries()).length > 0 && Date.now() < end; ) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
       expect(await storage.outbox.entries()).to.have.length(0);
 
       const ops = counts.lists + counts.modifies - before.lists - before.modifies;

@@ -9,6 +9,14 @@ import type { OutboxRecord } from '../../storage/db.ts';
 import { ALICE, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves once `cond()` holds (checked every millisecond); fails after `ms`. */
+async function until(cond: () => boolean, what: string, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await wait(1);
+  }
+}
 
 describe('storage: outbox change signal and in-memory insert cost', () => {
   it('changes$ fires after each committed write, also for a second handle on the same database (another tab)', async () => {
@@ -25,16 +33,14 @@ describe('storage: outbox change signal and in-memory insert cost', () => {
       expect(seenA, 'nothing on subscribe').to.equal(0);
       await a.outbox.setIdentity(ALICE);
       const { entry } = await a.outbox.enqueue('send_chat', { text: 'hi' });
-      await wait(10);
-      expect(seenA).to.be.greaterThan(0);
-      expect(seenB, 'the other handle hears it too').to.be.greaterThan(0);
+      await until(() => seenA > 0, 'the writing handle to hear its change');
+      await until(() => seenB > 0, 'the other handle to hear it too');
       const [beforeA, beforeB] = [seenA, seenB];
       await c.outbox.enqueue('send_chat', { text: 'elsewhere' });
       await wait(10);
       expect([seenA, seenB]).to.deep.equal([beforeA, beforeB]);
       await b.outbox.markConfirmed([entry.id]);
-      await wait(10);
-      expect(seenA).to.be.greaterThan(beforeA);
+      await until(() => seenA > beforeA, "the first handle to hear the second's write");
       for (const s of subs) s.unsubscribe();
     } finally {
       await a.close();
