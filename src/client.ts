@@ -108,7 +108,7 @@ export interface SyncClientOptions<C extends AnyConnection> {
   sdkLogLevel?: SdkLogLevel;
   /**
    * Durable outbox, offline cache, token storage and migrations (see
-   * the README (Storage)): an opened storage (`await openStorage({...})`), the
+   * docs/storage.md): an opened storage (`await openStorage({...})`), the
    * promise of one, or `openStorage`'s options without `server`, `database`
    * and `module` — then the client opens (and on `close()` closes) it itself,
    * for its own URI, database and bindings. With storage every call is

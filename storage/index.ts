@@ -1,7 +1,7 @@
 /**
  * stdb-rx storage: durable outbox, offline snapshot cache, token storage and
  * migrations for SpacetimeDB clients, on Dexie 4 / IndexedDB with an
- * in-memory fallback. See the README (Storage).
+ * in-memory fallback. See docs/storage.md.
  */
 export { openStorage, type Storage, type StorageOptions } from './openStorage.ts';
 export {

@@ -19,7 +19,7 @@
  * ```
  *
  * Delivery is at-least-once. For reducers that record receipts (see
- * the README (Storage)) the effect is exactly-once: an entry whose outcome was
+ * docs/storage.md) the effect is exactly-once: an entry whose outcome was
  * lost in flight is either found among the receipts (confirmed) or sent
  * again (a duplicate is skipped by the module). Reducers without receipts
  * (`receipts: false`) may run twice.

@@ -1,5 +1,5 @@
 /**
- * Makes docs/demo.png, the picture in the README (The arena demo): two players, a few
+ * Makes docs/demo.png, the picture in docs/demo.md: two players, a few
  * nodes, a battle with its log, chat, and one move in flight under latency.
  *
  *   npx tsx test/browser/docs-screenshot.ts
