@@ -12,7 +12,7 @@
 import { BehaviorSubject, ReplaySubject, catchError, concat, defer, EMPTY, of, switchMap, type Observable } from 'rxjs';
 import { OutboxError, toStorageError, type StorageError } from './errors.ts';
 import type { OutboxRecord } from './db.ts';
-import { MemoryStore, type OutboxModify, type OutboxQuery, type Store, type StorageMode, type TableWrite } from './store.ts';
+import { MemoryStore, type OutboxModify, type OutboxQuery, type OutcomeWrite, type Store, type StorageMode, type TableWrite } from './store.ts';
 
 /** Meta keys copied to memory on a failover. */
 const COPIED_META = ['seq', 'schema', 'token', 'session'];
@@ -93,16 +93,20 @@ export class FailoverStore implements Store {
     }
   }
 
-  outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
-    return this.run('outbox.insert', s => s.outboxInsert(entry));
+  outboxInsert(entry: Omit<OutboxRecord, 'seq'>, pruneBefore?: number) {
+    return this.run('outbox.insert', s => s.outboxInsert(entry, pruneBefore));
   }
 
   outboxList(query?: OutboxQuery) {
     return this.run('outbox.list', s => s.outboxList(query));
   }
 
-  outboxModify(query: OutboxQuery, fn: OutboxModify) {
-    return this.run('outbox.modify', s => s.outboxModify(query, fn));
+  outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite) {
+    return this.run('outbox.modify', s => s.outboxModify(query, fn, outcomes));
+  }
+
+  outcomesGet(ids: readonly string[]) {
+    return this.run('outcomes.get', s => s.outcomesGet(ids));
   }
 
   outbox$(): Observable<OutboxRecord[]> {

@@ -31,11 +31,11 @@
 import { Subject, combineLatest, map, shareReplay, startWith, type Observable } from 'rxjs';
 import { systemClock, type Clock } from './clock.ts';
 import { encodeArgs } from './codec.ts';
-import type { OutboxRecord, OutboxStatus } from './db.ts';
+import type { OutboxRecord, OutboxStatus, OutcomeRecord } from './db.ts';
 import { OfflineRefusedError, UnknownReducerError } from './errors.ts';
 import type { DrainLease } from './lease.ts';
 import type { ModuleCodecs } from './schema.ts';
-import type { Store } from './store.ts';
+import type { OutcomeWrite, Store } from './store.ts';
 
 /** A stored outbox entry (see {@link OutboxRecord} for every field). */
 export type OutboxEntry = OutboxRecord;
@@ -127,6 +127,13 @@ export interface OutboxOptions {
    * @default true
    */
   adoptUnowned?: boolean;
+  /**
+   * How long the outcome of an entry that left the outbox (confirmed,
+   * rejected, expired, superseded, discarded) is kept for the tabs whose
+   * call handles wait for it. A handle that looks later gets an
+   * `OutcomeUnknownError`. @default 86_400_000 (one day)
+   */
+  outcomeTtlMs?: number;
 }
 
 type IdentityLike = string | { toHexString(): string };
@@ -145,6 +152,11 @@ function priorityOf(p: Priority): number {
   return n;
 }
 
+/** A rejected entry keeps its outcome (and the server's reason) when it is removed; others get `other`. */
+function rejectedOr(other: OutcomeRecord['outcome']): (e: OutboxEntry) => Pick<OutcomeRecord, 'outcome' | 'error'> {
+  return e => (e.status === 'rejected' ? { outcome: 'rejected', error: e.error } : { outcome: other, error: null });
+}
+
 /** Priority (higher first), then FIFO. */
 export function drainOrder(a: OutboxEntry, b: OutboxEntry): number {
   return b.priority - a.priority || a.seq - b.seq;
@@ -159,6 +171,9 @@ export class Outbox {
   private readonly newId: () => string;
   private readonly lease: DrainLease | undefined;
   private readonly adoptUnowned: boolean;
+  private readonly outcomeTtlMs: number;
+  /** When aged outcome records were last pruned (epoch ms). */
+  private lastPrune = -Infinity;
   private identityHex: string | null = null;
   private online = false;
   private readonly identitySubject = new Subject<void>();
@@ -176,6 +191,8 @@ export class Outbox {
     this.newId = options.newId ?? (() => crypto.randomUUID());
     this.lease = options.lease;
     this.adoptUnowned = options.adoptUnowned ?? true;
+    this.outcomeTtlMs = options.outcomeTtlMs ?? 86_400_000;
+    if (!(this.outcomeTtlMs >= 0)) throw new TypeError(`outcomeTtlMs must be a number ≥ 0, got ${options.outcomeTtlMs}`);
     this.outbox$ = combineLatest([this.store.outbox$(), this.identitySubject.pipe(startWith(undefined))]).pipe(
       map(([all]) => this.summarize(all)),
       shareReplay({ bufferSize: 1, refCount: true }),
@@ -273,7 +290,7 @@ export class Outbox {
   async enqueue(reducer: string, args: Record<string, unknown>, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     const prepared = this.prepare(reducer, args, options);
     if (options.durable === false) return { entry: { ...prepared, seq: 0 }, stored: false, superseded: [] };
-    const { entry, superseded } = await this.store.outboxInsert(prepared);
+    const { entry, superseded } = await this.store.outboxInsert(prepared, prepared.supersedeKey === '' ? undefined : this.pruneBefore(prepared.createdAt));
     for (const old of superseded) this.eventSubject.next({ type: 'superseded', entry: old, by: entry });
     return { entry, stored: true, superseded };
   }
@@ -285,6 +302,41 @@ export class Outbox {
     return codec.decode(entry.args);
   }
 
+  /**
+   * When aged outcome records should be dropped by this write: at most once
+   * a minute (or once per lifetime, when that is shorter).
+   */
+  private pruneBefore(now: number): number | undefined {
+    if (now - this.lastPrune < Math.min(60_000, this.outcomeTtlMs)) return undefined;
+    this.lastPrune = now;
+    return now - this.outcomeTtlMs;
+  }
+
+  /** The outcome records of the entries a write deletes. */
+  private recording(
+    outcome: OutcomeRecord['outcome'] | ((e: OutboxEntry) => Pick<OutcomeRecord, 'outcome' | 'error'>),
+    by: OutcomeRecord['by'],
+    now: number,
+  ): OutcomeWrite {
+    return {
+      record: e => {
+        const o = typeof outcome === 'function' ? outcome(e) : { outcome, error: null };
+        return { id: e.id, reducer: e.reducer, at: now, by, outcome: o.outcome, error: o.error };
+      },
+      pruneBefore: this.pruneBefore(now),
+    };
+  }
+
+  /**
+   * What became of entries that left the outbox (confirmed, rejected,
+   * expired, superseded or discarded), as recorded by whichever tab removed
+   * them; kept for `outcomeTtlMs`. Entries still in the outbox, and ones
+   * whose record aged out, are left out. One bulk read.
+   */
+  outcomes(ids: readonly string[]): Promise<OutcomeRecord[]> {
+    return ids.length === 0 ? Promise.resolve([]) : this.store.outcomesGet(ids);
+  }
+
   private sendable(e: OutboxEntry): boolean {
     return this.identityHex !== null && e.identity === this.identityHex && e.quarantine === null;
   }
@@ -293,8 +345,10 @@ export class Outbox {
   async expire(): Promise<OutboxEntry[]> {
     if (this.identityHex === null) return [];
     const now = this.clock.now();
-    const { deleted } = await this.store.outboxModify({ identity: this.identityHex, status: 'queued' }, e =>
-      e.deadline !== null && e.deadline <= now ? null : undefined,
+    const { deleted } = await this.store.outboxModify(
+      { identity: this.identityHex, status: 'queued' },
+      e => (e.deadline !== null && e.deadline <= now ? null : undefined),
+      this.recording('expired', 'deadline', now),
     );
     const expired = deleted.map(e => ({ ...e, status: 'expired' as OutboxStatus, updatedAt: now }));
     for (const entry of expired) this.eventSubject.next({ type: 'expired', entry });
@@ -313,8 +367,10 @@ export class Outbox {
     const queued = await this.store.outboxList({ identity: this.identityHex, status: 'queued' });
     const stale = queued.filter(e => e.deadline !== null && e.deadline <= now);
     if (stale.length > 0) {
-      const { deleted } = await this.store.outboxModify({ ids: stale.map(e => e.id), status: 'queued' }, e =>
-        e.deadline !== null && e.deadline <= now ? null : undefined,
+      const { deleted } = await this.store.outboxModify(
+        { ids: stale.map(e => e.id), status: 'queued' },
+        e => (e.deadline !== null && e.deadline <= now ? null : undefined),
+        this.recording('expired', 'deadline', now),
       );
       for (const e of deleted) this.eventSubject.next({ type: 'expired', entry: { ...e, status: 'expired', updatedAt: now } });
     }
@@ -351,7 +407,7 @@ export class Outbox {
   /** The server applied them: they leave the outbox. Returns them with status `confirmed`. */
   async markConfirmed(ids: readonly string[]): Promise<OutboxEntry[]> {
     const now = this.clock.now();
-    const { deleted } = await this.store.outboxModify({ ids }, () => null);
+    const { deleted } = await this.store.outboxModify({ ids }, () => null, this.recording('confirmed', 'answer', now));
     return deleted.map(e => ({ ...e, status: 'confirmed' as OutboxStatus, updatedAt: now }));
   }
 
@@ -396,8 +452,10 @@ export class Outbox {
     if (ids.length === 0) return [];
     const owner = this.identityHex;
     const now = this.clock.now();
-    const { deleted } = await this.store.outboxModify({ ids }, e =>
-      e.identity === owner && e.receipts && (e.status === 'sent' || e.status === 'queued') ? null : undefined,
+    const { deleted } = await this.store.outboxModify(
+      { ids },
+      e => (e.identity === owner && e.receipts && (e.status === 'sent' || e.status === 'queued') ? null : undefined),
+      this.recording('confirmed', 'receipt', now),
     );
     return deleted.map(e => ({ ...e, status: 'confirmed' as OutboxStatus, updatedAt: now }));
   }
@@ -416,15 +474,21 @@ export class Outbox {
     return updated;
   }
 
-  /** Forget rejected entries the user has seen. */
+  /** Forget rejected entries the user has seen (their outcome stays `rejected`, with the server's reason). */
   async dismiss(ids: readonly string[]): Promise<OutboxEntry[]> {
-    const { deleted } = await this.store.outboxModify({ ids, status: 'rejected' }, () => null);
+    const { deleted } = await this.store.outboxModify({ ids, status: 'rejected' }, () => null, this.recording(rejectedOr('rejected'), 'dismiss', this.clock.now()));
     return deleted;
   }
 
-  /** Delete entries for good, whatever their state (quarantined ones included). */
+  /**
+   * Delete entries for good, whatever their state (quarantined ones
+   * included). They were never applied: their calls' handles, in every tab,
+   * are rejected as `discarded` (a rejected entry keeps its `rejected`
+   * outcome). An entry already handed to the network may still be applied
+   * by the server: discard entries that are `queued` or quarantined.
+   */
   async discard(ids: readonly string[]): Promise<OutboxEntry[]> {
-    const { deleted } = await this.store.outboxModify({ ids }, () => null);
+    const { deleted } = await this.store.outboxModify({ ids }, () => null, this.recording(rejectedOr('discarded'), 'discard', this.clock.now()));
     return deleted;
   }
 

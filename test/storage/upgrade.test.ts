@@ -42,7 +42,7 @@ describe('storage/Dexie schema upgrade', () => {
     const s = await open({ ...idb, server, lease: 'none' });
     try {
       expect(s.mode).to.equal('durable');
-      expect(s.db!.verno).to.equal(2);
+      expect(s.db!.verno).to.equal(3);
       const entries = await s.outbox.entries();
       expect(entries.map(e => [e.id, e.seq])).to.deep.equal([
         ['a', 1],
