@@ -459,8 +459,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       log.events.next(ev.status === 'confirmed' ? { type: 'confirmed', id: ev.id } : { type: 'rejected', id: ev.id, reason: ev.error });
     }
     if (ev.status === 'confirmed') {
-      metrics.callConfirmed(ev.latencyMs);
-      debug(() => `call ${ev.reducer} confirmed in ${ev.latencyMs.toFixed(1)} ms`);
+      // Latency only from answers this client saw: a receipt or another tab's record says nothing of it.
+      metrics.callConfirmed(ev.via === 'answer' ? ev.latencyMs : undefined);
+      debug(() => `call ${ev.reducer} confirmed ${ev.latencyMs === undefined ? `(${ev.via})` : `in ${ev.latencyMs.toFixed(1)} ms`}`);
     } else if (ev.status === 'rejected') {
       metrics.callRejected();
       debug(() => `call ${ev.reducer} rejected: ${ev.error.message}`);

@@ -45,11 +45,13 @@ export {
   ConnectionLostError,
   SubscriptionError,
   ReducerRejectedError,
+  OutcomeUnknownError,
   ProtocolError,
   type AuthErrorInfo,
   type ConnectionLostInfo,
   type SubscriptionErrorInfo,
   type ReducerRejectedInfo,
+  type OutcomeUnknownInfo,
   type ProtocolErrorInfo,
 } from '../streams/errors.ts';
 export * from '../operators/index.ts';

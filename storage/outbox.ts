@@ -171,7 +171,8 @@ export class Outbox {
   private readonly newId: () => string;
   private readonly lease: DrainLease | undefined;
   private readonly adoptUnowned: boolean;
-  private readonly outcomeTtlMs: number;
+  /** How long outcome records are kept (ms). */
+  readonly outcomeTtlMs: number;
   /** When aged outcome records were last pruned (epoch ms). */
   private lastPrune = -Infinity;
   private identityHex: string | null = null;
