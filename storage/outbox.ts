@@ -113,7 +113,7 @@ export interface OutboxOptions {
   store: Store;
   codecs: ModuleCodecs;
   clock?: Clock;
-  /** Per-reducer policies by canonical reducer name. */
+  /** Per-reducer policies, by the module's reducer name (`send_chat`) or the bindings' accessor (`sendChat`). */
   reducers?: Record<string, ReducerPolicy>;
   /** Name of the parameter that carries the mutation id. @default 'mutationId' */
   mutationIdParam?: string;
@@ -167,6 +167,8 @@ export class Outbox {
   private readonly codecs: ModuleCodecs;
   private readonly clock: Clock;
   private readonly policies: Record<string, ReducerPolicy>;
+  /** Bindings' accessor name → the module's reducer name. */
+  private readonly accessorNames: Map<string, string>;
   private readonly mutationIdParam: string;
   private readonly newId: () => string;
   private readonly lease: DrainLease | undefined;
@@ -187,7 +189,17 @@ export class Outbox {
     this.store = options.store;
     this.codecs = options.codecs;
     this.clock = options.clock ?? systemClock;
-    this.policies = options.reducers ?? {};
+    this.accessorNames = new Map(
+      options.codecs.module.reducers.filter(r => r.accessorName !== undefined && r.accessorName !== r.name).map(r => [r.accessorName!, r.name]),
+    );
+    this.policies = {};
+    for (const [name, policy] of Object.entries(options.reducers ?? {})) {
+      const canonical = this.canonical(name);
+      if (canonical !== name && options.reducers?.[canonical] !== undefined) {
+        throw new TypeError(`reducers: '${name}' and '${canonical}' name the same reducer; give its policy once`);
+      }
+      this.policies[canonical] = policy;
+    }
     this.mutationIdParam = options.mutationIdParam ?? 'mutationId';
     this.newId = options.newId ?? (() => crypto.randomUUID());
     this.lease = options.lease;
@@ -201,6 +213,15 @@ export class Outbox {
     for (const name of Object.keys(this.policies)) {
       if (!this.codecs.reducer(name)) throw new UnknownReducerError(name);
     }
+  }
+
+  /**
+   * The module's reducer name for a name as the bindings' accessor
+   * (`sendChat` → `send_chat`); a module name (or an unknown one) as is.
+   * Entries, their errors and the outbox state show the module's names.
+   */
+  canonical(reducer: string): string {
+    return this.codecs.reducer(reducer) ? reducer : (this.accessorNames.get(reducer) ?? reducer);
   }
 
   /** The identity whose entries are drained (hex), or null when signed out / not yet known. */
@@ -232,6 +253,7 @@ export class Outbox {
 
   /** The policy in force for a reducer, with defaults filled in. */
   policy(reducer: string): Required<ReducerPolicy> {
+    reducer = this.canonical(reducer);
     const p = this.policies[reducer] ?? {};
     const codec = this.codecs.reducer(reducer);
     const takesId = codec?.type.elements.some(e => e.name === this.mutationIdParam && e.algebraicType.tag === 'String') ?? false;
@@ -251,6 +273,7 @@ export class Outbox {
    * the generated id is filled in.
    */
   prepare(reducer: string, args: Record<string, unknown>, options: EnqueueOptions = {}): Omit<OutboxEntry, 'seq'> {
+    reducer = this.canonical(reducer);
     const codec = this.codecs.reducer(reducer);
     if (!codec) throw new UnknownReducerError(reducer);
     const policy = this.policy(reducer);
@@ -439,6 +462,7 @@ export class Outbox {
 
   /** Whether the reducer takes the mutation-id parameter (and so can record receipts). */
   takesMutationId(reducer: string): boolean {
+    reducer = this.canonical(reducer);
     return this.codecs.reducer(reducer)?.type.elements.some(e => e.name === this.mutationIdParam) ?? false;
   }
 

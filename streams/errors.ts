@@ -113,3 +113,26 @@ export class OutcomeUnknownError extends Error {
     super(message, options);
   }
 }
+
+/** What {@link ReceiptsNotFoundError} knows about the missing receipts. */
+export interface ReceiptsNotFoundInfo {
+  /** Reducers (as the bindings name them) that take a mutation id, so were written to record receipts. */
+  readonly reducers: readonly string[];
+  /** The receipts table the client looked for in the bindings. */
+  readonly table: string;
+}
+
+/**
+ * A warning, on `errors$` and in the log at start-up: some reducers take a
+ * mutation id (they record receipts for an exactly-once effect), but the
+ * client has no receipts table to subscribe to. Replays are still skipped by
+ * the module, but calls lost in flight are not resolved from receipts after
+ * a reconnect. Pass `receipts: { table: tables.yourReceipts }` (or name the
+ * table `mutation_receipt`), or `receipts: false` to say you mean it.
+ */
+export class ReceiptsNotFoundError extends Error {
+  override readonly name = 'ReceiptsNotFoundError';
+  constructor(message: string, readonly info: ReceiptsNotFoundInfo, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
