@@ -20,6 +20,11 @@
  *   starts and whenever the outbox changes. A durable call in flight when
  *   the connection dies stays pending: on the next drain it is resolved by
  *   the module's receipts or sent again (see {@link Calls.startDrain}).
+ *   A durable call's handle settles from what this tab saw (the server's
+ *   answer, its receipts) or from the outcome record whichever tab removed
+ *   the entry wrote (confirmed, rejected, expired, superseded, discarded) —
+ *   never from the entry's mere absence; without a record it is rejected
+ *   with an {@link OutcomeUnknownError}.
  *
  * Sends are pipelined: every released call goes out at once, answers settle
  * them as they arrive.
