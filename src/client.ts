@@ -273,7 +273,7 @@ export interface SyncClient<C extends AnyConnection> {
    * entries show the module's name (`storage.outbox.decodeArgs(entry)`
    * shows their arguments).
    */
-  call<Q extends QuerySource = QuerySource>(reducer: string, args: Record<string, unknown>, options?: CallOptions<Q>): CallHandle;
+  call<R extends string, Q extends QuerySource = QuerySource>(reducer: R & (R extends ReducerName<C> ? never : unknown), args: Record<string, unknown>, options?: CallOptions<Q>): CallHandle;
 
   /** Skip the retry wait (or leave `offline`) and connect now. */
   reconnectNow(): void;

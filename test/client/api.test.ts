@@ -70,6 +70,10 @@ describe('client API against the dev server', function () {
       expect(a.status).to.equal('confirmed');
       expect(b.status).to.equal('confirmed');
       expect(chatTexts(server)).to.deep.equal(['by accessor', 'by module name']);
+      // The accessor keeps its typed arguments: a wrong type does not slip through the module-name overload.
+      // @ts-expect-error — text must be a string (checked by `npx tsc --noEmit`)
+      const typed = () => c.call('sendChat', { text: 42 });
+      expect(typed).to.be.a('function');
       // Queued entries show the module's name; decodeArgs shows their arguments.
       server.faults.dropAll();
       await next(c.status$, (s) => s.state === 'reconnecting');
