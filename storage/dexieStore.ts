@@ -137,7 +137,7 @@ export class DexieStore implements Store {
   /** Inside a transaction over `outcomes`: drop the aged records, then write these. */
   private async putOutcomes(records: readonly OutcomeRecord[], pruneBefore: number | undefined): Promise<void> {
     if (pruneBefore !== undefined) await this.db.outcomes.where('at').below(pruneBefore).delete();
-    await this.db.outcomes.bulkPut(records as OutcomeRecord[]);
+    if (records.length > 0) await this.db.outcomes.bulkPut(records as OutcomeRecord[]);
   }
 
   outcomesGet(ids: readonly string[]) {
@@ -160,7 +160,10 @@ export class DexieStore implements Store {
       }
       if (deleted.length) await db.outbox.bulkDelete(deleted.map(e => e.id));
       if (updated.length) await db.outbox.bulkPut(updated);
-      if (outcomes && deleted.length) await this.putOutcomes(deleted.map(e => outcomes.record(e)), outcomes.pruneBefore);
+      if (outcomes && deleted.length) {
+        const records = deleted.map(e => outcomes.record(e)).filter((o): o is OutcomeRecord => o !== undefined);
+        await this.putOutcomes(records, outcomes.pruneBefore);
+      }
       return { updated, deleted };
     });
   }

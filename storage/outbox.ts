@@ -338,14 +338,14 @@ export class Outbox {
 
   /** The outcome records of the entries a write deletes. */
   private recording(
-    outcome: OutcomeRecord['outcome'] | ((e: OutboxEntry) => Pick<OutcomeRecord, 'outcome' | 'error'>),
+    outcome: OutcomeRecord['outcome'] | ((e: OutboxEntry) => Pick<OutcomeRecord, 'outcome' | 'error'> | undefined),
     by: OutcomeRecord['by'],
     now: number,
   ): OutcomeWrite {
     return {
       record: e => {
         const o = typeof outcome === 'function' ? outcome(e) : { outcome, error: null };
-        return { id: e.id, reducer: e.reducer, at: now, by, outcome: o.outcome, error: o.error };
+        return o && { id: e.id, reducer: e.reducer, at: now, by, outcome: o.outcome, error: o.error };
       },
       pruneBefore: this.pruneBefore(now),
     };
@@ -507,13 +507,16 @@ export class Outbox {
 
   /**
    * Delete entries for good, whatever their state (quarantined ones
-   * included). They were never applied: their calls' handles, in every tab,
-   * are rejected as `discarded` (a rejected entry keeps its `rejected`
-   * outcome). An entry already handed to the network may still be applied
-   * by the server: discard entries that are `queued` or quarantined.
+   * included). A queued entry was never applied: its call's handle, in
+   * every tab, is rejected as `discarded`; a rejected entry keeps its
+   * `rejected` outcome. An entry already handed to the network (`sent`) may
+   * still be applied by the server, so no outcome is recorded for it: its
+   * handle gets an `OutcomeUnknownError`. Discard queued or quarantined
+   * entries.
    */
   async discard(ids: readonly string[]): Promise<OutboxEntry[]> {
-    const { deleted } = await this.store.outboxModify({ ids }, () => null, this.recording(rejectedOr('discarded'), 'discard', this.clock.now()));
+    const outcome = (e: OutboxEntry) => (e.status === 'sent' ? undefined : rejectedOr('discarded')(e));
+    const { deleted } = await this.store.outboxModify({ ids }, () => null, this.recording(outcome, 'discard', this.clock.now()));
     return deleted;
   }
 

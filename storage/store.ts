@@ -27,7 +27,8 @@ export type OutboxModify = (entry: OutboxRecord) => OutboxRecord | null | undefi
  * and records older than `pruneBefore` (epoch ms) are dropped meanwhile.
  */
 export interface OutcomeWrite {
-  record(entry: OutboxRecord): OutcomeRecord;
+  /** `undefined`: no record (the outcome is not known, e.g. a discarded entry that was already sent). */
+  record(entry: OutboxRecord): OutcomeRecord | undefined;
   pruneBefore?: number;
 }
 
@@ -225,12 +226,13 @@ export class MemoryStore implements Store {
     if (!this.closed) this.changes.next();
   }
 
-  private recordOutcomes(deleted: readonly OutboxRecord[], record: (e: OutboxRecord) => OutcomeRecord, pruneBefore: number | undefined): void {
+  private recordOutcomes(deleted: readonly OutboxRecord[], record: (e: OutboxRecord) => OutcomeRecord | undefined, pruneBefore: number | undefined): void {
     if (pruneBefore !== undefined) {
       for (const [id, o] of this.outcomes) if (o.at < pruneBefore) this.outcomes.delete(id);
     }
     for (const e of deleted) {
       const o = record(e);
+      if (!o) continue;
       this.outcomes.delete(o.id); // re-inserted last, keeping time order
       this.outcomes.set(o.id, o); // a fresh object made for this write: no copy needed
     }

@@ -64,6 +64,15 @@ for (const mode of ['durable', 'memory'] as const) {
       expect(records.get(newer.id)).to.include({ outcome: 'expired' });
     });
 
+    it('records nothing for a discarded entry that was already sent: the server may still apply it', async () => {
+      const queued = (await s.outbox.enqueue('send_chat', { text: 'queued' })).entry;
+      const sent = (await s.outbox.enqueue('send_chat', { text: 'sent' })).entry;
+      await s.outbox.markSent([sent.id]);
+      const deleted = await s.outbox.discard([queued.id, sent.id]);
+      expect(deleted.map((e) => e.id).sort()).to.deep.equal([queued.id, sent.id].sort());
+      expect((await s.outbox.outcomes([queued.id, sent.id])).map((o) => [o.id, o.outcome])).to.deep.equal([[queued.id, 'discarded']]);
+    });
+
     it('keeps records for outcomeTtlMs: a later write prunes the aged ones', async () => {
       const a = (await s.outbox.enqueue('send_chat', { text: 'a' })).entry;
       await s.outbox.discard([a.id]);
