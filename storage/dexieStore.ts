@@ -113,7 +113,8 @@ export class DexieStore implements Store {
           byKey.set(entry.supersedeKey, list.filter(e => !superseded.includes(e)));
           for (const e of superseded) {
             if (!added.delete(e.id)) deleted.push(e.id);
-            outcomes.push(supersededOutcome(e, entry));
+            const record = supersededOutcome(e, entry);
+            if (record) outcomes.push(record);
           }
         }
         seq += 1;

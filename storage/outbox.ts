@@ -35,7 +35,7 @@ import type { OutboxRecord, OutboxStatus, OutcomeRecord } from './db.ts';
 import { OfflineRefusedError, UnknownReducerError } from './errors.ts';
 import type { DrainLease } from './lease.ts';
 import type { ModuleCodecs } from './schema.ts';
-import type { OutcomeWrite, Store } from './store.ts';
+import { maybeApplied, type OutcomeWrite, type Store } from './store.ts';
 
 /** A stored outbox entry (see {@link OutboxRecord} for every field). */
 export type OutboxEntry = OutboxRecord;
@@ -372,7 +372,7 @@ export class Outbox {
     const { deleted } = await this.store.outboxModify(
       { identity: this.identityHex, status: 'queued' },
       e => (e.deadline !== null && e.deadline <= now ? null : undefined),
-      this.recording('expired', 'deadline', now),
+      this.recording(e => (maybeApplied(e) ? undefined : { outcome: 'expired', error: null }), 'deadline', now),
     );
     const expired = deleted.map(e => ({ ...e, status: 'expired' as OutboxStatus, updatedAt: now }));
     for (const entry of expired) this.eventSubject.next({ type: 'expired', entry });
@@ -394,7 +394,7 @@ export class Outbox {
       const { deleted } = await this.store.outboxModify(
         { ids: stale.map(e => e.id), status: 'queued' },
         e => (e.deadline !== null && e.deadline <= now ? null : undefined),
-        this.recording('expired', 'deadline', now),
+        this.recording(e => (maybeApplied(e) ? undefined : { outcome: 'expired', error: null }), 'deadline', now),
       );
       for (const e of deleted) this.eventSubject.next({ type: 'expired', entry: { ...e, status: 'expired', updatedAt: now } });
     }

@@ -117,8 +117,19 @@ export function supersededBy(candidate: OutboxRecord, entry: Omit<OutboxRecord, 
   );
 }
 
-/** The record of an entry replaced by a newer one with the same supersede key. */
-export function supersededOutcome(old: OutboxRecord, by: Omit<OutboxRecord, 'seq'>): OutcomeRecord {
+/**
+ * Whether an entry leaving the outbox unsent may still have been applied:
+ * it was handed to the network before (then put back after a lost
+ * connection). Its expiry or supersede then records no outcome — the handle
+ * gets an `OutcomeUnknownError`, not a claim that it never applied.
+ */
+export function maybeApplied(entry: Pick<OutboxRecord, 'attempts'>): boolean {
+  return entry.attempts > 0;
+}
+
+/** The record of an entry replaced by a newer one with the same supersede key (none when it may have been applied). */
+export function supersededOutcome(old: OutboxRecord, by: Omit<OutboxRecord, 'seq'>): OutcomeRecord | undefined {
+  if (maybeApplied(old)) return undefined;
   return { id: old.id, outcome: 'superseded', reducer: old.reducer, at: by.createdAt, by: 'supersede', error: null, supersededBy: by.id };
 }
 

@@ -342,7 +342,8 @@ export class Calls {
       side.outbox.events$.subscribe((e) => {
         const t = this.#byEntry.get(e.entry.id);
         if (!t) return;
-        if (e.type === 'expired') this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: expiredError(t.call.reducer, t.call.args) });
+        if (e.entry.attempts > 0) this.#unknown(t, e.entry.id, `${t.call.reducer} was ${e.type} after an earlier send whose answer was lost; it may have been applied then.`);
+        else if (e.type === 'expired') this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: expiredError(t.call.reducer, t.call.args) });
         else this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${e.entry.supersedeKey}'.`, { reducer: t.call.reducer, args: t.call.args, kind: 'superseded' }) });
       }),
       // A signal per committed change, not the whole outbox: reading and
@@ -441,7 +442,9 @@ export class Calls {
       if (!t.settled) this.#byEntry.set(entry.id, t);
       for (const old of superseded) {
         const o = this.#byEntry.get(old.id);
-        if (o) this.#settle(o, { status: 'rejected', id: o.call.id, reducer: o.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${old.supersedeKey}'.`, { reducer: o.call.reducer, args: o.call.args, kind: 'superseded' }) });
+        if (!o) continue;
+        if (old.attempts > 0) this.#unknown(o, old.id, `${o.call.reducer} was superseded after an earlier send whose answer was lost; it may have been applied then.`);
+        else this.#settle(o, { status: 'rejected', id: o.call.id, reducer: o.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${old.supersedeKey}'.`, { reducer: o.call.reducer, args: o.call.args, kind: 'superseded' }) });
       }
       // Straight into the send queue (the entry is at hand): no read of the outbox per call.
       const sendable = entry.status === 'queued' && entry.quarantine === null && entry.identity !== '' && entry.identity === side.outbox.identity;
@@ -790,19 +793,20 @@ export class Calls {
         continue;
       }
       const o = records.get(id);
-      if (!o) {
-        this.#byEntry.delete(id);
-        this.#settle(t, {
-          status: 'rejected',
-          id: t.call.id,
-          reducer: t.call.reducer,
-          error: new OutcomeUnknownError(
-            `${t.call.reducer} left the outbox and its outcome is no longer recorded (outcomes are kept ${side.outbox.outcomeTtlMs} ms); it may or may not have been applied.`,
-            { reducer: t.call.reducer, mutationId: id, outcomeTtlMs: side.outbox.outcomeTtlMs },
-          ),
-        });
-      } else this.#settleFromRecord(t, o);
+      if (!o) this.#unknown(t, id, `${t.call.reducer} left the outbox and no outcome is recorded for it (outcomes are kept ${side.outbox.outcomeTtlMs} ms, and none is recorded for a call that may have been applied); it may or may not have been applied.`);
+      else this.#settleFromRecord(t, o);
     }
+  }
+
+  /** Settle with {@link OutcomeUnknownError}: nobody knows whether the server applied it. */
+  #unknown(t: Tracked, entryId: string, message: string) {
+    if (this.#byEntry.get(entryId) === t) this.#byEntry.delete(entryId);
+    this.#settle(t, {
+      status: 'rejected',
+      id: t.call.id,
+      reducer: t.call.reducer,
+      error: new OutcomeUnknownError(message, { reducer: t.call.reducer, mutationId: entryId, outcomeTtlMs: this.#durable?.outbox.outcomeTtlMs }),
+    });
   }
 
   /** Settle a handle from the outcome another tab (or this one) recorded for its entry. */

@@ -73,6 +73,18 @@ for (const mode of ['durable', 'memory'] as const) {
       expect((await s.outbox.outcomes([queued.id, sent.id])).map((o) => [o.id, o.outcome])).to.deep.equal([[queued.id, 'discarded']]);
     });
 
+    it('records nothing when an entry sent before (then put back after a lost answer) expires or is superseded: it may have been applied', async () => {
+      const stale = (await s.outbox.enqueue('send_chat', { text: 'stale' })).entry;
+      const older = (await s.outbox.enqueue('send_chat', { text: 'older' }, { supersedeKey: 'k', deadline: time.now() + 1e9 })).entry;
+      await s.outbox.markSent([stale.id, older.id]);
+      await s.outbox.requeueSent(); // the connection died before the answers
+      const newer = (await s.outbox.enqueue('send_chat', { text: 'newer' }, { supersedeKey: 'k', deadline: time.now() + 1e9 })).entry;
+      time.advance(2000);
+      expect((await s.outbox.expire()).map((e) => e.id)).to.deep.equal([stale.id]);
+      expect(await s.outbox.outcomes([stale.id, older.id])).to.deep.equal([]);
+      expect((await s.outbox.entries()).map((e) => e.id)).to.deep.equal([newer.id]);
+    });
+
     it('keeps records for outcomeTtlMs: a later write prunes the aged ones', async () => {
       const a = (await s.outbox.enqueue('send_chat', { text: 'a' })).entry;
       await s.outbox.discard([a.id]);
@@ -156,6 +168,18 @@ describe('Calls: a handle settles from the outcome record, or says the outcome i
     const err = await h.catch((e: unknown) => e);
     expect(err).to.be.instanceOf(ReducerRejectedError);
     expect((err as Error).message).to.contain('message must not be empty');
+  });
+
+  it('a call sent once, put back after a lost answer, then expired: OutcomeUnknownError, not "expired"', async () => {
+    const h = calls.call('sendChat', { text: 'maybe applied' }, { deadline: time.now() + 1000 });
+    await until(() => h.mutationId !== undefined, 'the call to be stored');
+    await tabB.outbox.markSent([h.mutationId!]);
+    await tabB.outbox.requeueSent();
+    time.advance(2000);
+    await tabB.outbox.expire();
+    signal.next();
+    const err = await h.catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(OutcomeUnknownError);
   });
 
   it('the handle is promise-like: catch and finally work as on a Promise', async () => {
