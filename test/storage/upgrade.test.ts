@@ -6,7 +6,7 @@ import { productCodec } from '../../storage/codec.ts';
 import { ALICE, arena, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
 describe('storage/Dexie schema upgrade', () => {
-  it('opens a real version-1 database with rows and upgrades it to version 2', async () => {
+  it('opens a real version-1 database with rows and upgrades it through version 2 (seq, identity index) to version 3 (outcomes)', async () => {
     const idb = freshIndexedDB();
     const server = uniqueServer();
     const name = databaseName(server, 'arena');
