@@ -69,10 +69,9 @@ export interface CallOutbox {
 
 /**
  * How a call's confirmation was learnt: `answer` — this client saw the
- * server's answer to its send; `receipt` — after a reconnect, this client
- * found the call among the module's receipts; `record` — another tab (or an
- * earlier session) saw the server apply it and recorded that in the shared
- * storage.
+ * server's answer to its send; `receipt` — after a reconnect the call was
+ * found among the module's receipts (by this tab or another); `record` —
+ * another tab saw the server's answer and recorded it in the shared storage.
  */
 export type ConfirmedVia = 'answer' | 'receipt' | 'record';
 
@@ -816,7 +815,7 @@ export class Calls {
     const reject = (error: Error) => this.#settle(t, { status: 'rejected', id: t.call.id, reducer, error });
     switch (o.outcome) {
       case 'confirmed':
-        this.#settle(t, { status: 'confirmed', id: t.call.id, reducer, latencyMs: undefined, via: 'record' });
+        this.#settle(t, { status: 'confirmed', id: t.call.id, reducer, latencyMs: undefined, via: o.by === 'receipt' ? 'receipt' : 'record' });
         return;
       case 'expired':
         return reject(expiredError(reducer, args));
