@@ -146,6 +146,10 @@ export class DexieStore implements Store {
     return this.db.outcomes.bulkGet([...new Set(ids)]).then(found => found.filter((o): o is OutcomeRecord => o !== undefined));
   }
 
+  outcomesList() {
+    return this.db.outcomes.toArray();
+  }
+
   outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite) {
     const { db } = this;
     // Only a write that may delete entries with an outcome takes the outcomes table too.

@@ -62,6 +62,8 @@ export interface Store {
   outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite): Promise<{ updated: OutboxRecord[]; deleted: OutboxRecord[] }>;
   /** The outcome records kept for these entry ids (missing ones left out). */
   outcomesGet(ids: readonly string[]): Promise<OutcomeRecord[]>;
+  /** Every outcome record kept (copied to memory on a failover). */
+  outcomesList(): Promise<OutcomeRecord[]>;
   /** Every entry in seq order, re-emitted on every change (from any tab, for the durable store). */
   outbox$(): Observable<OutboxRecord[]>;
   /**
@@ -136,6 +138,7 @@ export function supersededOutcome(old: OutboxRecord, by: Omit<OutboxRecord, 'seq
 /** What a {@link MemoryStore} starts from (a failover copies what the durable store still holds). */
 export interface MemorySeed {
   outbox?: OutboxRecord[];
+  outcomes?: OutcomeRecord[];
   meta?: Record<string, unknown>;
 }
 
@@ -187,6 +190,7 @@ export class MemoryStore implements Store {
       this.put(structuredClone(e));
       this.seq = Math.max(this.seq, e.seq);
     }
+    for (const o of [...(seed.outcomes ?? [])].sort((a, b) => a.at - b.at)) this.outcomes.set(o.id, structuredClone(o));
     for (const [k, v] of Object.entries(seed.meta ?? {})) this.meta.set(k, structuredClone(v));
     this.seq = Math.max(this.seq, Number(this.meta.get('seq') ?? 0));
   }
@@ -256,6 +260,10 @@ export class MemoryStore implements Store {
       if (o) found.push(structuredClone(o));
     }
     return found;
+  }
+
+  async outcomesList() {
+    return [...this.outcomes.values()].map(o => structuredClone(o));
   }
 
   async outboxInsert(entry: Omit<OutboxRecord, 'seq'>, pruneBefore?: number) {
