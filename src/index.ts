@@ -6,12 +6,14 @@
  */
 export {
   createSyncClient,
+  mergeRetry,
   type SyncClient,
   type SyncClientOptions,
   type TokenProvider,
   type TokenRequest,
   type HeartbeatOptions,
   type TableQueryOptions,
+  type WhereOf,
   type RowOf,
   type CallOptions,
   type Optimistic,

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
-import { mergeRetry } from '../../src/client.ts';
+import { mergeRetry } from '../../src/index.ts';
 import { OfflineRefusedError } from '../../storage/errors.ts';
 import { ReceiptsNotFoundError, type OutboxState } from '../../src/index.ts';
 import { DbConnection } from '../../demo/arena/bindings/index.ts';
