@@ -3,9 +3,10 @@
  * of project issue 9 (engine: test/chaos/engine.ts). Prints progress, a
  * report and, as its last line, the summary:
  *
- *   chaos: seed=<n> clients=<k> mutations=<m> applied=<a> rejected=<r> lost=<l> duplicated=<d> diverged=<v> faults=<f>
+ *   chaos: seed=<n> clients=<k> mutations=<m> applied=<a> rejected=<r> lost=<l> duplicated=<d> diverged=<v> faults=<f> handles: confirmed=<c> confirmedNotOnServer=<x> rejected=<j> rejectedOnServer=<y> unknown=<u> closed=<z>
  *
- * Exits 1 when anything was lost, duplicated or diverged (or the run found
+ * Exits 1 when anything was lost, duplicated or diverged, when a handle said
+ * confirmed for a call not on the server or rejected for one that is (or the run found
  * another problem: a wrong rejection reason, an unhandled error, the heap
  * over its bound), 2 on bad flags.
  */

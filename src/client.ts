@@ -37,7 +37,7 @@ import { MemoryStore } from '../storage/store.ts';
 import { ModuleCodecs, moduleFromBindings, type StorageModule } from '../storage/schema.ts';
 import { MigrationError, StorageError, toStorageError } from '../storage/errors.ts';
 import type { MigrationProgress } from '../storage/migrations.ts';
-import { AuthError, ConnectionLostError, ProtocolError } from '../streams/errors.ts';
+import { AuthError, ConnectionLostError, ProtocolError, ReceiptsNotFoundError } from '../streams/errors.ts';
 import { supervise, type SessionEvent, type Trigger } from '../streams/lifecycle.ts';
 import { LiveQueries, type ConnectionLike, type SyncProgress, type TableChangeBatch } from '../streams/liveQueries.ts';
 import { createLogger, type Logger, type LoggerOptions } from '../streams/logger.ts';
@@ -90,7 +90,13 @@ export interface SyncClientOptions<C extends AnyConnection> {
   /** Told the token and identity after every successful login (persist an anonymous token here). */
   onToken?: (token: string, identity: Identity) => void;
   /**
-   * Reconnect policy (`retryBackoff`).
+   * Reconnect policy (`retryBackoff`). The fields you give win; the others
+   * keep their defaults, with one adjustment: `maxInterval` left out is
+   * raised to your `initialInterval` when that is larger (so
+   * `{ initialInterval: 60_000 }` waits 60 s, not the default 30 s cap).
+   * Giving both with `maxInterval < initialInterval` is refused with a
+   * `TypeError`. The default jitter is `'full'` (each wait is random in
+   * `[0, delay]`): pass `jitter: 'none'` for exact waits.
    * @default { initialInterval: 500, maxInterval: 30_000, jitter: 'full' }
    */
   retry?: Partial<Omit<RetryBackoffConfig, 'onRetry' | 'resetOnSuccess' | 'scheduler'>>;
@@ -121,13 +127,18 @@ export interface SyncClientOptions<C extends AnyConnection> {
    * tell the client which calls took effect before a connection dropped.
    * Subscribed on every connection when the client has storage.
    * `false`: no receipts subscription (replays still apply at most once for
-   * reducers that record receipts). @default the bindings' `mutation_receipt` table, if any
+   * reducers that record receipts). When storage is used, no receipts table
+   * is found and some reducers take a mutation id, a
+   * `ReceiptsNotFoundError` naming them is put on `errors$` (and logged) at
+   * start-up; `false` says you mean it and silences it.
+   * @default the bindings' `mutation_receipt` table (accessor `mutationReceipt`), if any
    */
   receipts?: ReceiptsOptions | false;
   /**
-   * Per-reducer offline policy, priority and receipts, by canonical reducer
-   * name, for a client without storage or one that opens its storage itself
-   * (an opened storage brings its own `reducers`). @default every reducer `queue`
+   * Per-reducer offline policy, priority and receipts, keyed by the module's
+   * reducer name (`send_chat`) or the bindings' accessor (`sendChat`), for a
+   * client without storage or one that opens its storage itself (an opened
+   * storage brings its own `reducers`). @default every reducer `queue`
    */
   reducers?: Record<string, ReducerPolicy>;
   /** Persist subscribed tables' rows for an offline start (storage only). @default true */
@@ -185,10 +196,16 @@ export interface CallOptions<Q extends QuerySource = QuerySource> extends BaseCa
 /** Row type of a table reference or query from the bindings. */
 export type RowOf<Q> = Q extends RowTypedQuery<infer R, any> ? R : Record<string, any>;
 
+/** The predicate a table reference's own `where` takes (typed on that table's columns), else any function. */
+export type WhereOf<Q> = Q extends { where(predicate: infer P): any } ? P : (row: any) => any;
+
 /** Options of `table$` / `changes$` / `row$`. */
-export interface TableQueryOptions {
-  /** Filter with the SDK's query builder: `{ where: r => r.age.gte(18) }`. Becomes subscription SQL. */
-  where?: (row: any) => any;
+export interface TableQueryOptions<Q = QuerySource> {
+  /**
+   * Filter with the SDK's query builder, typed on the table's columns:
+   * `{ where: r => r.age.gte(18) }`. Becomes subscription SQL.
+   */
+  where?: WhereOf<Q>;
 }
 
 type ReducerName<C extends AnyConnection> = Extract<keyof C['reducers'], string>;
@@ -204,6 +221,8 @@ export interface SyncClient<C extends AnyConnection> {
   readonly phase$: Observable<Phase>;
   /** The identity, once logged in. */
   readonly identity$: Observable<Identity>;
+  /** The current identity, synchronously: undefined before the first login. */
+  readonly identity: Identity | undefined;
   /** Initial sync progress of the current connection. */
   readonly syncProgress$: Observable<SyncProgress>;
   /** Recoverable errors (never ending a data stream). */
@@ -227,17 +246,17 @@ export interface SyncClient<C extends AnyConnection> {
   readonly connection: C | undefined;
 
   /** Rows of a table (optionally filtered): current rows first, then one snapshot per transaction. */
-  table$<Q extends QuerySource>(table: Q, options?: TableQueryOptions): Observable<ReadonlyMap<RowKey, RowOf<Q>>>;
+  table$<Q extends QuerySource>(table: Q, options?: TableQueryOptions<Q>): Observable<ReadonlyMap<RowKey, RowOf<Q>>>;
   /** Change batches, one per transaction; the first batch holds the current rows as inserts. */
-  changes$<Q extends QuerySource>(table: Q, options?: TableQueryOptions): Observable<readonly RowChange<RowOf<Q>>[]>;
+  changes$<Q extends QuerySource>(table: Q, options?: TableQueryOptions<Q>): Observable<readonly RowChange<RowOf<Q>>[]>;
   /**
    * The rows with pending optimistic predictions applied, which keys are
    * pending, and rollback/conflict events (`reconcile`'s view). `table$` emits
    * its `rows`.
    */
-  optimistic$<Q extends QuerySource>(table: Q, options?: TableQueryOptions): Observable<ReconciledView<RowKey, RowOf<Q>>>;
+  optimistic$<Q extends QuerySource>(table: Q, options?: TableQueryOptions<Q>): Observable<ReconciledView<RowKey, RowOf<Q>>>;
   /** One row by primary key (`undefined` while absent). */
-  row$<Q extends QuerySource>(table: Q, key: unknown, options?: TableQueryOptions): Observable<RowOf<Q> | undefined>;
+  row$<Q extends QuerySource>(table: Q, key: unknown, options?: TableQueryOptions<Q>): Observable<RowOf<Q> | undefined>;
 
   /**
    * Call a reducer (accessor name from the bindings). Arguments that do not
@@ -248,6 +267,13 @@ export interface SyncClient<C extends AnyConnection> {
    * id), at-least-once for the others.
    */
   call<K extends ReducerName<C>, Q extends QuerySource = QuerySource>(reducer: K, args: ReducerArgs<C, K>, options?: CallOptions<Q>): CallHandle;
+  /**
+   * The same by the module's own reducer name (`send_chat`): both names
+   * work. Handles and their errors show the name you called with; outbox
+   * entries show the module's name (`storage.outbox.decodeArgs(entry)`
+   * shows their arguments).
+   */
+  call<R extends string, Q extends QuerySource = QuerySource>(reducer: R & (R extends ReducerName<C> ? never : unknown), args: Record<string, unknown>, options?: CallOptions<Q>): CallHandle;
 
   /** Skip the retry wait (or leave `offline`) and connect now. */
   reconnectNow(): void;
@@ -263,6 +289,22 @@ export interface SyncClient<C extends AnyConnection> {
 }
 
 const DEFAULT_RETRY = { initialInterval: 500, maxInterval: 30_000, jitter: 'full' as const };
+
+/**
+ * The reconnect policy from the user's partial `retry`: their fields win; a
+ * `maxInterval` they left out is raised to their `initialInterval` when that
+ * is larger; both given with `maxInterval < initialInterval` is refused.
+ */
+export function mergeRetry(user: SyncClientOptions<AnyConnection>['retry'] = {}): RetryBackoffConfig {
+  const given = Object.fromEntries(Object.entries(user ?? {}).filter(([, v]) => v !== undefined)) as NonNullable<SyncClientOptions<AnyConnection>['retry']>;
+  const merged = { ...DEFAULT_RETRY, ...given };
+  if (given.maxInterval !== undefined && given.initialInterval !== undefined && given.maxInterval < given.initialInterval) {
+    throw new TypeError(`createSyncClient: retry.maxInterval (${given.maxInterval}) is below retry.initialInterval (${given.initialInterval}); raise maxInterval or leave it out.`);
+  }
+  if (given.maxInterval === undefined && merged.initialInterval > merged.maxInterval) merged.maxInterval = merged.initialInterval;
+  if (given.maxInterval !== undefined && given.initialInterval === undefined && merged.maxInterval < merged.initialInterval) merged.initialInterval = merged.maxInterval;
+  return merged as RetryBackoffConfig;
+}
 const DEFAULT_PROBE = 'SELECT * FROM __stdb_rx_heartbeat__';
 
 function lostReason(err: unknown): ConnectionLostError['info']['reason'] {
@@ -285,6 +327,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const probeBuilder = options.builder();
   if (!options.uri && !probeBuilder.getUri()) throw new TypeError('createSyncClient: no server URI: pass `uri` or a builder with `withUri`.');
   if (!options.database && !probeBuilder.getModuleName()) throw new TypeError('createSyncClient: no database: pass `database` or a builder with `withDatabaseName`.');
+  const retry = mergeRetry(options.retry);
   const hb = options.heartbeat === false ? undefined : { interval: 15_000, timeout: 10_000, query: DEFAULT_PROBE, ...options.heartbeat };
   const connectTimeout = options.connectTimeout ?? 15_000;
   const scheduler = options.scheduler ?? asyncScheduler;
@@ -459,8 +502,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       log.events.next(ev.status === 'confirmed' ? { type: 'confirmed', id: ev.id } : { type: 'rejected', id: ev.id, reason: ev.error });
     }
     if (ev.status === 'confirmed') {
-      metrics.callConfirmed(ev.latencyMs);
-      debug(() => `call ${ev.reducer} confirmed in ${ev.latencyMs.toFixed(1)} ms`);
+      // Latency only from answers this client saw: a receipt or another tab's record says nothing of it.
+      metrics.callConfirmed(ev.via === 'answer' ? ev.latencyMs : undefined);
+      debug(() => `call ${ev.reducer} confirmed ${ev.latencyMs === undefined ? `(${ev.via})` : `in ${ev.latencyMs.toFixed(1)} ms`}`);
     } else if (ev.status === 'rejected') {
       metrics.callRejected();
       debug(() => `call ${ev.reducer} rejected: ${ev.error.message}`);
@@ -730,7 +774,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
 
   const lifecycle$ = supervise({
     session,
-    retry: { ...DEFAULT_RETRY, ...options.retry },
+    retry,
     isFatal: (e) => e instanceof AuthError,
     triggers: merge(triggers, env$),
     checkLiveness: () => liveCheck?.(),
@@ -819,6 +863,19 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     if (closed) return;
     calls.useDurable({ outbox: st.outbox, canonical: (a) => toCanonical.get(a) ?? a, accessor: (c) => toAccessor.get(c) ?? c } satisfies DurableSide);
     if (receipts) receiptsEntry = queries.acquire(receipts.query);
+    else if (options.receipts === undefined) {
+      // No silent degrade of exactly-once: say which reducers expected receipts, and how to configure them.
+      const expecting = (bindings?.reducers ?? []).filter((r) => st.outbox.takesMutationId(r.name)).map((r) => r.accessorName ?? r.name);
+      if (expecting.length > 0) {
+        const warning = new ReceiptsNotFoundError(
+          `${expecting.join(', ')} take${expecting.length === 1 ? 's' : ''} a ${mutationIdParam} but the bindings have no \`mutation_receipt\` table: calls lost in flight are not resolved from receipts after a reconnect. ` +
+            'Pass `receipts: { table: tables.<yourReceipts> }` to createSyncClient (or name the module\'s table `mutation_receipt`), or `receipts: false` if this is intended.',
+          { reducers: expecting, table: 'mutation_receipt' },
+        );
+        log.log('warn', warning.message);
+        errorsSubject.next(warning);
+      }
+    }
     if (st.lease) {
       st.lease.start();
       storageSubs.push(
@@ -848,6 +905,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     },
     get connection() {
       return connection;
+    },
+    get identity() {
+      return identitySubject.value;
     },
     get storage() {
       return storage;
@@ -931,8 +991,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       );
     },
 
-    call(reducer, args, opts) {
-      const handle = calls.call(reducer, args, opts);
+    call(reducer: string, args: unknown, opts?: CallOptions<QuerySource>) {
+      // The module's name (`send_chat`) works as well as the bindings' accessor (`sendChat`).
+      const handle = calls.call(toCanonical.has(reducer) ? reducer : (toAccessor.get(reducer) ?? reducer), args, opts);
       const optimistic = opts?.optimistic;
       if (optimistic && !closed) {
         const table = compileQuery<any>(optimistic.table).table.accessorName;

@@ -6,12 +6,14 @@
  */
 export {
   createSyncClient,
+  mergeRetry,
   type SyncClient,
   type SyncClientOptions,
   type TokenProvider,
   type TokenRequest,
   type HeartbeatOptions,
   type TableQueryOptions,
+  type WhereOf,
   type RowOf,
   type CallOptions,
   type Optimistic,
@@ -37,7 +39,7 @@ export type { ConnectionStatus, ConnectionState, Phase, LifecycleEvent } from '.
 export type { SyncProgress } from '../streams/liveQueries.ts';
 export type { RowChange, RowKey } from '../streams/tableView.ts';
 export type { ClientMetrics, LatencyStats } from '../streams/metrics.ts';
-export { CallHandle, type CallOutcome, type CallOutbox, type OutboxCall } from '../streams/calls.ts';
+export { CallHandle, type CallOutcome, type CallOutbox, type ConfirmedVia, type OutboxCall } from '../streams/calls.ts';
 export { PersistentMap } from '../streams/persistentMap.ts';
 export { createLogger, redact, type Logger, type LoggerOptions, type LogLevel, type LogSink } from '../streams/logger.ts';
 export {
@@ -45,11 +47,15 @@ export {
   ConnectionLostError,
   SubscriptionError,
   ReducerRejectedError,
+  OutcomeUnknownError,
+  ReceiptsNotFoundError,
   ProtocolError,
   type AuthErrorInfo,
   type ConnectionLostInfo,
   type SubscriptionErrorInfo,
   type ReducerRejectedInfo,
+  type OutcomeUnknownInfo,
+  type ReceiptsNotFoundInfo,
   type ProtocolErrorInfo,
 } from '../streams/errors.ts';
 export * from '../operators/index.ts';

@@ -10,6 +10,10 @@
  *   `quarantine` field, and an `[identity+status]` index for draining one
  *   identity's queue. The upgrade numbers existing entries in their
  *   `createdAt` order.
+ * - v3: an `outcomes` table: what became of every entry that left the
+ *   outbox (confirmed, rejected, expired, superseded, discarded), kept for
+ *   a bounded time so every tab's call handles settle from what happened,
+ *   not from a guess. Nothing moves: the table starts empty.
  */
 import { Dexie, type Table, type Transaction } from 'dexie';
 
@@ -49,6 +53,35 @@ export interface OutboxRecord {
   error: { code: string; message: string } | null;
   /** Set when a schema migration could not carry the entry: it is kept but never sent. */
   quarantine: { code: 'migration'; message: string } | null;
+}
+
+/** How an entry left the outbox (the call handle's outcome follows from it). */
+export type OutcomeKind = 'confirmed' | 'rejected' | 'expired' | 'superseded' | 'discarded';
+
+/**
+ * What became of an outbox entry, written in the same transaction that
+ * removed it, and kept for a bounded time (`outcomeTtlMs`) so that every
+ * tab sharing the storage can settle its call handle from it.
+ */
+export interface OutcomeRecord {
+  /** The entry's id (its mutation id). */
+  id: string;
+  outcome: OutcomeKind;
+  /** Canonical reducer name. */
+  reducer: string;
+  /** Epoch ms when it was recorded (records older than the lifetime are pruned). */
+  at: number;
+  /**
+   * What removed it: `answer` (the server's answer to a send), `receipt`
+   * (found among the module's receipts after a reconnect), `dismiss`,
+   * `discard`, `migration` (a migrator dropped it), `deadline`, or
+   * `supersede`.
+   */
+  by: 'answer' | 'receipt' | 'dismiss' | 'discard' | 'migration' | 'deadline' | 'supersede';
+  /** The server's reason (`rejected`), or the app's / migrator's note. */
+  error: { code: string; message: string } | null;
+  /** `superseded`: the id of the entry that replaced it. */
+  supersededBy?: string;
 }
 
 /** A v1 outbox entry (no seq, updatedAt or quarantine). */
@@ -100,6 +133,11 @@ export const SCHEMA_V2 = {
   outbox: '&id, &seq, status, [identity+status], supersedeKey',
 } as const;
 
+/** v3 adds the outcome records, indexed by time for pruning. */
+export const SCHEMA_V3 = {
+  outcomes: '&id, at',
+} as const;
+
 /** Number the v1 entries in their `createdAt` order (ties broken by id). */
 export async function upgradeToV2(tx: Transaction): Promise<void> {
   const table = tx.table<OutboxRecordV1 & Partial<OutboxRecord>, string>('outbox');
@@ -126,6 +164,7 @@ export class StdbRxDB extends Dexie {
   snapshotMeta!: Table<TableRecord, string>;
   meta!: Table<MetaRecord, string>;
   leases!: Table<LeaseRecord, string>;
+  outcomes!: Table<OutcomeRecord, string>;
 
   constructor(name: string, factory: DexieFactory = {}) {
     super(name, { ...factory, autoOpen: true });
@@ -139,6 +178,7 @@ export class StdbRxDB extends Dexie {
     }
     this.version(1).stores(SCHEMA_V1);
     this.version(2).stores(SCHEMA_V2).upgrade(upgradeToV2);
+    this.version(3).stores(SCHEMA_V3);
   }
 }
 

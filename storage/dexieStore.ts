@@ -4,14 +4,15 @@
  */
 import { from, Observable } from 'rxjs';
 import { Dexie, liveQuery } from 'dexie';
-import type { OutboxRecord, StdbRxDB } from './db.ts';
+import type { OutboxRecord, OutcomeRecord, StdbRxDB } from './db.ts';
 import { DuplicateMutationIdError } from './errors.ts';
-import { matcher, supersededBy, type OutboxModify, type OutboxQuery, type Store, type TableWrite } from './store.ts';
+import { matcher, supersededBy, supersededOutcome, type OutboxModify, type OutboxQuery, type OutcomeWrite, type Store, type TableWrite } from './store.ts';
 
 type InsertResult = { value: { entry: OutboxRecord; superseded: OutboxRecord[] } } | { error: Error };
 
 interface PendingInsert {
   entry: Omit<OutboxRecord, 'seq'>;
+  pruneBefore?: number;
   resolve: (r: { entry: OutboxRecord; superseded: OutboxRecord[] }) => void;
   reject: (error: unknown) => void;
 }
@@ -46,9 +47,9 @@ export class DexieStore implements Store {
    * transaction per insert made a burst of n calls queue n read-write
    * transactions (fake-indexeddb rescans its pending transactions for each).
    */
-  outboxInsert(entry: Omit<OutboxRecord, 'seq'>): Promise<{ entry: OutboxRecord; superseded: OutboxRecord[] }> {
+  outboxInsert(entry: Omit<OutboxRecord, 'seq'>, pruneBefore?: number): Promise<{ entry: OutboxRecord; superseded: OutboxRecord[] }> {
     return new Promise((resolve, reject) => {
-      this.pendingInserts.push({ entry, resolve, reject });
+      this.pendingInserts.push({ entry, pruneBefore, resolve, reject });
       if (!this.inserting) {
         this.inserting = true;
         void this.flushInserts();
@@ -63,7 +64,8 @@ export class DexieStore implements Store {
       this.pendingInserts = [];
       let results: InsertResult[];
       try {
-        results = await this.insertBatch(batch.map(b => b.entry));
+        const prunes = batch.map(b => b.pruneBefore).filter((p): p is number => p !== undefined);
+        results = await this.insertBatch(batch.map(b => b.entry), prunes.length > 0 ? Math.max(...prunes) : undefined);
       } catch (error) {
         for (const b of batch) b.reject(error);
         continue;
@@ -77,9 +79,9 @@ export class DexieStore implements Store {
     this.inserting = false;
   }
 
-  private insertBatch(entries: Omit<OutboxRecord, 'seq'>[]): Promise<InsertResult[]> {
+  private insertBatch(entries: Omit<OutboxRecord, 'seq'>[], pruneBefore: number | undefined): Promise<InsertResult[]> {
     const { db } = this;
-    return db.transaction('rw', db.outbox, db.meta, async () => {
+    return db.transaction('rw', db.outbox, db.meta, db.outcomes, async () => {
       const existing = await db.outbox.bulkGet(entries.map(e => e.id));
       const taken = new Set(existing.filter((e): e is OutboxRecord => e !== undefined).map(e => e.id));
       const keys = [...new Set(entries.map(e => e.supersedeKey).filter(k => k !== ''))];
@@ -96,6 +98,7 @@ export class DexieStore implements Store {
       let seq = Number((await db.meta.get('seq'))?.value ?? 0);
       const added = new Map<string, OutboxRecord>();
       const deleted: string[] = [];
+      const outcomes: OutcomeRecord[] = [];
       const results: InsertResult[] = [];
       for (const entry of entries) {
         if (taken.has(entry.id)) {
@@ -110,6 +113,8 @@ export class DexieStore implements Store {
           byKey.set(entry.supersedeKey, list.filter(e => !superseded.includes(e)));
           for (const e of superseded) {
             if (!added.delete(e.id)) deleted.push(e.id);
+            const record = supersededOutcome(e, entry);
+            if (record) outcomes.push(record);
           }
         }
         seq += 1;
@@ -119,6 +124,7 @@ export class DexieStore implements Store {
         results.push({ value: { entry: stored, superseded } });
       }
       if (deleted.length) await db.outbox.bulkDelete(deleted);
+      if (outcomes.length) await this.putOutcomes(outcomes, pruneBefore);
       await db.meta.put({ key: 'seq', value: seq });
       if (added.size) await db.outbox.bulkAdd([...added.values()]);
       return results;
@@ -129,9 +135,26 @@ export class DexieStore implements Store {
     return this.db.transaction('r', this.db.outbox, () => this.select(query));
   }
 
-  outboxModify(query: OutboxQuery, fn: OutboxModify) {
+  /** Inside a transaction over `outcomes`: drop the aged records, then write these. */
+  private async putOutcomes(records: readonly OutcomeRecord[], pruneBefore: number | undefined): Promise<void> {
+    if (pruneBefore !== undefined) await this.db.outcomes.where('at').below(pruneBefore).delete();
+    if (records.length > 0) await this.db.outcomes.bulkPut(records as OutcomeRecord[]);
+  }
+
+  outcomesGet(ids: readonly string[]) {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.db.outcomes.bulkGet([...new Set(ids)]).then(found => found.filter((o): o is OutcomeRecord => o !== undefined));
+  }
+
+  outcomesList() {
+    return this.db.outcomes.toArray();
+  }
+
+  outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite) {
     const { db } = this;
-    return db.transaction('rw', db.outbox, async () => {
+    // Only a write that may delete entries with an outcome takes the outcomes table too.
+    const tables = outcomes ? [db.outbox, db.outcomes] : [db.outbox];
+    return db.transaction('rw', tables, async () => {
       const updated: OutboxRecord[] = [];
       const deleted: OutboxRecord[] = [];
       for (const entry of await this.select(query)) {
@@ -142,6 +165,10 @@ export class DexieStore implements Store {
       }
       if (deleted.length) await db.outbox.bulkDelete(deleted.map(e => e.id));
       if (updated.length) await db.outbox.bulkPut(updated);
+      if (outcomes && deleted.length) {
+        const records = deleted.map(e => outcomes.record(e)).filter((o): o is OutcomeRecord => o !== undefined);
+        await this.putOutcomes(records, outcomes.pruneBefore);
+      }
       return { updated, deleted };
     });
   }

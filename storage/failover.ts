@@ -4,15 +4,15 @@
  * {@link StorageError} on `errors$`, and `mode$` says `'memory'` from then on.
  *
  * On the switch it copies what the durable store can still read (outbox
- * entries and meta: a full quota still allows reads) into the memory store,
+ * entries, outcome records and meta: a full quota still allows reads) into the memory store,
  * and retries the failed operation there, so the call that hit the quota is
  * not lost. Snapshot rows are not copied: they only matter for the next cold
  * start, which memory cannot serve anyway.
  */
 import { BehaviorSubject, ReplaySubject, catchError, concat, defer, EMPTY, of, switchMap, type Observable } from 'rxjs';
 import { OutboxError, toStorageError, type StorageError } from './errors.ts';
-import type { OutboxRecord } from './db.ts';
-import { MemoryStore, type OutboxModify, type OutboxQuery, type Store, type StorageMode, type TableWrite } from './store.ts';
+import type { OutboxRecord, OutcomeRecord } from './db.ts';
+import { MemoryStore, type OutboxModify, type OutboxQuery, type OutcomeWrite, type Store, type StorageMode, type TableWrite } from './store.ts';
 
 /** Meta keys copied to memory on a failover. */
 const COPIED_META = ['seq', 'schema', 'token', 'session'];
@@ -59,9 +59,12 @@ export class FailoverStore implements Store {
     this.degrading ??= (async () => {
       const durable = this.current;
       let outbox: OutboxRecord[] = [];
+      let outcomes: OutcomeRecord[] = [];
       const meta: Record<string, unknown> = {};
       try {
         outbox = await durable.outboxList();
+        // The outcomes too: a handle waiting on an entry removed before the switch still settles from its record.
+        outcomes = await durable.outcomesList().catch(() => []);
         for (const key of COPIED_META) {
           const value = await durable.metaGet(key);
           if (value !== undefined) meta[key] = value;
@@ -69,7 +72,7 @@ export class FailoverStore implements Store {
       } catch {
         // Unreadable too: start empty. The failure itself is already reported.
       }
-      this.current = new MemoryStore({ outbox, meta });
+      this.current = new MemoryStore({ outbox, outcomes, meta });
       try {
         durable.close();
       } catch {
@@ -93,16 +96,24 @@ export class FailoverStore implements Store {
     }
   }
 
-  outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
-    return this.run('outbox.insert', s => s.outboxInsert(entry));
+  outboxInsert(entry: Omit<OutboxRecord, 'seq'>, pruneBefore?: number) {
+    return this.run('outbox.insert', s => s.outboxInsert(entry, pruneBefore));
   }
 
   outboxList(query?: OutboxQuery) {
     return this.run('outbox.list', s => s.outboxList(query));
   }
 
-  outboxModify(query: OutboxQuery, fn: OutboxModify) {
-    return this.run('outbox.modify', s => s.outboxModify(query, fn));
+  outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite) {
+    return this.run('outbox.modify', s => s.outboxModify(query, fn, outcomes));
+  }
+
+  outcomesGet(ids: readonly string[]) {
+    return this.run('outcomes.get', s => s.outcomesGet(ids));
+  }
+
+  outcomesList() {
+    return this.run('outcomes.list', s => s.outcomesList());
   }
 
   outbox$(): Observable<OutboxRecord[]> {

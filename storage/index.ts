@@ -32,7 +32,7 @@ export {
   type OutboxMigrationResult,
 } from './migrations.ts';
 export { StoreLease, WebLocksLease, browserLocks, type DrainLease, type LockManagerLike, type StoreLeaseOptions } from './lease.ts';
-export { StdbRxDB, databaseName, type OutboxRecord, type OutboxStatus, type RowRecord, type TableRecord } from './db.ts';
+export { StdbRxDB, databaseName, type OutboxRecord, type OutboxStatus, type OutcomeKind, type OutcomeRecord, type RowRecord, type TableRecord } from './db.ts';
 export { MemoryStore, type Store, type StorageMode } from './store.ts';
 export { DexieStore } from './dexieStore.ts';
 export { FailoverStore } from './failover.ts';

@@ -158,10 +158,16 @@ export class Migrations {
       const outcome = this.carry(entry, oldSchemas.get(entry.schema), migrators);
       // Write each entry on its own, re-checking it is still the one we read
       // (another tab may have sent, confirmed or migrated it meanwhile).
-      const { updated, deleted } = await this.store.outboxModify({ ids: [entry.id] }, e => {
-        if (e.schema !== entry.schema || e.updatedAt !== entry.updatedAt) return undefined;
-        return outcome.kind === 'dropped' ? null : outcome.entry;
-      });
+      // A dropped entry was never applied: its outcome is recorded as `discarded` for the tabs waiting on it.
+      const at = this.now();
+      const { updated, deleted } = await this.store.outboxModify(
+        { ids: [entry.id] },
+        e => {
+          if (e.schema !== entry.schema || e.updatedAt !== entry.updatedAt) return undefined;
+          return outcome.kind === 'dropped' ? null : outcome.entry;
+        },
+        { record: e => ({ id: e.id, reducer: e.reducer, at, by: 'migration', outcome: 'discarded', error: { code: 'migration', message: `${e.reducer}: dropped by its migrator after a schema change` } }) },
+      );
       if (outcome.kind === 'dropped') result.dropped.push(...deleted);
       else result[outcome.kind].push(...updated);
       done += 1;

@@ -44,6 +44,8 @@ export interface StorageOptions {
   newId?: () => string;
   /** See {@link OutboxOptions.adoptUnowned}. @default true */
   adoptUnowned?: boolean;
+  /** See {@link OutboxOptions.outcomeTtlMs}. @default 86_400_000 (one day) */
+  outcomeTtlMs?: number;
   /**
    * Which drain lease: Web Locks where available (`'auto'`), the database
    * lease row (`'store'`), a given one, or none (single-tab apps).
@@ -180,6 +182,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     mutationIdParam: options.mutationIdParam,
     newId: options.newId,
     adoptUnowned: options.adoptUnowned,
+    outcomeTtlMs: options.outcomeTtlMs,
     lease,
   });
   const snapshots = new SnapshotCache({ store, codecs, clock, timers, throttleMs: options.snapshotThrottleMs, report: e => store.report(e) });

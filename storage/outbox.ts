@@ -31,11 +31,11 @@
 import { Subject, combineLatest, map, shareReplay, startWith, type Observable } from 'rxjs';
 import { systemClock, type Clock } from './clock.ts';
 import { encodeArgs } from './codec.ts';
-import type { OutboxRecord, OutboxStatus } from './db.ts';
+import type { OutboxRecord, OutboxStatus, OutcomeRecord } from './db.ts';
 import { OfflineRefusedError, UnknownReducerError } from './errors.ts';
 import type { DrainLease } from './lease.ts';
 import type { ModuleCodecs } from './schema.ts';
-import type { Store } from './store.ts';
+import { maybeApplied, type OutcomeWrite, type Store } from './store.ts';
 
 /** A stored outbox entry (see {@link OutboxRecord} for every field). */
 export type OutboxEntry = OutboxRecord;
@@ -113,7 +113,7 @@ export interface OutboxOptions {
   store: Store;
   codecs: ModuleCodecs;
   clock?: Clock;
-  /** Per-reducer policies by canonical reducer name. */
+  /** Per-reducer policies, by the module's reducer name (`send_chat`) or the bindings' accessor (`sendChat`). */
   reducers?: Record<string, ReducerPolicy>;
   /** Name of the parameter that carries the mutation id. @default 'mutationId' */
   mutationIdParam?: string;
@@ -127,6 +127,13 @@ export interface OutboxOptions {
    * @default true
    */
   adoptUnowned?: boolean;
+  /**
+   * How long the outcome of an entry that left the outbox (confirmed,
+   * rejected, expired, superseded, discarded) is kept for the tabs whose
+   * call handles wait for it. A handle that looks later gets an
+   * `OutcomeUnknownError`. @default 86_400_000 (one day)
+   */
+  outcomeTtlMs?: number;
 }
 
 type IdentityLike = string | { toHexString(): string };
@@ -145,6 +152,11 @@ function priorityOf(p: Priority): number {
   return n;
 }
 
+/** A rejected entry keeps its outcome (and the server's reason) when it is removed; others get `other`. */
+function rejectedOr(other: OutcomeRecord['outcome']): (e: OutboxEntry) => Pick<OutcomeRecord, 'outcome' | 'error'> {
+  return e => (e.status === 'rejected' ? { outcome: 'rejected', error: e.error } : { outcome: other, error: null });
+}
+
 /** Priority (higher first), then FIFO. */
 export function drainOrder(a: OutboxEntry, b: OutboxEntry): number {
   return b.priority - a.priority || a.seq - b.seq;
@@ -155,10 +167,16 @@ export class Outbox {
   private readonly codecs: ModuleCodecs;
   private readonly clock: Clock;
   private readonly policies: Record<string, ReducerPolicy>;
+  /** Bindings' accessor name → the module's reducer name. */
+  private readonly accessorNames: Map<string, string>;
   private readonly mutationIdParam: string;
   private readonly newId: () => string;
   private readonly lease: DrainLease | undefined;
   private readonly adoptUnowned: boolean;
+  /** How long outcome records are kept (ms). */
+  readonly outcomeTtlMs: number;
+  /** When aged outcome records were last pruned (epoch ms). */
+  private lastPrune = -Infinity;
   private identityHex: string | null = null;
   private online = false;
   private readonly identitySubject = new Subject<void>();
@@ -171,11 +189,23 @@ export class Outbox {
     this.store = options.store;
     this.codecs = options.codecs;
     this.clock = options.clock ?? systemClock;
-    this.policies = options.reducers ?? {};
+    this.accessorNames = new Map(
+      options.codecs.module.reducers.filter(r => r.accessorName !== undefined && r.accessorName !== r.name).map(r => [r.accessorName!, r.name]),
+    );
+    this.policies = {};
+    for (const [name, policy] of Object.entries(options.reducers ?? {})) {
+      const canonical = this.canonical(name);
+      if (canonical !== name && options.reducers?.[canonical] !== undefined) {
+        throw new TypeError(`reducers: '${name}' and '${canonical}' name the same reducer; give its policy once`);
+      }
+      this.policies[canonical] = policy;
+    }
     this.mutationIdParam = options.mutationIdParam ?? 'mutationId';
     this.newId = options.newId ?? (() => crypto.randomUUID());
     this.lease = options.lease;
     this.adoptUnowned = options.adoptUnowned ?? true;
+    this.outcomeTtlMs = options.outcomeTtlMs ?? 86_400_000;
+    if (!(this.outcomeTtlMs >= 0)) throw new TypeError(`outcomeTtlMs must be a number ≥ 0, got ${options.outcomeTtlMs}`);
     this.outbox$ = combineLatest([this.store.outbox$(), this.identitySubject.pipe(startWith(undefined))]).pipe(
       map(([all]) => this.summarize(all)),
       shareReplay({ bufferSize: 1, refCount: true }),
@@ -183,6 +213,15 @@ export class Outbox {
     for (const name of Object.keys(this.policies)) {
       if (!this.codecs.reducer(name)) throw new UnknownReducerError(name);
     }
+  }
+
+  /**
+   * The module's reducer name for a name as the bindings' accessor
+   * (`sendChat` → `send_chat`); a module name (or an unknown one) as is.
+   * Entries, their errors and the outbox state show the module's names.
+   */
+  canonical(reducer: string): string {
+    return this.codecs.reducer(reducer) ? reducer : (this.accessorNames.get(reducer) ?? reducer);
   }
 
   /** The identity whose entries are drained (hex), or null when signed out / not yet known. */
@@ -214,6 +253,7 @@ export class Outbox {
 
   /** The policy in force for a reducer, with defaults filled in. */
   policy(reducer: string): Required<ReducerPolicy> {
+    reducer = this.canonical(reducer);
     const p = this.policies[reducer] ?? {};
     const codec = this.codecs.reducer(reducer);
     const takesId = codec?.type.elements.some(e => e.name === this.mutationIdParam && e.algebraicType.tag === 'String') ?? false;
@@ -233,6 +273,7 @@ export class Outbox {
    * the generated id is filled in.
    */
   prepare(reducer: string, args: Record<string, unknown>, options: EnqueueOptions = {}): Omit<OutboxEntry, 'seq'> {
+    reducer = this.canonical(reducer);
     const codec = this.codecs.reducer(reducer);
     if (!codec) throw new UnknownReducerError(reducer);
     const policy = this.policy(reducer);
@@ -273,7 +314,7 @@ export class Outbox {
   async enqueue(reducer: string, args: Record<string, unknown>, options: EnqueueOptions = {}): Promise<EnqueueResult> {
     const prepared = this.prepare(reducer, args, options);
     if (options.durable === false) return { entry: { ...prepared, seq: 0 }, stored: false, superseded: [] };
-    const { entry, superseded } = await this.store.outboxInsert(prepared);
+    const { entry, superseded } = await this.store.outboxInsert(prepared, prepared.supersedeKey === '' ? undefined : this.pruneBefore(prepared.createdAt));
     for (const old of superseded) this.eventSubject.next({ type: 'superseded', entry: old, by: entry });
     return { entry, stored: true, superseded };
   }
@@ -285,6 +326,41 @@ export class Outbox {
     return codec.decode(entry.args);
   }
 
+  /**
+   * When aged outcome records should be dropped by this write: at most once
+   * a minute (or once per lifetime, when that is shorter).
+   */
+  private pruneBefore(now: number): number | undefined {
+    if (now - this.lastPrune < Math.min(60_000, this.outcomeTtlMs)) return undefined;
+    this.lastPrune = now;
+    return now - this.outcomeTtlMs;
+  }
+
+  /** The outcome records of the entries a write deletes. */
+  private recording(
+    outcome: OutcomeRecord['outcome'] | ((e: OutboxEntry) => Pick<OutcomeRecord, 'outcome' | 'error'> | undefined),
+    by: OutcomeRecord['by'],
+    now: number,
+  ): OutcomeWrite {
+    return {
+      record: e => {
+        const o = typeof outcome === 'function' ? outcome(e) : { outcome, error: null };
+        return o && { id: e.id, reducer: e.reducer, at: now, by, outcome: o.outcome, error: o.error };
+      },
+      pruneBefore: this.pruneBefore(now),
+    };
+  }
+
+  /**
+   * What became of entries that left the outbox (confirmed, rejected,
+   * expired, superseded or discarded), as recorded by whichever tab removed
+   * them; kept for `outcomeTtlMs`. Entries still in the outbox, and ones
+   * whose record aged out, are left out. One bulk read.
+   */
+  outcomes(ids: readonly string[]): Promise<OutcomeRecord[]> {
+    return ids.length === 0 ? Promise.resolve([]) : this.store.outcomesGet(ids);
+  }
+
   private sendable(e: OutboxEntry): boolean {
     return this.identityHex !== null && e.identity === this.identityHex && e.quarantine === null;
   }
@@ -293,8 +369,10 @@ export class Outbox {
   async expire(): Promise<OutboxEntry[]> {
     if (this.identityHex === null) return [];
     const now = this.clock.now();
-    const { deleted } = await this.store.outboxModify({ identity: this.identityHex, status: 'queued' }, e =>
-      e.deadline !== null && e.deadline <= now ? null : undefined,
+    const { deleted } = await this.store.outboxModify(
+      { identity: this.identityHex, status: 'queued' },
+      e => (e.deadline !== null && e.deadline <= now ? null : undefined),
+      this.recording(e => (maybeApplied(e) ? undefined : { outcome: 'expired', error: null }), 'deadline', now),
     );
     const expired = deleted.map(e => ({ ...e, status: 'expired' as OutboxStatus, updatedAt: now }));
     for (const entry of expired) this.eventSubject.next({ type: 'expired', entry });
@@ -313,8 +391,10 @@ export class Outbox {
     const queued = await this.store.outboxList({ identity: this.identityHex, status: 'queued' });
     const stale = queued.filter(e => e.deadline !== null && e.deadline <= now);
     if (stale.length > 0) {
-      const { deleted } = await this.store.outboxModify({ ids: stale.map(e => e.id), status: 'queued' }, e =>
-        e.deadline !== null && e.deadline <= now ? null : undefined,
+      const { deleted } = await this.store.outboxModify(
+        { ids: stale.map(e => e.id), status: 'queued' },
+        e => (e.deadline !== null && e.deadline <= now ? null : undefined),
+        this.recording(e => (maybeApplied(e) ? undefined : { outcome: 'expired', error: null }), 'deadline', now),
       );
       for (const e of deleted) this.eventSubject.next({ type: 'expired', entry: { ...e, status: 'expired', updatedAt: now } });
     }
@@ -351,7 +431,7 @@ export class Outbox {
   /** The server applied them: they leave the outbox. Returns them with status `confirmed`. */
   async markConfirmed(ids: readonly string[]): Promise<OutboxEntry[]> {
     const now = this.clock.now();
-    const { deleted } = await this.store.outboxModify({ ids }, () => null);
+    const { deleted } = await this.store.outboxModify({ ids }, () => null, this.recording('confirmed', 'answer', now));
     return deleted.map(e => ({ ...e, status: 'confirmed' as OutboxStatus, updatedAt: now }));
   }
 
@@ -382,6 +462,7 @@ export class Outbox {
 
   /** Whether the reducer takes the mutation-id parameter (and so can record receipts). */
   takesMutationId(reducer: string): boolean {
+    reducer = this.canonical(reducer);
     return this.codecs.reducer(reducer)?.type.elements.some(e => e.name === this.mutationIdParam) ?? false;
   }
 
@@ -396,8 +477,10 @@ export class Outbox {
     if (ids.length === 0) return [];
     const owner = this.identityHex;
     const now = this.clock.now();
-    const { deleted } = await this.store.outboxModify({ ids }, e =>
-      e.identity === owner && e.receipts && (e.status === 'sent' || e.status === 'queued') ? null : undefined,
+    const { deleted } = await this.store.outboxModify(
+      { ids },
+      e => (e.identity === owner && e.receipts && (e.status === 'sent' || e.status === 'queued') ? null : undefined),
+      this.recording('confirmed', 'receipt', now),
     );
     return deleted.map(e => ({ ...e, status: 'confirmed' as OutboxStatus, updatedAt: now }));
   }
@@ -416,15 +499,24 @@ export class Outbox {
     return updated;
   }
 
-  /** Forget rejected entries the user has seen. */
+  /** Forget rejected entries the user has seen (their outcome stays `rejected`, with the server's reason). */
   async dismiss(ids: readonly string[]): Promise<OutboxEntry[]> {
-    const { deleted } = await this.store.outboxModify({ ids, status: 'rejected' }, () => null);
+    const { deleted } = await this.store.outboxModify({ ids, status: 'rejected' }, () => null, this.recording(rejectedOr('rejected'), 'dismiss', this.clock.now()));
     return deleted;
   }
 
-  /** Delete entries for good, whatever their state (quarantined ones included). */
+  /**
+   * Delete entries for good, whatever their state (quarantined ones
+   * included). A queued entry was never applied: its call's handle, in
+   * every tab, is rejected as `discarded`; a rejected entry keeps its
+   * `rejected` outcome. An entry already handed to the network (`sent`) may
+   * still be applied by the server, so no outcome is recorded for it: its
+   * handle gets an `OutcomeUnknownError`. Discard queued or quarantined
+   * entries.
+   */
   async discard(ids: readonly string[]): Promise<OutboxEntry[]> {
-    const { deleted } = await this.store.outboxModify({ ids }, () => null);
+    const outcome = (e: OutboxEntry) => (e.status === 'sent' ? undefined : rejectedOr('discarded')(e));
+    const { deleted } = await this.store.outboxModify({ ids }, () => null, this.recording(outcome, 'discard', this.clock.now()));
     return deleted;
   }
 

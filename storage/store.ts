@@ -9,7 +9,7 @@
  */
 import { Observable, Subject } from 'rxjs';
 import { DuplicateMutationIdError } from './errors.ts';
-import type { LeaseRecord, OutboxRecord, OutboxStatus, RowRecord, TableRecord } from './db.ts';
+import type { LeaseRecord, OutboxRecord, OutboxStatus, OutcomeRecord, RowRecord, TableRecord } from './db.ts';
 
 /** Which entries an outbox operation touches; all given fields must match. */
 export interface OutboxQuery {
@@ -20,6 +20,17 @@ export interface OutboxQuery {
 
 /** Returns the new entry, `null` to delete it, or `undefined` to leave it. */
 export type OutboxModify = (entry: OutboxRecord) => OutboxRecord | null | undefined;
+
+/**
+ * The outcome records an outbox write keeps for the entries it deletes:
+ * `record` describes each deleted entry (written in the same transaction),
+ * and records older than `pruneBefore` (epoch ms) are dropped meanwhile.
+ */
+export interface OutcomeWrite {
+  /** `undefined`: no record (the outcome is not known, e.g. a discarded entry that was already sent). */
+  record(entry: OutboxRecord): OutcomeRecord | undefined;
+  pruneBefore?: number;
+}
 
 /** One table's coalesced changes, written in one transaction with the others of a flush. */
 export interface TableWrite {
@@ -36,12 +47,23 @@ export type StorageMode = 'durable' | 'memory';
 
 export interface Store {
   readonly kind: StorageMode;
-  /** Store a new entry with the next seq; with a supersede key, delete the queued entries it replaces. */
-  outboxInsert(entry: Omit<OutboxRecord, 'seq'>): Promise<{ entry: OutboxRecord; superseded: OutboxRecord[] }>;
+  /**
+   * Store a new entry with the next seq; with a supersede key, delete the
+   * queued entries it replaces, recording each as `superseded` (records
+   * older than `pruneBefore` are dropped meanwhile).
+   */
+  outboxInsert(entry: Omit<OutboxRecord, 'seq'>, pruneBefore?: number): Promise<{ entry: OutboxRecord; superseded: OutboxRecord[] }>;
   /** Matching entries in seq order. */
   outboxList(query?: OutboxQuery): Promise<OutboxRecord[]>;
-  /** Read-modify-write of the matching entries, atomically. */
-  outboxModify(query: OutboxQuery, fn: OutboxModify): Promise<{ updated: OutboxRecord[]; deleted: OutboxRecord[] }>;
+  /**
+   * Read-modify-write of the matching entries, atomically; with `outcomes`,
+   * an outcome record for every deleted entry in the same transaction.
+   */
+  outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite): Promise<{ updated: OutboxRecord[]; deleted: OutboxRecord[] }>;
+  /** The outcome records kept for these entry ids (missing ones left out). */
+  outcomesGet(ids: readonly string[]): Promise<OutcomeRecord[]>;
+  /** Every outcome record kept (copied to memory on a failover). */
+  outcomesList(): Promise<OutcomeRecord[]>;
   /** Every entry in seq order, re-emitted on every change (from any tab, for the durable store). */
   outbox$(): Observable<OutboxRecord[]>;
   /**
@@ -97,9 +119,26 @@ export function supersededBy(candidate: OutboxRecord, entry: Omit<OutboxRecord, 
   );
 }
 
+/**
+ * Whether an entry leaving the outbox unsent may still have been applied:
+ * it was handed to the network before (then put back after a lost
+ * connection). Its expiry or supersede then records no outcome — the handle
+ * gets an `OutcomeUnknownError`, not a claim that it never applied.
+ */
+export function maybeApplied(entry: Pick<OutboxRecord, 'attempts'>): boolean {
+  return entry.attempts > 0;
+}
+
+/** The record of an entry replaced by a newer one with the same supersede key (none when it may have been applied). */
+export function supersededOutcome(old: OutboxRecord, by: Omit<OutboxRecord, 'seq'>): OutcomeRecord | undefined {
+  if (maybeApplied(old)) return undefined;
+  return { id: old.id, outcome: 'superseded', reducer: old.reducer, at: by.createdAt, by: 'supersede', error: null, supersededBy: by.id };
+}
+
 /** What a {@link MemoryStore} starts from (a failover copies what the durable store still holds). */
 export interface MemorySeed {
   outbox?: OutboxRecord[];
+  outcomes?: OutcomeRecord[];
   meta?: Record<string, unknown>;
 }
 
@@ -140,6 +179,8 @@ export class MemoryStore implements Store {
   private readonly tableMeta = new Map<string, TableRecord>();
   private readonly meta = new Map<string, unknown>();
   private readonly leases = new Map<string, LeaseRecord>();
+  /** Outcome records by entry id, in insertion (≈ time) order. */
+  private readonly outcomes = new Map<string, OutcomeRecord>();
   private readonly changes = new Subject<void>();
   private closed = false;
   private seq = 0;
@@ -149,6 +190,7 @@ export class MemoryStore implements Store {
       this.put(structuredClone(e));
       this.seq = Math.max(this.seq, e.seq);
     }
+    for (const o of [...(seed.outcomes ?? [])].sort((a, b) => a.at - b.at)) this.outcomes.set(o.id, structuredClone(o));
     for (const [k, v] of Object.entries(seed.meta ?? {})) this.meta.set(k, structuredClone(v));
     this.seq = Math.max(this.seq, Number(this.meta.get('seq') ?? 0));
   }
@@ -199,7 +241,32 @@ export class MemoryStore implements Store {
     if (!this.closed) this.changes.next();
   }
 
-  async outboxInsert(entry: Omit<OutboxRecord, 'seq'>) {
+  private recordOutcomes(deleted: readonly OutboxRecord[], record: (e: OutboxRecord) => OutcomeRecord | undefined, pruneBefore: number | undefined): void {
+    if (pruneBefore !== undefined) {
+      for (const [id, o] of this.outcomes) if (o.at < pruneBefore) this.outcomes.delete(id);
+    }
+    for (const e of deleted) {
+      const o = record(e);
+      if (!o) continue;
+      this.outcomes.delete(o.id); // re-inserted last, keeping time order
+      this.outcomes.set(o.id, o); // a fresh object made for this write: no copy needed
+    }
+  }
+
+  async outcomesGet(ids: readonly string[]) {
+    const found: OutcomeRecord[] = [];
+    for (const id of ids) {
+      const o = this.outcomes.get(id);
+      if (o) found.push(structuredClone(o));
+    }
+    return found;
+  }
+
+  async outcomesList() {
+    return [...this.outcomes.values()].map(o => structuredClone(o));
+  }
+
+  async outboxInsert(entry: Omit<OutboxRecord, 'seq'>, pruneBefore?: number) {
     if (this.entries.has(entry.id)) throw new DuplicateMutationIdError(entry.reducer, entry.id);
     const superseded: OutboxRecord[] = [];
     if (entry.supersedeKey !== '') {
@@ -209,6 +276,7 @@ export class MemoryStore implements Store {
       }
       superseded.sort((a, b) => a.seq - b.seq);
       for (const e of superseded) this.remove(e);
+      if (superseded.length > 0) this.recordOutcomes(superseded, old => supersededOutcome(old, entry), pruneBefore);
     }
     this.seq += 1;
     this.meta.set('seq', this.seq);
@@ -222,7 +290,7 @@ export class MemoryStore implements Store {
     return this.select(query).map(e => structuredClone(e));
   }
 
-  async outboxModify(query: OutboxQuery, fn: OutboxModify) {
+  async outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite) {
     const updated: OutboxRecord[] = [];
     const deleted: OutboxRecord[] = [];
     for (const stored of this.select(query)) {
@@ -237,6 +305,7 @@ export class MemoryStore implements Store {
         updated.push(next);
       }
     }
+    if (outcomes && deleted.length > 0) this.recordOutcomes(deleted, outcomes.record, outcomes.pruneBefore);
     if (updated.length + deleted.length > 0) this.emit();
     return { updated, deleted };
   }

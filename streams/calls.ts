@@ -20,6 +20,11 @@
  *   starts and whenever the outbox changes. A durable call in flight when
  *   the connection dies stays pending: on the next drain it is resolved by
  *   the module's receipts or sent again (see {@link Calls.startDrain}).
+ *   A durable call's handle settles from what this tab saw (the server's
+ *   answer, its receipts) or from the outcome record whichever tab removed
+ *   the entry wrote (confirmed, rejected, expired, superseded, discarded) —
+ *   never from the entry's mere absence; without a record it is rejected
+ *   with an {@link OutcomeUnknownError}.
  *
  * Sends are pipelined: every released call goes out at once, answers settle
  * them as they arrive.
@@ -29,8 +34,9 @@
 import { BehaviorSubject, Observable, ReplaySubject, Subject, firstValueFrom, filter, type Subscription } from 'rxjs';
 import { InternalError, SenderError } from 'spacetimedb';
 import { prioritize } from '../operators/prioritize.ts';
+import type { OutcomeRecord } from '../storage/db.ts';
 import type { Outbox, OutboxEntry } from '../storage/outbox.ts';
-import { ConnectionLostError, ReducerRejectedError } from './errors.ts';
+import { ConnectionLostError, OutcomeUnknownError, ReducerRejectedError } from './errors.ts';
 
 /** A call as it travels to the network. */
 export interface OutboxCall {
@@ -61,9 +67,24 @@ export interface CallOutbox {
   drain(): readonly OutboxCall[] | Promise<readonly OutboxCall[]>;
 }
 
+/**
+ * How a call's confirmation was learnt: `answer` — this client saw the
+ * server's answer to its send; `receipt` — after a reconnect the call was
+ * found among the module's receipts (by this tab or another); `record` —
+ * another tab saw the server's answer and recorded it in the shared storage.
+ */
+export type ConfirmedVia = 'answer' | 'receipt' | 'record';
+
 export type CallOutcome =
   | { readonly status: 'pending'; readonly id: string; readonly reducer: string; readonly queued: boolean }
-  | { readonly status: 'confirmed'; readonly id: string; readonly reducer: string; readonly latencyMs: number }
+  | {
+      readonly status: 'confirmed';
+      readonly id: string;
+      readonly reducer: string;
+      /** Send to answer (ms), when this client saw the answer (`via: 'answer'`); otherwise undefined: no latency is made up. */
+      readonly latencyMs: number | undefined;
+      readonly via: ConfirmedVia;
+    }
   | { readonly status: 'rejected'; readonly id: string; readonly reducer: string; readonly error: Error };
 
 /** Options of one call. */
@@ -109,6 +130,16 @@ export class CallHandle extends Observable<CallOutcome> implements PromiseLike<E
     onrejected?: ((reason: any) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
     return this.done.then(onfulfilled, onrejected);
+  }
+
+  /** Like `Promise.prototype.catch` on {@link done}. */
+  catch<B = never>(onrejected?: ((reason: any) => B | PromiseLike<B>) | null): Promise<Extract<CallOutcome, { status: 'confirmed' }> | B> {
+    return this.done.catch(onrejected);
+  }
+
+  /** Like `Promise.prototype.finally` on {@link done}. */
+  finally(onfinally?: (() => void) | null): Promise<Extract<CallOutcome, { status: 'confirmed' }>> {
+    return this.done.finally(onfinally);
   }
 }
 
@@ -244,11 +275,23 @@ export class Calls {
               } else if (e.type === 'expired') {
                 const old = e.item;
                 if (old.entryId !== undefined) {
-                  // The outbox expires it too (on its next read); forget it here.
-                  this.#known.delete(old.entryId);
-                  void this.#durable?.outbox.expire();
-                } else this.#transientQueued--;
-                if (old.tracked) this.#settle(old.tracked, { status: 'rejected', id: old.call.id, reducer: old.call.reducer, error: expiredError(old.call.reducer, old.call.args) });
+                  // The outbox decides and records it (another tab may have sent it meanwhile): the handle
+                  // settles from that record, through the outbox's events or the next reconcile.
+                  const id = old.entryId;
+                  this.#known.delete(id);
+                  const side = this.#durable;
+                  if (side) {
+                    void side.outbox.expire().then(
+                      (expired) => {
+                        if (!expired.some((e) => e.id === id)) this.#storeChanged();
+                      },
+                      (err) => this.options.onError?.(err instanceof Error ? err : new Error(String(err))),
+                    );
+                  }
+                } else {
+                  this.#transientQueued--;
+                  if (old.tracked) this.#settle(old.tracked, { status: 'rejected', id: old.call.id, reducer: old.call.reducer, error: expiredError(old.call.reducer, old.call.args) });
+                }
               }
               this.#countTransient();
             },
@@ -298,7 +341,8 @@ export class Calls {
       side.outbox.events$.subscribe((e) => {
         const t = this.#byEntry.get(e.entry.id);
         if (!t) return;
-        if (e.type === 'expired') this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: expiredError(t.call.reducer, t.call.args) });
+        if (e.entry.attempts > 0) this.#unknown(t, e.entry.id, `${t.call.reducer} was ${e.type} after an earlier send whose answer was lost; it may have been applied then.`);
+        else if (e.type === 'expired') this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: expiredError(t.call.reducer, t.call.args) });
         else this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${e.entry.supersedeKey}'.`, { reducer: t.call.reducer, args: t.call.args, kind: 'superseded' }) });
       }),
       // A signal per committed change, not the whole outbox: reading and
@@ -397,7 +441,9 @@ export class Calls {
       if (!t.settled) this.#byEntry.set(entry.id, t);
       for (const old of superseded) {
         const o = this.#byEntry.get(old.id);
-        if (o) this.#settle(o, { status: 'rejected', id: o.call.id, reducer: o.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${old.supersedeKey}'.`, { reducer: o.call.reducer, args: o.call.args, kind: 'superseded' }) });
+        if (!o) continue;
+        if (old.attempts > 0) this.#unknown(o, old.id, `${o.call.reducer} was superseded after an earlier send whose answer was lost; it may have been applied then.`);
+        else this.#settle(o, { status: 'rejected', id: o.call.id, reducer: o.call.reducer, error: new ReducerRejectedError(`Superseded by a newer call with key '${old.supersedeKey}'.`, { reducer: o.call.reducer, args: o.call.args, kind: 'superseded' }) });
       }
       // Straight into the send queue (the entry is at hand): no read of the outbox per call.
       const sendable = entry.status === 'queued' && entry.quarantine === null && entry.identity !== '' && entry.identity === side.outbox.identity;
@@ -439,7 +485,7 @@ export class Calls {
       const side = this.#durable;
       if (side) {
         const { confirmed } = await side.outbox.recoverAfterReconnect(receiptIds);
-        for (const entry of confirmed) this.#confirmEntry(entry.id);
+        for (const entry of confirmed) this.#confirmEntry(entry.id, 'receipt');
         if (this.#sender !== sender || this.#closed || gen !== this.#drainGen) return;
         this.#draining = true;
         await this.feed();
@@ -703,19 +749,24 @@ export class Calls {
       if (!t && rejection) this.options.onError?.(rejection);
     } else this.#countTransient();
     if (!t) return;
-    if (rejection === undefined) this.#settle(t, { status: 'confirmed', id: t.call.id, reducer: t.call.reducer, latencyMs: this.#now() - t.startedAt });
+    if (rejection === undefined) this.#settle(t, { status: 'confirmed', id: t.call.id, reducer: t.call.reducer, latencyMs: this.#now() - t.startedAt, via: 'answer' });
     else this.#settle(t, { status: 'rejected', id: t.call.id, reducer: t.call.reducer, error: rejection });
   }
 
-  #confirmEntry(entryId: string) {
+  /** Confirmed without an answer seen here: by this client's receipts, or by another tab's record. No latency. */
+  #confirmEntry(entryId: string, via: ConfirmedVia) {
     const t = this.#byEntry.get(entryId);
     this.#byEntry.delete(entryId);
-    if (t) this.#settle(t, { status: 'confirmed', id: t.call.id, reducer: t.call.reducer, latencyMs: this.#now() - t.startedAt });
+    if (t) this.#settle(t, { status: 'confirmed', id: t.call.id, reducer: t.call.reducer, latencyMs: undefined, via });
   }
 
   /**
    * Settle this session's durable calls whose entries left the outbox
-   * without an answer here (another tab sent them) or were rejected there.
+   * without an answer here (another tab sent, expired, superseded,
+   * discarded or dismissed them) or were rejected there — from the outcome
+   * record the remover wrote, never from the mere absence of the entry. An
+   * entry gone without a record (it aged out before this tab looked) settles
+   * with an {@link OutcomeUnknownError}.
    * Reads only those entries (one bulk read by id): the ones this session
    * tracks that are neither in flight here nor in its send pipeline — while
    * this tab drains its own calls that is next to none.
@@ -729,12 +780,56 @@ export class Calls {
     for (const id of this.#byEntry.keys()) if (!skip(id)) ids.push(id);
     if (ids.length === 0) return;
     const found = new Map((await side.outbox.get(ids)).map((e) => [e.id, e]));
+    const gone = ids.filter((id) => !found.has(id));
+    // Written in the same transaction as the removal: a missing entry has its record, unless it aged out.
+    const records = new Map((await side.outbox.outcomes(gone)).map((o) => [o.id, o]));
     for (const id of ids) {
       const t = this.#byEntry.get(id);
       if (!t || skip(id)) continue;
       const e = found.get(id);
-      if (!e) this.#confirmEntry(id);
-      else if (e.status === 'rejected') this.#rejectEntry(id, t, e);
+      if (e) {
+        if (e.status === 'rejected') this.#rejectEntry(id, t, e);
+        continue;
+      }
+      const o = records.get(id);
+      if (!o) this.#unknown(t, id, `${t.call.reducer} left the outbox and no outcome is recorded for it (outcomes are kept ${side.outbox.outcomeTtlMs} ms, and none is recorded for a call that may have been applied); it may or may not have been applied.`);
+      else this.#settleFromRecord(t, o);
+    }
+  }
+
+  /** Settle with {@link OutcomeUnknownError}: nobody knows whether the server applied it. */
+  #unknown(t: Tracked, entryId: string, message: string) {
+    if (this.#byEntry.get(entryId) === t) this.#byEntry.delete(entryId);
+    this.#settle(t, {
+      status: 'rejected',
+      id: t.call.id,
+      reducer: t.call.reducer,
+      error: new OutcomeUnknownError(message, { reducer: t.call.reducer, mutationId: entryId, outcomeTtlMs: this.#durable?.outbox.outcomeTtlMs }),
+    });
+  }
+
+  /** Settle a handle from the outcome another tab (or this one) recorded for its entry. */
+  #settleFromRecord(t: Tracked, o: OutcomeRecord) {
+    if (t.entryId !== undefined) this.#byEntry.delete(t.entryId);
+    const { reducer, args } = t.call;
+    const reject = (error: Error) => this.#settle(t, { status: 'rejected', id: t.call.id, reducer, error });
+    switch (o.outcome) {
+      case 'confirmed':
+        this.#settle(t, { status: 'confirmed', id: t.call.id, reducer, latencyMs: undefined, via: o.by === 'receipt' ? 'receipt' : 'record' });
+        return;
+      case 'expired':
+        return reject(expiredError(reducer, args));
+      case 'superseded':
+        return reject(new ReducerRejectedError(`Superseded by a newer call with the same supersede key${o.supersededBy ? ` (entry ${o.supersededBy})` : ''}.`, { reducer, args, kind: 'superseded' }));
+      case 'discarded':
+        return reject(
+          new ReducerRejectedError(
+            o.by === 'migration' ? `${reducer} was dropped by a migrator and never sent: ${o.error?.message ?? 'no reason given'}` : `${reducer} was discarded from the outbox before the server applied it.`,
+            { reducer, args, kind: 'discarded' },
+          ),
+        );
+      default:
+        return reject(new ReducerRejectedError(`${reducer} rejected: ${o.error?.message ?? 'rejected'}`, { reducer, args, kind: 'sender' }));
     }
   }
 

@@ -63,9 +63,11 @@ export interface ReducerRejectedInfo {
    * `sender`: the reducer threw a `SenderError`; `internal`: it panicked or
    * does not exist; `superseded`: a newer queued call with the same
    * `supersedeKey` replaced it before it was sent; `expired`: its deadline
-   * (`drop-if-stale`) passed while it waited to be sent.
+   * (`drop-if-stale`) passed while it waited to be sent; `discarded`: the
+   * app deleted its outbox entry (`storage.outbox.discard`) or a migrator
+   * dropped it — the server never applied it.
    */
-  readonly kind: 'sender' | 'internal' | 'superseded' | 'expired';
+  readonly kind: 'sender' | 'internal' | 'superseded' | 'expired' | 'discarded';
 }
 
 /** The server rejected a reducer call. */
@@ -86,6 +88,51 @@ export interface ProtocolErrorInfo {
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
   constructor(message: string, readonly info: ProtocolErrorInfo, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** What {@link OutcomeUnknownError} knows about the call. */
+export interface OutcomeUnknownInfo {
+  readonly reducer: string;
+  /** The outbox entry (mutation id) that left the outbox. */
+  readonly mutationId: string;
+  /** How long outcomes are kept (ms): this handle looked after that. */
+  readonly outcomeTtlMs?: number;
+}
+
+/**
+ * A durable call's outbox entry is gone and no tab's record says what became
+ * of it (the record aged out before this tab looked, e.g. after a long
+ * suspension). The call may or may not have been applied: look at the
+ * server's tables (or the module's receipts) before calling again.
+ */
+export class OutcomeUnknownError extends Error {
+  override readonly name = 'OutcomeUnknownError';
+  constructor(message: string, readonly info: OutcomeUnknownInfo, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** What {@link ReceiptsNotFoundError} knows about the missing receipts. */
+export interface ReceiptsNotFoundInfo {
+  /** Reducers (as the bindings name them) that take a mutation id, so were written to record receipts. */
+  readonly reducers: readonly string[];
+  /** The receipts table the client looked for in the bindings. */
+  readonly table: string;
+}
+
+/**
+ * A warning, on `errors$` and in the log at start-up: some reducers take a
+ * mutation id (they record receipts for an exactly-once effect), but the
+ * client has no receipts table to subscribe to. Replays are still skipped by
+ * the module, but calls lost in flight are not resolved from receipts after
+ * a reconnect. Pass `receipts: { table: tables.yourReceipts }` (or name the
+ * table `mutation_receipt`), or `receipts: false` to say you mean it.
+ */
+export class ReceiptsNotFoundError extends Error {
+  override readonly name = 'ReceiptsNotFoundError';
+  constructor(message: string, readonly info: ReceiptsNotFoundInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
 }

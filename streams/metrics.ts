@@ -111,8 +111,9 @@ export class MetricsRecorder {
     this.#update((m) => ({ ...m, probesAnswered: m.probesAnswered + 1, rtt: addLatency(m.rtt, rttMs) }));
   }
 
-  callConfirmed(latencyMs: number): void {
-    this.#update((m) => ({ ...m, callsConfirmed: m.callsConfirmed + 1, callLatency: addLatency(m.callLatency, latencyMs) }));
+  /** A call confirmed; its latency counts only when this client saw the answer itself (`latencyMs` given). */
+  callConfirmed(latencyMs: number | undefined): void {
+    this.#update((m) => ({ ...m, callsConfirmed: m.callsConfirmed + 1, callLatency: latencyMs === undefined ? m.callLatency : addLatency(m.callLatency, latencyMs) }));
   }
 
   callRejected(): void {

@@ -14,6 +14,16 @@
  * Move and data-update effects are counted through the node's `version`
  * (one per applied change) and the receipts: a version above 1 + the
  * receipts of changes to that node means a change applied twice.
+ *
+ * Per settled call handle, against the same tables (issue 12):
+ * - settled `confirmed` → its effect must be on the server, else counted in
+ *   **confirmedNotOnServer** (a handle that lied);
+ * - settled rejected with the module's reason, or as expired, superseded or
+ *   discarded → its effect must not be there, else **otherOnServer**. A
+ *   rejection by an injected failure is exempt (the replay of a call whose
+ *   first attempt had applied can be failed that way: `rejectedButApplied`),
+ *   and so are handles closed with their entry still in the outbox (the
+ *   next session sends it) and `OutcomeUnknownError`s (unknown by design).
  */
 import { INJECTED_PREFIX } from './schedule.ts';
 
@@ -39,7 +49,7 @@ export interface MutationRecord {
   /** Every rejection reason the client reported for it (handle, errors$, outbox). */
   readonly reasons: string[];
   /** Final handle outcome seen by the session that made the call. */
-  outcome?: 'confirmed' | 'rejected' | 'closed' | 'refused';
+  outcome?: 'confirmed' | 'rejected' | 'closed' | 'refused' | 'unknown';
 }
 
 /** What the server's tables say, reduced to counts. */
@@ -64,6 +74,17 @@ export interface Accounting {
   notAccepted: number;
   /** Everything wrong besides lost/duplicated: wrong reasons, invalid mutations applied, unexplained rows. */
   problems: string[];
+  /** Handles that settled `confirmed`. */
+  handlesConfirmed: number;
+  /** …of which the effect is not on the server (must be 0). */
+  confirmedNotOnServer: number;
+  /** Handles that settled rejected (module reason, expired, superseded, discarded, injected failure). */
+  handlesRejected: number;
+  /** …of which the effect is on the server although the reason was not an injected failure (must be 0). */
+  otherOnServer: number;
+  /** Handles settled with `OutcomeUnknownError`, and handles closed with their entry still queued. */
+  handlesUnknown: number;
+  handlesClosed: number;
   /** Ids of lost and duplicated mutations (first few), for the report. */
   lostIds: string[];
   duplicatedIds: string[];
@@ -83,7 +104,24 @@ function effectOf(r: MutationRecord, s: ServerFacts): number {
 const reasonOk = (r: MutationRecord, reason: string) => reason.includes(INJECTED_PREFIX) || (!r.valid && r.expect !== undefined && reason.includes(r.expect));
 
 export function account(records: readonly MutationRecord[], server: ServerFacts, limit = 20): Accounting {
-  const a: Accounting = { mutations: 0, applied: 0, rejected: 0, lost: 0, duplicated: 0, rejectedButApplied: 0, notAccepted: 0, problems: [], lostIds: [], duplicatedIds: [] };
+  const a: Accounting = {
+    mutations: 0,
+    applied: 0,
+    rejected: 0,
+    lost: 0,
+    duplicated: 0,
+    rejectedButApplied: 0,
+    notAccepted: 0,
+    handlesConfirmed: 0,
+    confirmedNotOnServer: 0,
+    handlesRejected: 0,
+    otherOnServer: 0,
+    handlesUnknown: 0,
+    handlesClosed: 0,
+    problems: [],
+    lostIds: [],
+    duplicatedIds: [],
+  };
   const problem = (m: string) => {
     if (a.problems.length < limit) a.problems.push(m);
     else if (a.problems.length === limit) a.problems.push('… (more problems not listed)');
@@ -94,6 +132,22 @@ export function account(records: readonly MutationRecord[], server: ServerFacts,
     ids.add(r.id);
     const effect = effectOf(r, server);
     const receipts = server.receipts.get(r.id) ?? 0;
+    // What the handle said, against the server.
+    if (r.outcome === 'confirmed') {
+      a.handlesConfirmed++;
+      if (effect === 0 && receipts === 0) {
+        a.confirmedNotOnServer++;
+        problem(`${r.id} (${r.kind}): its handle said confirmed, but its effect is not on the server`);
+      }
+    } else if (r.outcome === 'rejected') {
+      a.handlesRejected++;
+      const injectedOnly = r.reasons.length > 0 && r.reasons.every((x) => x.includes(INJECTED_PREFIX));
+      if ((effect > 0 || receipts > 0) && !injectedOnly) {
+        a.otherOnServer++;
+        problem(`${r.id} (${r.kind}): its handle said rejected (${r.reasons[0] ?? 'no reason'}), but its effect is on the server`);
+      }
+    } else if (r.outcome === 'unknown') a.handlesUnknown++;
+    else if (r.outcome === 'closed') a.handlesClosed++;
     if (!r.accepted) {
       a.notAccepted++;
       if (effect > 0 || receipts > 0) problem(`${r.id} (${r.kind}) took effect but its call was never accepted (${r.refused ?? r.outcome ?? 'no outcome'})`);

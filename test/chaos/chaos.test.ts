@@ -47,6 +47,23 @@ describe('chaos: accounting', () => {
     expect(account([rec({ id: 'x', kind: 'move', node: 9n })], facts({ receipts: new Map([['x', 2]]), versions: new Map([[9n, 2]]) })).duplicated).to.be.greaterThan(0);
   });
 
+  it('checks every settled handle against the server: confirmed must be there, rejected (not injected) must not', () => {
+    const a = account(
+      [
+        rec({ id: 'ok', kind: 'chat', marker: 'm ok', outcome: 'confirmed' }),
+        rec({ id: 'lie', kind: 'chat', marker: 'm lie', outcome: 'confirmed' }), // confirmed, but nothing on the server
+        rec({ id: 'gone', kind: 'chat', marker: 'm gone', outcome: 'rejected', reasons: ['sendChat was discarded from the outbox before the server applied it.'] }),
+        rec({ id: 'back', kind: 'chat', marker: 'm back', outcome: 'rejected', reasons: ['sendChat expired before it could be sent'] }), // rejected, yet applied
+        rec({ id: 'inj', kind: 'move', node: 3n, outcome: 'rejected', reasons: [`moveNode rejected: ${INJECTED_PREFIX} #1`] }), // a failed replay of an applied call
+        rec({ id: 'unk', kind: 'chat', marker: 'm unk', outcome: 'unknown' }),
+        rec({ id: 'cls', kind: 'chat', marker: 'm cls', outcome: 'closed' }),
+      ],
+      facts({ chat: new Map([['m ok', 1], ['m back', 1], ['m cls', 1]]), receipts: new Map([['ok', 1], ['back', 1], ['inj', 1], ['cls', 1]]), versions: new Map([[3n, 2]]) }),
+    );
+    expect(a).to.include({ handlesConfirmed: 2, confirmedNotOnServer: 1, handlesRejected: 3, otherOnServer: 1, handlesUnknown: 1, handlesClosed: 1 });
+    expect(a.problems.filter((p) => p.includes('its handle said'))).to.have.length(2);
+  });
+
   it('flags wrong rejection reasons, invalid mutations that took effect, effects of calls never accepted and rows nobody sent', () => {
     const a = account(
       [
@@ -109,7 +126,12 @@ describe('chaos: short fixed-seed run (3 clients, every fault, dev server with a
   it('loses nothing, duplicates nothing, every view equals the server, nothing unhandled, heap bounded', async () => {
     const r = await runChaos({ seed: 20240609, clients: 3, seconds: 5 });
     const context = r.report.join('\n');
-    expect(r.summary, context).to.match(/^chaos: seed=20240609 clients=3 mutations=\d+ applied=\d+ rejected=\d+ lost=0 duplicated=0 diverged=0 faults=\d+$/);
+    expect(r.summary, context).to.match(
+      /^chaos: seed=20240609 clients=3 mutations=\d+ applied=\d+ rejected=\d+ lost=0 duplicated=0 diverged=0 faults=\d+ handles: confirmed=\d+ confirmedNotOnServer=0 rejected=\d+ rejectedOnServer=0 unknown=\d+ closed=\d+$/,
+    );
+    // Every settled handle was checked against the server: confirmed ones were found there.
+    expect(r.handlesConfirmed, context).to.be.greaterThan(0);
+    expect(r.handlesRejected, context).to.be.greaterThan(0);
     expect(r.report[r.report.length - 1]).to.equal(r.summary);
     expect(r.problems, context).to.deep.equal([]);
     expect(r.unhandled, context).to.deep.equal([]);

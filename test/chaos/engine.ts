@@ -20,7 +20,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Subscription } from 'rxjs';
 import { startDevServer, type DevServer } from '../../devserver/index.ts';
-import { createSyncClient, ReducerRejectedError, type CallHandle, type OutboxState, type SyncClient } from '../../src/index.ts';
+import { createSyncClient, OutcomeUnknownError, ReducerRejectedError, type CallHandle, type OutboxState, type SyncClient } from '../../src/index.ts';
 import { DbConnection, tables } from '../../demo/arena/bindings/index.ts';
 import { account, type Accounting, type MutationKind, type MutationRecord, type ServerFacts } from './accounting.ts';
 import { derive, int, pick, weighted, type Rng } from './prng.ts';
@@ -386,6 +386,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           if (o.status === 'pending') return;
           if (h.mutationId !== undefined) rec.accepted = true;
           if (o.status === 'confirmed') rec.outcome = 'confirmed';
+          else if (o.error instanceof OutcomeUnknownError) rec.outcome = 'unknown';
           else if (o.error instanceof ReducerRejectedError) {
             rec.outcome = 'rejected';
             note(rec, o.error.message);
@@ -645,7 +646,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }
   const c = core!;
   const maxHeapMb = Math.round(maxHeap / 2 ** 20);
-  const summary = `chaos: seed=${seed} clients=${k} mutations=${c.mutations} applied=${c.applied} rejected=${c.rejected} lost=${c.lost} duplicated=${c.duplicated} diverged=${c.diverged} faults=${c.faults}`;
+  const summary = `chaos: seed=${seed} clients=${k} mutations=${c.mutations} applied=${c.applied} rejected=${c.rejected} lost=${c.lost} duplicated=${c.duplicated} diverged=${c.diverged} faults=${c.faults} handles: confirmed=${c.handlesConfirmed} confirmedNotOnServer=${c.confirmedNotOnServer} rejected=${c.handlesRejected} rejectedOnServer=${c.otherOnServer} unknown=${c.handlesUnknown} closed=${c.handlesClosed}`;
   const report = [
     `chaos: faults injected: ${FAULT_KINDS.map((f) => `${f}=${c.faultCounts[f]}`).join(' ')}`,
     `chaos: kills with entries still in the outbox: ${c.killsWithBacklog} of ${c.faultCounts['kill-client']}; server restarts: ${c.restarts}`,
@@ -659,6 +660,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     ...serverErrorLines.slice(0, 5).map((l) => `chaos: server error: ${l}`),
     summary,
   ];
-  const failed = c.lost > 0 || c.duplicated > 0 || c.diverged > 0 || c.problems.length > 0 || unhandled.length > 0 || serverErrorLines.length > 0 || maxHeapMb > heapBoundMb;
+  const failed = c.confirmedNotOnServer > 0 || c.otherOnServer > 0 || c.lost > 0 || c.duplicated > 0 || c.diverged > 0 || c.problems.length > 0 || unhandled.length > 0 || serverErrorLines.length > 0 || maxHeapMb > heapBoundMb;
   return { ...c, unhandled, maxHeapMb, heapBoundMb, durationMs: Date.now() - started, serverErrorLines, summary, report, failed };
 }

@@ -101,6 +101,11 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     const m = await next(c.metrics$);
     expect(m.messagesOut.CallReducer).to.equal(1);
     expect((await next(c.outbox$)).pending).to.deep.equal([]);
+    // Confirmed by the receipt, not an answer: no latency is made up for it.
+    expect(done.via).to.equal('receipt');
+    expect(done.latencyMs).to.equal(undefined);
+    expect(m.callsConfirmed).to.equal(1);
+    expect(m.callLatency.count).to.equal(0);
   });
 
   it('a call sent into a blackhole is not left hanging: the heartbeat drops the connection and the call is sent again, once', async () => {

@@ -46,6 +46,8 @@ describe('storage/failures', () => {
       s.mode$.subscribe(m => modes.push(m));
       await s.outbox.setIdentity(ALICE);
       const before = (await s.outbox.enqueue('send_chat', { text: 'stored durably' })).entry;
+      const gone = (await s.outbox.enqueue('send_chat', { text: 'discarded before the switch' })).entry;
+      await s.outbox.discard([gone.id]);
       const states: number[] = [];
       s.outbox.outbox$.subscribe(st => states.push(st.queued));
 
@@ -72,6 +74,8 @@ describe('storage/failures', () => {
       await s.tokens.set('t');
       expect(await s.tokens.get()).to.equal('t');
       expect(errors).to.have.length(1); // reported once
+      // Outcome records made before the switch were carried over too.
+      expect((await s.outbox.outcomes([gone.id])).map(o => o.outcome)).to.deep.equal(['discarded']);
     } finally {
       await s.close();
     }

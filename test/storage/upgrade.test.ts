@@ -6,7 +6,7 @@ import { productCodec } from '../../storage/codec.ts';
 import { ALICE, arena, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
 describe('storage/Dexie schema upgrade', () => {
-  it('opens a real version-1 database with rows and upgrades it to version 2', async () => {
+  it('opens a real version-1 database with rows and upgrades it through version 2 (seq, identity index) to version 3 (outcomes)', async () => {
     const idb = freshIndexedDB();
     const server = uniqueServer();
     const name = databaseName(server, 'arena');
@@ -42,7 +42,7 @@ describe('storage/Dexie schema upgrade', () => {
     const s = await open({ ...idb, server, lease: 'none' });
     try {
       expect(s.mode).to.equal('durable');
-      expect(s.db!.verno).to.equal(2);
+      expect(s.db!.verno).to.equal(3);
       const entries = await s.outbox.entries();
       expect(entries.map(e => [e.id, e.seq])).to.deep.equal([
         ['a', 1],
