@@ -431,6 +431,8 @@ export class DevServer {
     if (path.startsWith('/_dev/')) return this.#admin(req, url, send);
     if (req.method === 'OPTIONS' && path.startsWith('/v1/')) return send(204); // CORS preflight (headers set in #onRequest)
     if (path === '/v1/ping' && req.method === 'GET') return send(200);
+    const route = /^\/v1\/database\/([^/]+)\/route(?:\/.*)?$/.exec(path);
+    if (route) return this.#moduleRoute(decodePathSegment(route[1]), send);
     if (path === '/v1/identity' && req.method === 'POST') {
       const minted = this.#auth.mint();
       return send(200, { identity: minted.identity.toHexString(), token: minted.token });
@@ -454,6 +456,14 @@ export class DevServer {
   }
 
   /** `/_dev/…`: the fault controls over HTTP, for the demo page. Loopback callers only. */
+  /** `/v1/database/:name/route/…`: a module's own HTTP routes, which the dev server does not serve. */
+  #moduleRoute(name: string | undefined, send: (status: number, body?: unknown) => void) {
+    if (name !== this.database && name !== this.#databaseIdentity.toHexString()) return send(404, `no such database: ${name ?? '(malformed)'}`);
+    const { httpRoutes } = this.#module.description;
+    const declared = httpRoutes.length > 0 ? `the module declares ${httpRoutes.map((r) => `${r.method} ${r.path}`).join(', ')}` : 'the module declares none';
+    return send(501, `module HTTP routes are not served by the stdb-rx dev server (${declared})`);
+  }
+
   #admin(req: IncomingMessage, url: URL, send: (status: number, body?: unknown) => void) {
     if (!this.#options.admin) return send(404, 'not found');
     if (!isLoopback(req.socket.remoteAddress)) return send(403, 'the dev server admin endpoints answer loopback callers only');
