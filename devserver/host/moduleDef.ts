@@ -235,7 +235,6 @@ const HANDLED_SECTIONS = new Set([
   'Views',
   'Schedules',
   'LifeCycleReducers',
-  'RowLevelSecurity',
   'CaseConversionPolicy',
   'ExplicitNames',
   'HttpHandlers',
@@ -284,7 +283,11 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
 }
 
 function describeInto(sections: RawSection[], prefix: string, out: Collected): 'None' | 'SnakeCase' {
-  for (const s of sections) if (!HANDLED_SECTIONS.has(s.tag)) out.ignored.add(s.tag);
+  for (const s of sections) {
+    // The module library writes some sections even when empty.
+    const empty = Array.isArray(s.value) && s.value.length === 0;
+    if (!HANDLED_SECTIONS.has(s.tag) && !empty) out.ignored.add(s.tag);
+  }
   const offset = out.types.length;
   for (const ts of sectionsOf(sections, 'Typespace')) {
     for (const ty of ts.types as AlgebraicType[]) out.types.push(offset === 0 ? ty : shiftRefs(ty, offset));

@@ -8,32 +8,11 @@ import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startDevServer, type DevServer } from '../../devserver/index.ts';
 import { ManualClock } from '../../devserver/host/scheduler.ts';
-import { DbConnection } from '../fixtures/timers_bindings/index.ts';
+import type { DbConnection } from '../fixtures/timers_bindings/index.ts';
 import { until } from '../helpers/sdk.ts';
-
-export const TIMERS_MODULE = fileURLToPath(new URL('../fixtures/timers.module.ts', import.meta.url));
-
-export async function connectTimers(server: DevServer): Promise<DbConnection> {
-  const conn = await new Promise<DbConnection>((resolve, reject) => {
-    DbConnection.builder()
-      .withUri(server.wsUrl)
-      .withDatabaseName(server.database)
-      .onConnect((c) => resolve(c))
-      .onConnectError((_c, e) => reject(e))
-      .build();
-  });
-  await new Promise<void>((resolve, reject) => {
-    conn
-      .subscriptionBuilder()
-      .onApplied(() => resolve())
-      .onError((ctx) => reject(ctx.event ?? new Error('subscription failed')))
-      .subscribe(['SELECT * FROM fired', 'SELECT * FROM alarm', 'SELECT * FROM tick', 'SELECT * FROM item']);
-  });
-  return conn;
-}
+import { connectTimers, TIMERS_MODULE } from '../helpers/timers.ts';
 
 /** Rows of `table` on the server (committed state, read synchronously). */
 function serverRows(server: DevServer, table: string) {
