@@ -9,6 +9,8 @@ import type { DevServer } from '../devserver/index.ts';
 import type { ModuleDescription, ProcedureDesc, ReducerDesc } from '../devserver/host/moduleDef.ts';
 import type { ManualClock } from '../devserver/host/scheduler.ts';
 import type { RawClient } from '../test/helpers/rawClient.ts';
+import { toSnakeCase } from '../devserver/host/moduleDef.ts';
+import type { QueryRows } from '../devserver/protocol/messages.ts';
 import { decode, encode, zeroValue } from './values.ts';
 
 export interface ScenarioContext {
@@ -66,6 +68,24 @@ async function subscribe(c: RawClient, queries: string[]) {
   if (reply) return reply;
   const err = c.messages.find((m) => m.tag === 'SubscriptionError' && m.value.requestId === requestId);
   throw new Error(err && err.tag === 'SubscriptionError' ? err.value.error : `no answer to ${queries.join('; ')}`);
+}
+
+/** Rows in a QueryRows (all tables). */
+function countRows(q: QueryRows): number {
+  let n = 0;
+  for (const t of q.tables) {
+    const hint = t.rows.sizeHint;
+    n += hint.tag === 'FixedSize' ? (hint.value === 0 ? 0 : t.rows.rowsData.length / hint.value) : hint.value.length;
+  }
+  return n;
+}
+
+async function oneOff(c: RawClient, sql: string): Promise<QueryRows> {
+  const requestId = nextId();
+  c.send({ tag: 'OneOffQuery', value: { requestId, queryString: sql } });
+  const res = await c.next('OneOffQueryResult', (m) => m.value.requestId === requestId);
+  if (res.value.result.tag !== 'Ok') throw new Error(`${sql}: ${String(res.value.result.value)}`);
+  return res.value.result.value as QueryRows;
 }
 
 const rows = (ctx: ScenarioContext, table: string) => [...ctx.server.module.datastore.scan(table)].map((r) => r.value as Record<string, any>);
@@ -146,6 +166,22 @@ function generic(module: ModuleDescription): Scenario[] {
         }
         check(hostErrors.length === 0, hostErrors.join('; '));
         return `${returned} returned, ${failed} failed in the module, ${http} refused HTTP`;
+      },
+    });
+  }
+  if (module.views.length > 0) {
+    out.push({
+      name: 'views are subscribable and one-off-queryable',
+      async run(ctx) {
+        const c = await ctx.client();
+        const failed: string[] = [];
+        for (const v of module.views) {
+          const name = module.casePolicy === 'SnakeCase' ? v.split('.').map(toSnakeCase).join('.') : v;
+          await subscribe(c, [`SELECT * FROM ${quoted(name)}`]).catch((e) => failed.push(`subscribe ${name}: ${e.message}`));
+          await oneOff(c, `SELECT * FROM ${quoted(name)}`).catch((e) => failed.push(`query ${name}: ${e.message}`));
+        }
+        check(failed.length === 0, failed.join('; '));
+        return `${module.views.length} views`;
       },
     });
   }
@@ -276,6 +312,31 @@ const specific: Record<string, Scenario[]> = {
         const res = await fetch(`${ctx.server.url}/v1/database/${ctx.server.database}/route/get`);
         check(res.status === 501, `status ${res.status}`);
         check(/not served by the stdb-rx dev server/.test(await res.text()), 'no reason given');
+      },
+    },
+  ],
+  'modules/sdk-test-ts': [
+    {
+      name: 'row-level security: each client sees only its own user row',
+      async run(ctx) {
+        const a = await ctx.client();
+        const b = await ctx.client();
+        const identityOf = (c: RawClient) => {
+          const m = c.messages.find((x) => x.tag === 'InitialConnection');
+          check(m && m.tag === 'InitialConnection', 'no InitialConnection');
+          return m.value.identity;
+        };
+        for (const [c, name] of [[a, 'alice'], [b, 'bob']] as const) {
+          const r = await callReducer(ctx, c, 'insert_user', { name, identity: identityOf(c) });
+          check(r.tag === 'Ok', `insert_user ${name}: ${JSON.stringify(r)}`);
+        }
+        for (const c of [a, b]) {
+          const seen = countRows(await oneOff(c, 'SELECT * FROM users'));
+          check(seen === 1, `a client's one-off query sees ${seen} user rows, not its own 1`);
+          const applied = await subscribe(c, ['SELECT * FROM users']);
+          const subscribed = countRows(applied.value.rows);
+          check(subscribed === 1, `a client's subscription gets ${subscribed} user rows, not its own 1`);
+        }
       },
     },
   ],
