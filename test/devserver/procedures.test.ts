@@ -46,6 +46,10 @@ describe('dev server: procedures', () => {
     expect([...server.module.datastore.scan('item')].map((r) => r.value.name)).to.deep.equal(['kept']);
   });
 
+  it('refuses a transaction opened inside another with WouldBlockTransaction', async () => {
+    expect(await conn.procedures.nestedTx({})).to.equal('WouldBlockTransaction');
+  });
+
   it('fails a procedure that throws with its message, and keeps serving', async () => {
     let err: unknown;
     await conn.procedures.alwaysThrows({}).catch((e) => (err = e));
