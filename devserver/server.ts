@@ -769,7 +769,7 @@ export class DevServer {
     const reply = (result: ServerMessage & { tag: 'ReducerResult' }) => this.#send(conn, result);
     if (!reducer || !reducer.clientCallable) {
       const why = !reducer ? `no such reducer: ${name}` : `reducer ${name} cannot be called by clients`;
-      return reply({ tag: 'ReducerResult', value: { requestId, timestamp: now(), result: { tag: 'InternalError', value: why } } });
+      return reply({ tag: 'ReducerResult', value: { requestId, timestamp: this.#now(), result: { tag: 'InternalError', value: why } } });
     }
     const timestamp = this.#now();
     let outcome: ReducerOutcome;
@@ -817,10 +817,14 @@ export class DevServer {
   #commit(changes: ChangeSet, caller: Connection | undefined): TransactionEffects | undefined {
     this.#stats.transactionsCommitted++;
     if (changes.size === 0) return undefined;
-    this.#scheduler?.onCommit(changes);
     if (this.#data) {
       this.#data.append(persistentChanges(changes, this.#module));
       if (this.#data.snapshotDue(this.#options.snapshotEvery ?? 1000)) this.#data.snapshot(this.#module.datastore.allRows());
+    }
+    try {
+      this.#scheduler?.onCommit(changes);
+    } catch (e) {
+      this.#logLine('error', `scheduling the rows of a committed transaction failed: ${e instanceof Error ? e.message : String(e)}`);
     }
     const effects = new TransactionEffects(changes, this.#module.datastore);
     const encoded = new Map<string, Uint8Array>();
@@ -893,6 +897,7 @@ export class DevServer {
         connectionId: conn.id,
         timestamp: timestamp.__timestamp_micros_since_unix_epoch__,
         args,
+        jwtPayload: conn.jwtPayload,
         now: () => this.#clock.now(),
         onCommit: (changes) => this.#commit(changes, undefined),
       });
@@ -1105,8 +1110,9 @@ function randomU128(): bigint {
   return b.readBigUInt64LE(0) | (b.readBigUInt64LE(8) << 64n);
 }
 
+/** Wall-clock time. The server's own calls use `#now()` (its `clock` option); kept for code outside the class. */
 function now(): Timestamp {
-  return new Timestamp(BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)));
+  return new Timestamp(systemClock.now());
 }
 
 function bsatnString(s: string): Uint8Array {

@@ -168,7 +168,7 @@ export class ModuleInstance {
     }
     const session = new ProcedureSession(call, this.datastore, () => this.#closeIters());
     this.#procedure = session;
-    this.#call = { sender: call.sender, connectionId: call.connectionId, timestamp: call.timestamp, args: call.args };
+    this.#call = { sender: call.sender, connectionId: call.connectionId, timestamp: call.timestamp, args: call.args, jwtPayload: call.jwtPayload };
     try {
       const value = this.#loaded.run(() =>
         hooks.__call_procedure__!(procedure.id, call.sender.__identity__, call.connectionId?.__connection_id__ ?? 0n, call.timestamp, call.args),

@@ -30,6 +30,8 @@ export interface ProcedureCall {
   /** Microseconds since the Unix epoch: the procedure's `ctx.timestamp`. */
   readonly timestamp: bigint;
   readonly args: Uint8Array;
+  /** The caller's JWT payload (JSON), for `ctx.senderAuth` inside `withTx`. */
+  readonly jwtPayload?: string;
   /** The current time in microseconds since the Unix epoch (each `withTx`'s timestamp). */
   readonly now: () => bigint;
   /**

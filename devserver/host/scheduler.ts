@@ -76,6 +76,9 @@ export class ManualClock implements DevClock {
     return () => void this.#timers.delete(id);
   }
 
+  /** A guard against timers that re-arm at the same instant forever. */
+  static readonly MAX_TIMERS_PER_ADVANCE = 1_000_000;
+
   /** Timers not yet run. */
   get pending(): number {
     return this.#timers.size;
@@ -89,7 +92,10 @@ export class ManualClock implements DevClock {
   advanceMicros(micros: bigint): void {
     if (micros < 0n) throw new RangeError('a clock cannot go backwards');
     const target = this.#now + micros;
-    for (;;) {
+    for (let ran = 0; ; ran++) {
+      if (ran >= ManualClock.MAX_TIMERS_PER_ADVANCE) {
+        throw new Error(`ManualClock.advance ran ${ran} timers without reaching its target (a zero-length interval?)`);
+      }
       let next: [number, { at: bigint; fn: () => void }] | undefined;
       for (const entry of this.#timers) {
         if (entry[1].at <= target && (!next || entry[1].at < next[1].at)) next = entry;
