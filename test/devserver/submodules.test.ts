@@ -34,12 +34,19 @@ describe('dev server: submodules', () => {
     await server.stop();
   });
 
-  it('mounts the submodule under its namespace', () => {
+  it('mounts the submodule under its namespace, its types appended to one typespace', () => {
     const d = server.module.description;
     expect(d.submodules).to.deep.equal(['lib']);
     expect(d.tables.map((t) => t.name)).to.deep.equal(['note', 'lib.libEntry']);
     expect(d.reducers.map((r) => r.name)).to.include.members(['add_note', 'lib.lib_insert', 'lib.lib_find']);
     expect(d.procedures.map((p) => p.name)).to.deep.equal(['lib.lib_count']);
+    const meta = d.tables.find((t) => t.name === 'lib.libEntry')!.columns.find((c) => c.name === 'meta')!;
+    expect(meta.type.tag).to.equal('Product');
+    const fields = (meta.type as { value: { elements: { name: string; algebraicType: { tag: string } }[] } }).value.elements;
+    expect(fields.map((e) => [e.name, e.algebraicType.tag])).to.deep.equal([
+      ['length', 'U32'],
+      ['shout', 'String'],
+    ]);
   });
 
   it("runs the submodule's reducers (through its own index) and procedures on its own tables", async () => {
@@ -57,7 +64,7 @@ describe('dev server: submodules', () => {
     const count = await raw.next('ProcedureResult', (m) => m.value.requestId === 4);
     expect(count.value.status.tag).to.equal('Returned');
     expect(new BinaryReader((count.value.status as { value: Uint8Array }).value).readU64()).to.equal(1n);
-    expect([...server.module.datastore.scan('lib.libEntry')].map((r) => r.value.value)).to.deep.equal(['alpha']);
+    expect([...server.module.datastore.scan('lib.libEntry')].map((r) => [r.value.value, r.value.meta])).to.deep.equal([['alpha', { length: 5, shout: 'ALPHA' }]]);
     expect([...server.module.datastore.scan('note')]).to.deep.equal([]);
   });
 
