@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import { BinaryReader, BinaryWriter } from 'spacetimedb';
-import { startDevServer, type DevServer } from '../../devserver/index.ts';
+import { ModuleDefError, startDevServer, type DevServer } from '../../devserver/index.ts';
 import { RawClient } from '../helpers/rawClient.ts';
 
 const SUBMODULE_MODULE = fileURLToPath(new URL('../fixtures/submodule/index.module.ts', import.meta.url));
@@ -75,5 +75,15 @@ describe('dev server: submodules', () => {
     expect(await res.text()).to.match(/module HTTP routes are not served by the stdb-rx dev server \(the module declares GET \/hello\)/);
     const unknown = await fetch(`${server.url}/v1/database/nope/route/hello`);
     expect(unknown.status).to.equal(404);
+  });
+});
+
+describe('dev server: submodules that SpacetimeDB refuses', () => {
+  it('refuses a lifecycle reducer inside a submodule with a ModuleDefError naming it', async () => {
+    const file = fileURLToPath(new URL('../fixtures/submodule_lifecycle/index.module.ts', import.meta.url));
+    let err: unknown;
+    await startDevServer({ module: file, port: 0 }).catch((e) => (err = e));
+    expect(err).to.be.instanceOf(ModuleDefError);
+    expect((err as Error).message).to.match(/submodule lib declares a lifecycle reducer \(init\)/);
   });
 });
