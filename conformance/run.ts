@@ -176,15 +176,20 @@ function table(results: ModuleResult[], commit: string | undefined): string {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const { root, commit } = materialize(args.spacetimedb);
-  const modules = findModules(root).filter((m) => !args.only || m.name.includes(args.only));
-  if (modules.length === 0) throw new Error(`no TypeScript modules found under ${root}`);
   const results: ModuleResult[] = [];
-  for (const m of modules) {
-    process.stderr.write(`conformance: ${m.name} … `);
-    const r = await runModule(m.name, m.file);
-    process.stderr.write(`${r.results.filter((s) => s.ok).length}/${r.results.length}\n`);
-    for (const s of r.results) if (!s.ok || args.verbose) process.stderr.write(`  ${s.ok ? '✓' : '✗'} ${s.name}${s.detail ? `: ${s.detail}` : ''}\n`);
-    results.push(r);
+  try {
+    const modules = findModules(root).filter((m) => !args.only || m.name.includes(args.only));
+    if (modules.length === 0) throw new Error(`no TypeScript modules found in ${args.spacetimedb}`);
+    for (const m of modules) {
+      process.stderr.write(`conformance: ${m.name} … `);
+      const r = await runModule(m.name, m.file);
+      process.stderr.write(`${r.results.filter((s) => s.ok).length}/${r.results.length}\n`);
+      for (const s of r.results) if (!s.ok || args.verbose) process.stderr.write(`  ${s.ok ? '✓' : '✗'} ${s.name}${s.detail ? `: ${s.detail}` : ''}\n`);
+      results.push(r);
+    }
+  } finally {
+    // The copy only served this run.
+    rmSync(root, { recursive: true, force: true });
   }
   const md = table(results, commit);
   console.log(md);
