@@ -5,6 +5,9 @@
  */
 export { startDevServer, DevServer, databaseNameFor, type DevServerOptions, type DevServerStats } from './server.ts';
 export { ModuleInstance, type HostLogger, type LogLevel, type ReducerOutcome } from './host/instance.ts';
-export { loadModuleDef, describeModule, toSnakeCase, type ModuleDescription, type TableDesc, type ReducerDesc } from './host/moduleDef.ts';
+export { loadModuleDef, describeModule, toSnakeCase, ModuleDefError, type ModuleDescription, type TableDesc, type ReducerDesc } from './host/moduleDef.ts';
 export { ModuleLoadError } from './host/bundle.ts';
+export { ManualClock, systemClock, type DevClock } from './host/scheduler.ts';
+export { HTTP_REFUSED_MESSAGE, type ProcedureOutcome } from './host/procedures.ts';
+export type { ProcedureDesc, ScheduleDesc, HttpRouteDesc } from './host/moduleDef.ts';
 export { TokenAuthority, AuthError, identityFromClaims } from './auth.ts';

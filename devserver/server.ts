@@ -14,6 +14,8 @@ import { ModuleInstance, type HostLogger, type LogLevel, type ReducerOutcome } f
 import { DataDir, type RecoveredState } from './persistence.ts';
 import { DelayQueue, DevServerFaults, FaultState } from './faults.ts';
 import type { ReducerDesc } from './host/moduleDef.ts';
+import { Scheduler, systemClock, type DevClock, type DueSchedule } from './host/scheduler.ts';
+import type { ProcedureOutcome } from './host/procedures.ts';
 import { negotiateProtocol, parseCompression, ServerFrameBatcher, decodeClientFrame, type Compression, type WsProtocol } from './protocol/framing.ts';
 import { ProtocolDecodeError, encodeServerMessage, type ClientMessage, type ServerMessage } from './protocol/messages.ts';
 import { SqlError } from './sql/errors.ts';
@@ -55,6 +57,12 @@ export interface DevServerOptions {
   readonly maxHttpBodyBytes?: number;
   /** Take a snapshot (and restart the commit log) after this many transactions. @default 1000 */
   readonly snapshotEvery?: number;
+  /**
+   * Time source for reducer timestamps and scheduled tables. Tests pass a
+   * `ManualClock` and move it with `advance(ms)` instead of sleeping.
+   * @default the wall clock
+   */
+  readonly clock?: DevClock;
 }
 
 export interface DevServerStats {
@@ -138,6 +146,8 @@ export class DevServer {
     restarts: 0,
   };
   #recovery: RecoveredState | undefined;
+  #scheduler: Scheduler | undefined;
+  readonly #clock: DevClock;
   #port = 0;
   readonly #host: string;
 
@@ -150,6 +160,7 @@ export class DevServer {
     this.#data = data;
     this.#log = options.logger ?? { log: () => {} };
     this.#host = options.host ?? '127.0.0.1';
+    this.#clock = options.clock ?? systemClock;
     this.faults = new DevServerFaults(this.#faultState, {
       dropAll: () => this.#dropAll(),
       startBlackhole: (ms) => this.#startBlackhole(ms),
@@ -165,6 +176,7 @@ export class DevServer {
     const module = await ModuleInstance.load(options.module, { databaseIdentity, logger: options.logger });
     const server = new DevServer(options, module, auth, data, database, databaseIdentity);
     const fresh = server.#recover();
+    server.#startScheduler();
     if (fresh) server.#runLifecycle('init', Identity.zero(), null);
     await server.#listen(options.port ?? 3000);
     return server;
@@ -294,6 +306,7 @@ export class DevServer {
 
   /** Close every connection and stop listening. Committed state stays in the data folder. */
   async stop(): Promise<void> {
+    this.#scheduler?.stop();
     await this.#shutdown();
     this.#data?.close();
   }
@@ -304,6 +317,7 @@ export class DevServer {
    * without one the in-memory state is kept.
    */
   async restart(): Promise<void> {
+    this.#scheduler?.stop();
     await this.#shutdown();
     this.#stats.restarts++;
     if (this.#data) {
@@ -311,6 +325,7 @@ export class DevServer {
       this.#module = await ModuleInstance.load(this.#options.module, { databaseIdentity: this.#databaseIdentity, logger: this.#options.logger });
       this.#recover();
     }
+    this.#startScheduler();
     await this.#listen(this.#port);
     this.#logLine('info', `restarted on port ${this.#port}`);
   }
@@ -416,6 +431,8 @@ export class DevServer {
     if (path.startsWith('/_dev/')) return this.#admin(req, url, send);
     if (req.method === 'OPTIONS' && path.startsWith('/v1/')) return send(204); // CORS preflight (headers set in #onRequest)
     if (path === '/v1/ping' && req.method === 'GET') return send(200);
+    const route = /^\/v1\/database\/([^/]+)\/route(?:\/.*)?$/.exec(path);
+    if (route) return this.#moduleRoute(decodePathSegment(route[1]), send);
     if (path === '/v1/identity' && req.method === 'POST') {
       const minted = this.#auth.mint();
       return send(200, { identity: minted.identity.toHexString(), token: minted.token });
@@ -439,6 +456,14 @@ export class DevServer {
   }
 
   /** `/_dev/…`: the fault controls over HTTP, for the demo page. Loopback callers only. */
+  /** `/v1/database/:name/route/…`: a module's own HTTP routes, which the dev server does not serve. */
+  #moduleRoute(name: string | undefined, send: (status: number, body?: unknown) => void) {
+    if (name !== this.database && name !== this.#databaseIdentity.toHexString()) return send(404, `no such database: ${name ?? '(malformed)'}`);
+    const { httpRoutes } = this.#module.description;
+    const declared = httpRoutes.length > 0 ? `the module declares ${httpRoutes.map((r) => `${r.method} ${r.path}`).join(', ')}` : 'the module declares none';
+    return send(501, `module HTTP routes are not served by the stdb-rx dev server (${declared})`);
+  }
+
   #admin(req: IncomingMessage, url: URL, send: (status: number, body?: unknown) => void) {
     if (!this.#options.admin) return send(404, 'not found');
     if (!isLoopback(req.socket.remoteAddress)) return send(403, 'the dev server admin endpoints answer loopback callers only');
@@ -683,15 +708,7 @@ export class DevServer {
       case 'CallReducer':
         return this.#callReducer(conn, msg.value.requestId, msg.value.reducer, msg.value.args);
       case 'CallProcedure':
-        return this.#send(conn, {
-          tag: 'ProcedureResult',
-          value: {
-            requestId: msg.value.requestId,
-            status: { tag: 'InternalError', value: `procedure ${msg.value.procedure}: procedures are not supported by the stdb-rx dev server` },
-            timestamp: now(),
-            totalHostExecutionDuration: new TimeDuration(0n),
-          },
-        });
+        return this.#callProcedure(conn, msg.value.requestId, msg.value.procedure, msg.value.args);
     }
   }
 
@@ -752,9 +769,9 @@ export class DevServer {
     const reply = (result: ServerMessage & { tag: 'ReducerResult' }) => this.#send(conn, result);
     if (!reducer || !reducer.clientCallable) {
       const why = !reducer ? `no such reducer: ${name}` : `reducer ${name} cannot be called by clients`;
-      return reply({ tag: 'ReducerResult', value: { requestId, timestamp: now(), result: { tag: 'InternalError', value: why } } });
+      return reply({ tag: 'ReducerResult', value: { requestId, timestamp: this.#now(), result: { tag: 'InternalError', value: why } } });
     }
-    const timestamp = now();
+    const timestamp = this.#now();
     let outcome: ReducerOutcome;
     if (this.#faultState.failReducers > 0) {
       this.#faultState.failReducers--;
@@ -804,6 +821,11 @@ export class DevServer {
       this.#data.append(persistentChanges(changes, this.#module));
       if (this.#data.snapshotDue(this.#options.snapshotEvery ?? 1000)) this.#data.snapshot(this.#module.datastore.allRows());
     }
+    try {
+      this.#scheduler?.onCommit(changes);
+    } catch (e) {
+      this.#logLine('error', `scheduling the rows of a committed transaction failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
     const effects = new TransactionEffects(changes, this.#module.datastore);
     const encoded = new Map<string, Uint8Array>();
     for (const conn of this.#connections) {
@@ -845,7 +867,7 @@ export class DevServer {
     const outcome = this.#module.callReducer(reducer, {
       sender,
       connectionId,
-      timestamp: now().__timestamp_micros_since_unix_epoch__,
+      timestamp: this.#clock.now(),
       args,
       jwtPayload,
     });
@@ -854,6 +876,105 @@ export class DevServer {
       this.#runScheduledImmediate();
     }
     return outcome;
+  }
+
+  /** `Timestamp` of the server's clock. */
+  #now(): Timestamp {
+    return new Timestamp(this.#clock.now());
+  }
+
+  /** Run a client's procedure call; its transactions are broadcast as they commit, then the result goes back. */
+  #callProcedure(conn: Connection, requestId: number, name: string, args: Uint8Array) {
+    const procedure = this.#module.procedure(name);
+    const timestamp = this.#now();
+    let outcome: ProcedureOutcome;
+    if (!procedure || !procedure.clientCallable) {
+      const why = !procedure ? `no such procedure: ${name}` : `procedure ${name} cannot be called by clients`;
+      outcome = { status: 'failed', message: why, durationMicros: 0 };
+    } else {
+      outcome = this.#module.callProcedure(procedure, {
+        sender: conn.identity,
+        connectionId: conn.id,
+        timestamp: timestamp.__timestamp_micros_since_unix_epoch__,
+        args,
+        jwtPayload: conn.jwtPayload,
+        now: () => this.#clock.now(),
+        onCommit: (changes) => this.#commit(changes, undefined),
+      });
+    }
+    this.#send(conn, {
+      tag: 'ProcedureResult',
+      value: {
+        requestId,
+        status: outcome.status === 'returned' ? { tag: 'Returned', value: outcome.value } : { tag: 'InternalError', value: outcome.message },
+        timestamp,
+        totalHostExecutionDuration: new TimeDuration(BigInt(outcome.durationMicros)),
+      },
+    });
+    this.#runScheduledImmediate();
+  }
+
+  /** (Re)build the scheduler for the current module and arm every stored schedule row. */
+  #startScheduler() {
+    this.#scheduler?.stop();
+    const { schedules, tables } = this.#module.description;
+    if (schedules.length === 0) {
+      this.#scheduler = undefined;
+      return;
+    }
+    const scheduler = new Scheduler(schedules, tables, this.#clock, (due) => this.#onScheduleDue(due));
+    this.#scheduler = scheduler;
+    scheduler.armAll((table) => this.#module.datastore.scan(table));
+  }
+
+  #scheduleRow(due: DueSchedule) {
+    for (const row of this.#module.datastore.lookup(due.schedule.table, due.schedule.idColumn, due.id)) return row;
+    return undefined;
+  }
+
+  /**
+   * A schedule row's time has come: call its reducer (then re-arm or delete
+   * the row) or its procedure (re-arm or delete first: a procedure is not
+   * retried), as the database's own identity.
+   */
+  #onScheduleDue(due: DueSchedule) {
+    try {
+      const row = this.#scheduleRow(due);
+      if (!row) return;
+      const { schedule } = due;
+      const timestamp = this.#clock.now();
+      if (schedule.kind === 'reducer') {
+        const reducer = this.#module.reducer(schedule.functionName)!;
+        const outcome = this.#module.callReducer(reducer, { sender: this.#databaseIdentity, connectionId: null, timestamp, args: row.bytes });
+        if (outcome.status === 'committed') this.#commit(outcome.changes, undefined);
+        else this.#logLine('warn', `scheduled reducer ${reducer.name} failed: ${outcome.message}`);
+        this.#afterScheduleRun(due);
+      } else {
+        this.#afterScheduleRun(due);
+        const procedure = this.#module.procedure(schedule.functionName)!;
+        this.#module.callProcedure(procedure, {
+          sender: this.#databaseIdentity,
+          connectionId: null,
+          timestamp,
+          args: row.bytes,
+          now: () => this.#clock.now(),
+          onCommit: (changes) => this.#commit(changes, undefined),
+        });
+      }
+      this.#runScheduledImmediate();
+    } catch (e) {
+      this.#logLine('error', `scheduled ${due.schedule.functionName} (table ${due.schedule.table}): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
+  }
+
+  /** Re-arm an interval row, or delete a one-shot row in its own transaction. */
+  #afterScheduleRun(due: DueSchedule) {
+    const row = this.#scheduleRow(due);
+    if (this.#scheduler?.rearmAfterRun(due, row) !== 'delete' || !row) return;
+    const ds = this.#module.datastore;
+    ds.begin();
+    ds.deleteRow(ds.tableIdFromName(due.schedule.table), row);
+    this.#commit(ds.commit(), undefined);
   }
 
   #runScheduledImmediate() {
@@ -989,8 +1110,9 @@ function randomU128(): bigint {
   return b.readBigUInt64LE(0) | (b.readBigUInt64LE(8) << 64n);
 }
 
+/** Wall-clock time. The server's own calls use `#now()` (its `clock` option); kept for code outside the class. */
 function now(): Timestamp {
-  return new Timestamp(BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)));
+  return new Timestamp(systemClock.now());
 }
 
 function bsatnString(s: string): Uint8Array {

@@ -6,7 +6,8 @@ import { ConnectionId, Identity, type Timestamp } from 'spacetimedb';
 import type { ChangeSet, StoredRow } from '../types.ts';
 import { loadModule, type LoadedModule, type SysFunctions } from './bundle.ts';
 import { Datastore, Errno, HostCallError } from './datastore.ts';
-import { describeModule, type ModuleDescription, type ReducerDesc } from './moduleDef.ts';
+import { describeModule, type ModuleDescription, type ProcedureDesc, type ReducerDesc } from './moduleDef.ts';
+import { ProcedureSession, refuseHttpRequest, type ProcedureCall, type ProcedureOutcome } from './procedures.ts';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -53,6 +54,7 @@ export class ModuleInstance {
   readonly #timers = new Map<number, { name: string; start: number }>();
   #nextTimer = 1;
   #call: ReducerCall | undefined;
+  #procedure: ProcedureSession | undefined;
   /** Reducer calls a module scheduled with `volatile_nonatomic_schedule_immediate`. */
   readonly scheduledImmediate: { reducer: string; args: Uint8Array }[] = [];
 
@@ -80,10 +82,10 @@ export class ModuleInstance {
     const description = describeModule(loaded.run(() => loaded.hooks.__describe_module__()));
     self = new ModuleInstance(path, description, loaded, new Datastore(description), options);
     const unsupported = [
-      ...description.procedures.map((p) => `procedure ${p}`),
       ...description.views.map((v) => `view ${v}`),
       ...description.httpHandlers.map((h) => `HTTP handler ${h}`),
-      ...description.schedules.map((s) => `schedule ${s.table} → ${s.reducer}`),
+      ...description.httpRoutes.map((r) => `HTTP route ${r.method} ${r.path} → ${r.handler}`),
+      ...description.ignoredSections.map((s) => `module section ${s}`),
     ];
     if (unsupported.length > 0) {
       self.#logger.log('warn', `the dev server does not run these parts of the module: ${unsupported.join(', ')}`);
@@ -143,6 +145,53 @@ export class ModuleInstance {
 
   #closeIters() {
     this.#iters.clear();
+  }
+
+  procedure(nameOrId: string | number): ProcedureDesc | undefined {
+    return typeof nameOrId === 'number'
+      ? this.description.procedures[nameOrId]
+      : this.description.procedures.find((p) => p.name === nameOrId);
+  }
+
+  /**
+   * Run one procedure. It runs outside any transaction; each `ctx.withTx` it
+   * makes commits on its own and is handed to `call.onCommit`. Its return
+   * value comes back BSATN-encoded; a throw (or bad arguments) fails it, and a
+   * transaction it left open is rolled back.
+   */
+  callProcedure(procedure: ProcedureDesc, call: ProcedureCall): ProcedureOutcome {
+    const started = performance.now();
+    const hooks = this.#loaded.hooks;
+    const elapsed = () => Math.round((performance.now() - started) * 1000);
+    if (!hooks.__call_procedure__) {
+      return { status: 'failed', message: 'the module library has no procedure entry point', durationMicros: 0 };
+    }
+    const session = new ProcedureSession(call, this.datastore, () => this.#closeIters());
+    this.#procedure = session;
+    this.#call = { sender: call.sender, connectionId: call.connectionId, timestamp: call.timestamp, args: call.args, jwtPayload: call.jwtPayload };
+    try {
+      const value = this.#loaded.run(() =>
+        hooks.__call_procedure__!(procedure.id, call.sender.__identity__, call.connectionId?.__connection_id__ ?? 0n, call.timestamp, call.args),
+      );
+      if (session.finish()) this.#logger.log('warn', `procedure ${procedure.name} returned with a transaction open; it was rolled back`);
+      return { status: 'returned', value, durationMicros: elapsed() };
+    } catch (e) {
+      session.finish();
+      const message = e instanceof Error ? `${e.name}: ${e.message}` : `uncaught: ${String(e)}`;
+      this.#logger.log('warn', `procedure ${procedure.name} failed: ${message}`);
+      return { status: 'failed', message, durationMicros: elapsed() };
+    } finally {
+      this.#procedure = undefined;
+      this.#call = undefined;
+      this.#closeIters();
+    }
+  }
+
+  /** @internal The running procedure's transaction state (for the procedure host calls). */
+  _procedureSession(): ProcedureSession {
+    const p = this.#procedure;
+    if (!p) throw new HostCallError(Errno.NotInTransaction, 'procedure transactions can only be opened by a running procedure');
+    return p;
   }
 
   // ---- host functions -----------------------------------------------------
@@ -233,9 +282,7 @@ function makeSys(get: () => ModuleInstance): SysFunctions {
     new Uint8Array(buf).set(generated, 0);
     return generated.length;
   };
-  const notSupported = (what: string) => () => {
-    throw new HostCallError(1, `${what} is not supported by the stdb-rx dev server`);
-  };
+
   return {
     register_hooks: () => {
       throw new HostCallError(1, 'register_hooks is the 1.x ABI; the dev server loads 2.x modules through their default export');
@@ -285,10 +332,10 @@ function makeSys(get: () => ModuleInstance): SysFunctions {
     console_timer_end: wrap((id: number) => get()._timerEnd(id)),
     identity: () => get().databaseIdentity.__identity__,
     get_jwt_payload: (connId: bigint) => get()._jwtPayload(connId),
-    procedure_http_request: wrap(notSupported('procedure HTTP requests')),
-    procedure_start_mut_tx: wrap(notSupported('procedures')),
-    procedure_commit_mut_tx: wrap(notSupported('procedures')),
-    procedure_abort_mut_tx: wrap(notSupported('procedures')),
+    procedure_http_request: wrap(refuseHttpRequest),
+    procedure_start_mut_tx: wrap(() => get()._procedureSession().startTx()),
+    procedure_commit_mut_tx: wrap(() => get()._procedureSession().commitTx()),
+    procedure_abort_mut_tx: wrap(() => get()._procedureSession().abortTx()),
   };
 }
 

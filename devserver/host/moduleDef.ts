@@ -70,14 +70,50 @@ export interface ReducerDesc {
   readonly clientCallable: boolean;
 }
 
+export interface ProcedureDesc {
+  /** Procedure id as the module's `__call_procedure__` takes it. */
+  readonly id: number;
+  /** Canonical name: what clients call. */
+  readonly name: string;
+  readonly sourceName: string;
+  /** Parameters as declared: a product type that may contain `Ref`s. */
+  readonly paramsType: AlgebraicType & { tag: 'Product' };
+  readonly returnType: AlgebraicType;
+  readonly clientCallable: boolean;
+}
+
+/** A scheduled table: each row is a timer that calls `functionName` with the row. */
+export interface ScheduleDesc {
+  /** Canonical name of the scheduled table. */
+  readonly table: string;
+  /** Canonical name of the reducer or procedure it calls. */
+  readonly functionName: string;
+  readonly kind: 'reducer' | 'procedure';
+  /** Column holding the `ScheduleAt`. */
+  readonly scheduleAtColumn: number;
+  /** Column holding the row's id (the table's primary key). */
+  readonly idColumn: number;
+}
+
+/** An HTTP route a module declares (served by SpacetimeDB under `/v1/database/:name/route/…`). */
+export interface HttpRouteDesc {
+  readonly handler: string;
+  readonly method: string;
+  readonly path: string;
+}
+
 export interface ModuleDescription {
   readonly tables: readonly TableDesc[];
   readonly reducers: readonly ReducerDesc[];
-  readonly procedures: readonly string[];
+  readonly procedures: readonly ProcedureDesc[];
   readonly views: readonly string[];
   readonly httpHandlers: readonly string[];
-  /** Scheduled tables (`table → reducer`): declared, but not run by the dev server. */
-  readonly schedules: readonly { readonly table: string; readonly reducer: string }[];
+  readonly httpRoutes: readonly HttpRouteDesc[];
+  readonly schedules: readonly ScheduleDesc[];
+  /** Namespaces of the submodules mounted into this module (nested ones as `outer.inner`). */
+  readonly submodules: readonly string[];
+  /** Section kinds the module declares that the dev server decodes but does not act on. */
+  readonly ignoredSections: readonly string[];
   readonly typespace: { readonly types: readonly AlgebraicType[] };
   readonly casePolicy: 'None' | 'SnakeCase';
 }
@@ -152,13 +188,112 @@ function sectionsOf(sections: RawSection[], tag: string): any[] {
   return sections.filter((s) => s.tag === tag).flatMap((s) => (Array.isArray(s.value) ? s.value : [s.value]));
 }
 
-/** Build the dev server's description from a module's `__describe_module__` bytes. */
+/** Add `offset` to every `Ref` in `ty` (a submodule's types move into the merged typespace). */
+function shiftRefs(ty: AlgebraicType, offset: number): AlgebraicType {
+  switch (ty.tag) {
+    case 'Ref':
+      return { tag: 'Ref', value: ty.value + offset };
+    case 'Product':
+      return {
+        tag: 'Product',
+        value: { elements: ty.value.elements.map((e) => ({ name: e.name, algebraicType: shiftRefs(e.algebraicType, offset) })) },
+      };
+    case 'Sum':
+      return {
+        tag: 'Sum',
+        value: { variants: ty.value.variants.map((v) => ({ name: v.name, algebraicType: shiftRefs(v.algebraicType, offset) })) },
+      };
+    case 'Array':
+      return { tag: 'Array', value: shiftRefs(ty.value, offset) };
+    default:
+      return ty;
+  }
+}
+
+/** Everything collected while walking a module and its submodules. */
+interface Collected {
+  readonly types: AlgebraicType[];
+  readonly tables: TableDesc[];
+  readonly reducers: ReducerDesc[];
+  readonly procedures: ProcedureDesc[];
+  readonly views: string[];
+  readonly httpHandlers: string[];
+  readonly httpRoutes: HttpRouteDesc[];
+  readonly schedules: ScheduleDesc[];
+  readonly submodules: string[];
+  readonly ignored: Set<string>;
+  nextIndexId: number;
+}
+
+/** Sections the dev server decodes and acts on elsewhere, or that need no action. */
+const HANDLED_SECTIONS = new Set([
+  'Typespace',
+  'Types',
+  'Tables',
+  'Reducers',
+  'Procedures',
+  'Views',
+  'Schedules',
+  'LifeCycleReducers',
+  'CaseConversionPolicy',
+  'ExplicitNames',
+  'HttpHandlers',
+  'HttpRoutes',
+  'ViewPrimaryKeys',
+  'Submodules',
+]);
+
+/**
+ * Build the dev server's description from a module's `__describe_module__`
+ * bytes. Submodules are mounted as SpacetimeDB mounts them: their tables,
+ * reducers and procedures are named `namespace.name` (the module looks its
+ * tables up by `namespace.sourceName`), their ids follow the root module's in
+ * depth-first order (the order the module library dispatches them), and their
+ * types are appended to one merged typespace.
+ */
 export function describeModule(bytes: Uint8Array): ModuleDescription {
   const sections = decodeRawModuleDef(bytes);
-  if (sectionsOf(sections, 'Submodules').length > 0) {
-    throw new ModuleDefError('submodules are not supported by the dev server');
+  const out: Collected = {
+    types: [],
+    tables: [],
+    reducers: [],
+    procedures: [],
+    views: [],
+    httpHandlers: [],
+    httpRoutes: [],
+    schedules: [],
+    submodules: [],
+    ignored: new Set(),
+    nextIndexId: 1,
+  };
+  const casePolicy = describeInto(sections, '', out);
+  return {
+    tables: out.tables,
+    reducers: out.reducers,
+    procedures: out.procedures,
+    views: out.views,
+    httpHandlers: out.httpHandlers,
+    httpRoutes: out.httpRoutes,
+    schedules: out.schedules,
+    submodules: out.submodules,
+    ignoredSections: [...out.ignored],
+    typespace: { types: out.types },
+    casePolicy,
+  };
+}
+
+function describeInto(sections: RawSection[], prefix: string, out: Collected): 'None' | 'SnakeCase' {
+  for (const s of sections) {
+    // The module library writes some sections even when empty.
+    const empty = Array.isArray(s.value) && s.value.length === 0;
+    if (!HANDLED_SECTIONS.has(s.tag) && !empty) out.ignored.add(s.tag);
   }
-  const types: AlgebraicType[] = sectionsOf(sections, 'Typespace').flatMap((ts) => ts.types);
+  const offset = out.types.length;
+  for (const ts of sectionsOf(sections, 'Typespace')) {
+    for (const ty of ts.types as AlgebraicType[]) out.types.push(offset === 0 ? ty : shiftRefs(ty, offset));
+  }
+  const types = out.types;
+  const shift = <T extends AlgebraicType>(ty: T): T => (offset === 0 ? ty : (shiftRefs(ty, offset) as T));
   const policyValue = sectionsOf(sections, 'CaseConversionPolicy')[0] as { tag: 'None' | 'SnakeCase' } | undefined;
   const casePolicy = policyValue?.tag ?? 'SnakeCase';
   const convert = (n: string) => (casePolicy === 'SnakeCase' ? toSnakeCase(n) : n);
@@ -171,15 +306,16 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
       if (entry.tag === 'Function') explicitFunctions.set(entry.value.sourceName, entry.value.canonicalName);
     }
   }
+  const functionName = (source: string) => prefix + (explicitFunctions.get(source) ?? convert(source));
 
-  let nextIndexId = 1;
-  const tables: TableDesc[] = sectionsOf(sections, 'Tables').map((raw, i): TableDesc => {
-    const rowType = types[raw.productTypeRef];
+  const tableBase = out.tables.length;
+  const ownTables = sectionsOf(sections, 'Tables').map((raw, i): TableDesc => {
+    const rowType = types[offset + raw.productTypeRef];
     if (!rowType || rowType.tag !== 'Product') {
-      throw new ModuleDefError(`table ${raw.sourceName}: row type ${raw.productTypeRef} is not a product type`);
+      throw new ModuleDefError(`table ${prefix}${raw.sourceName}: row type ${raw.productTypeRef} is not a product type`);
     }
     const columns: ColumnInfo[] = rowType.value.elements.map((e, index) => {
-      if (!e.name) throw new ModuleDefError(`table ${raw.sourceName}: column ${index} has no name`);
+      if (!e.name) throw new ModuleDefError(`table ${prefix}${raw.sourceName}: column ${index} has no name`);
       return { index, name: convert(e.name), field: e.name, type: resolveType(e.algebraicType, types) };
     });
     const uniques: number[][] = raw.constraints
@@ -192,8 +328,8 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
       const sourceName: string =
         ix.sourceName ?? `${raw.sourceName}_${cols.map((c) => columns[c]?.field).join('_')}_idx_${algo.tag.toLowerCase()}`;
       return {
-        id: nextIndexId++,
-        sourceName,
+        id: out.nextIndexId++,
+        sourceName: prefix + sourceName,
         accessorName: ix.accessorName,
         columns: cols,
         algorithm: algo.tag === 'BTree' ? 'btree' : algo.tag === 'Hash' ? 'hash' : 'direct',
@@ -211,9 +347,9 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
       };
     });
     return {
-      id: i + 1,
-      name: explicitTables.get(raw.sourceName) ?? convert(raw.sourceName),
-      sourceName: raw.sourceName,
+      id: tableBase + i + 1,
+      name: prefix + (explicitTables.get(raw.sourceName) ?? convert(raw.sourceName)),
+      sourceName: prefix + raw.sourceName,
       columns,
       primaryKey: [...raw.primaryKey],
       indexedColumns: new Set(indexes.filter((x) => x.columns.length === 1).map((x) => x.columns[0])),
@@ -225,20 +361,23 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
       sequences,
     };
   });
+  out.tables.push(...ownTables);
 
   const lifecycleOf = new Map<string, Lifecycle>();
   for (const lc of sectionsOf(sections, 'LifeCycleReducers')) {
+    if (prefix) throw new ModuleDefError(`submodule ${prefix.slice(0, -1)} declares a lifecycle reducer (${lc.functionName}); only the root module may`);
     const spec = lc.lifecycleSpec.tag as 'Init' | 'OnConnect' | 'OnDisconnect';
     lifecycleOf.set(lc.functionName, spec === 'Init' ? 'init' : spec === 'OnConnect' ? 'onConnect' : 'onDisconnect');
   }
 
-  const reducers: ReducerDesc[] = sectionsOf(sections, 'Reducers').map((raw, id): ReducerDesc => {
-    const paramsType = { tag: 'Product', value: raw.params as RawProductType } as AlgebraicType & { tag: 'Product' };
+  const reducerBase = out.reducers.length;
+  const ownReducers = sectionsOf(sections, 'Reducers').map((raw, i): ReducerDesc => {
+    const paramsType = shift({ tag: 'Product', value: raw.params as RawProductType } as AlgebraicType & { tag: 'Product' });
     const lifecycle = lifecycleOf.get(raw.sourceName);
     return {
-      id,
-      name: explicitFunctions.get(raw.sourceName) ?? convert(raw.sourceName),
-      sourceName: raw.sourceName,
+      id: reducerBase + i,
+      name: functionName(raw.sourceName),
+      sourceName: prefix + raw.sourceName,
       paramsType,
       params: paramsType.value.elements.map((e, i) => ({
         name: e.name ? convert(e.name) : `arg${i}`,
@@ -248,17 +387,54 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
       clientCallable: lifecycle === undefined && raw.visibility.tag === 'ClientCallable',
     };
   });
+  out.reducers.push(...ownReducers);
 
-  return {
-    tables,
-    reducers,
-    procedures: sectionsOf(sections, 'Procedures').map((p) => p.sourceName),
-    views: sectionsOf(sections, 'Views').map((v) => v.sourceName),
-    httpHandlers: sectionsOf(sections, 'HttpHandlers').map((h) => h.sourceName),
-    schedules: sectionsOf(sections, 'Schedules').map((s) => ({ table: s.tableName, reducer: s.functionName })),
-    typespace: { types },
-    casePolicy,
-  };
+  const procedureBase = out.procedures.length;
+  const ownProcedures = sectionsOf(sections, 'Procedures').map(
+    (raw, i): ProcedureDesc => ({
+      id: procedureBase + i,
+      name: functionName(raw.sourceName),
+      sourceName: prefix + raw.sourceName,
+      paramsType: shift({ tag: 'Product', value: raw.params as RawProductType } as AlgebraicType & { tag: 'Product' }),
+      returnType: shift(raw.returnType as AlgebraicType),
+      clientCallable: raw.visibility.tag === 'ClientCallable',
+    }),
+  );
+  out.procedures.push(...ownProcedures);
+
+  for (const s of sectionsOf(sections, 'Schedules')) {
+    const table = ownTables.find((t) => t.sourceName === prefix + s.tableName);
+    if (!table) throw new ModuleDefError(`schedule ${s.sourceName ?? s.tableName}: no table ${prefix}${s.tableName}`);
+    const reducer = ownReducers.find((r) => r.sourceName === prefix + s.functionName);
+    const procedure = ownProcedures.find((p) => p.sourceName === prefix + s.functionName);
+    if (!reducer && !procedure) {
+      throw new ModuleDefError(`scheduled table ${table.name}: no reducer or procedure ${prefix}${s.functionName}`);
+    }
+    if (table.primaryKey.length !== 1) {
+      throw new ModuleDefError(`scheduled table ${table.name} needs a single-column primary key (its schedule id)`);
+    }
+    out.schedules.push({
+      table: table.name,
+      functionName: (reducer ?? procedure)!.name,
+      kind: reducer ? 'reducer' : 'procedure',
+      scheduleAtColumn: s.scheduleAtCol,
+      idColumn: table.primaryKey[0],
+    });
+  }
+
+  for (const v of sectionsOf(sections, 'Views')) out.views.push(prefix + v.sourceName);
+  for (const h of sectionsOf(sections, 'HttpHandlers')) out.httpHandlers.push(prefix + h.sourceName);
+  for (const r of sectionsOf(sections, 'HttpRoutes')) {
+    const method = r.method.tag === 'Any' ? 'any' : r.method.value.tag === 'Extension' ? r.method.value.value : r.method.value.tag.toUpperCase();
+    out.httpRoutes.push({ handler: prefix + r.handlerFunction, method, path: r.path });
+  }
+
+  for (const sub of sectionsOf(sections, 'Submodules')) {
+    const ns = `${prefix}${sub.namespace}`;
+    out.submodules.push(ns);
+    describeInto(sub.module.sections as RawSection[], `${ns}.`, out);
+  }
+  return casePolicy;
 }
 
 function maxForType(ty: AlgebraicType | undefined): bigint {

@@ -89,20 +89,27 @@ describe('dev server module host', () => {
   });
 });
 
-describe('dev server module host: unsupported module parts', () => {
-  it('loads a module with a procedure, warns that it is not run, and answers calls with an error', async () => {
+describe('dev server module host: procedures over the raw protocol', () => {
+  it('runs a procedure and returns its BSATN value in ProcedureResult; unknown ones get InternalError', async () => {
     const { startBasicServer } = await import('../helpers/sdk.ts');
     const { RawClient } = await import('../helpers/rawClient.ts');
     const lines: string[] = [];
     const server = await startBasicServer({ logger: { log: (_l, m) => lines.push(m) } });
     try {
-      expect(lines.join('\n')).to.match(/does not run these parts of the module: procedure echo/);
+      expect(lines.join('\n')).not.to.match(/procedure echo/);
       const raw = await RawClient.open(server);
       await raw.next('InitialConnection');
-      raw.send({ tag: 'CallProcedure', value: { requestId: 3, flags: 0, procedure: 'echo', args: new Uint8Array([0, 0, 0, 0]) } });
+      const w = new BinaryWriter(16);
+      w.writeString('hi there');
+      raw.send({ tag: 'CallProcedure', value: { requestId: 3, flags: 0, procedure: 'echo', args: w.getBuffer().slice() } });
       const res = await raw.next('ProcedureResult', (m) => m.value.requestId === 3);
-      expect(res.value.status.tag).to.equal('InternalError');
-      expect((res.value.status as { value: string }).value).to.match(/not supported by the stdb-rx dev server/);
+      expect(res.value.status.tag).to.equal('Returned');
+      const back = new BinaryWriter(16);
+      back.writeString('hi there');
+      expect([...(res.value.status as { value: Uint8Array }).value]).to.deep.equal([...back.getBuffer()]);
+      raw.send({ tag: 'CallProcedure', value: { requestId: 4, flags: 0, procedure: 'nope', args: new Uint8Array(0) } });
+      const bad = await raw.next('ProcedureResult', (m) => m.value.requestId === 4);
+      expect(bad.value.status).to.deep.equal({ tag: 'InternalError', value: 'no such procedure: nope' });
       raw.close();
     } finally {
       await server.stop();
