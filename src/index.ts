@@ -53,3 +53,12 @@ export {
   type ProtocolErrorInfo,
 } from '../streams/errors.ts';
 export * from '../operators/index.ts';
+export {
+  createSpectator,
+  SpectatorRefusedError,
+  SpectatorDesyncError,
+  type Spectator,
+  type SpectatorOptions,
+  type SpectatorStatus,
+  type SpectatorRefusedInfo,
+} from './spectator.ts';

@@ -1,0 +1,73 @@
+/**
+ * Fixtures of the relay tests: the arena module on a dev server, players as
+ * sync clients, relays on port 0 and spectators over real WebSockets.
+ */
+import { WebSocket } from 'ws';
+import { firstValueFrom, filter, timeout, type Observable } from 'rxjs';
+import type { DevServer } from '../../devserver/index.ts';
+import { createRelay, type Relay, type RelayOptions } from '../../relay/index.ts';
+import { createSpectator, type Spectator, type SpectatorOptions } from '../../src/index.ts';
+import { DbConnection } from '../../demo/arena/bindings/index.ts';
+import { arenaStreams } from '../../demo/arena/streams.ts';
+import { testClientOptions } from '../helpers/syncClient.ts';
+import { arenaClient, serverRows, startArena, type ArenaClient } from '../client/arena.ts';
+
+export { startArena, arenaClient, serverRows, type ArenaClient };
+
+export function startRelay(server: DevServer, options: Partial<RelayOptions> = {}): Promise<Relay> {
+  return createRelay({
+    upstream: { builder: DbConnection.builder, ...testClientOptions(server), heartbeat: { interval: 500, timeout: 1000 } },
+    streams: arenaStreams,
+    onError: () => {},
+    ...options,
+  });
+}
+
+export function spectate(relay: Relay | string, stream: string, options: Partial<SpectatorOptions> = {}): Spectator {
+  return createSpectator({
+    url: typeof relay === 'string' ? relay : relay.wsUrl,
+    stream,
+    WebSocket: WebSocket as unknown as SpectatorOptions['WebSocket'],
+    retry: { initialInterval: 20, maxInterval: 200, jitter: 'full' },
+    heartbeat: { interval: 300, timeout: 600 },
+    ...options,
+  });
+}
+
+/** The first emission of `source` that satisfies `predicate`, or an error after `ms`. */
+export function next<T>(source: Observable<T>, predicate: (value: T) => boolean = () => true, ms = 5000, what = 'emission'): Promise<T> {
+  return firstValueFrom(
+    source.pipe(
+      filter(predicate),
+      timeout({ first: ms, with: () => { throw new Error(`timed out waiting for ${what}`); } }),
+    ),
+  );
+}
+
+/** Creates a match hosted by `host` and returns its id. */
+export async function createMatch(server: DevServer, host: ArenaClient, name = 'final'): Promise<bigint> {
+  const before = new Set(serverRows(server, 'arena_match').map((r) => r.id as bigint));
+  await host.call('createMatch', { name, maxPlayers: 8 });
+  const created = serverRows(server, 'arena_match').find((r) => !before.has(r.id as bigint));
+  if (!created) throw new Error('match not created');
+  return created.id as bigint;
+}
+
+/** The server's rows of a match as the `match/:id` stream shows them, keyed and JSON-comparable. */
+export function serverStream(server: DevServer, matchId: bigint) {
+  const pick = (table: string, f: (r: any) => boolean) =>
+    serverRows(server, table)
+      .filter(f)
+      .map((r) => r.id as bigint)
+      .sort((a, b) => (a < b ? -1 : 1));
+  return {
+    match: pick('arena_match', (r) => r.id === matchId),
+    members: pick('match_member', (r) => r.matchId === matchId),
+    log: pick('battle_log', (r) => r.matchId === matchId),
+    nodes: pick('game_node', () => true),
+  };
+}
+
+export function keysOf(rows: ReadonlyMap<unknown, unknown>): bigint[] {
+  return [...rows.keys()].map((k) => k as bigint).sort((a, b) => (a < b ? -1 : 1));
+}
