@@ -23,3 +23,6 @@ export const arenaStreams: Record<string, StreamDefinition> = {
     },
   },
 };
+
+/** What `npm run relay -- --streams demo/arena/streams.ts` reads. */
+export const streams = arenaStreams;

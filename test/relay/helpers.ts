@@ -71,3 +71,51 @@ export function serverStream(server: DevServer, matchId: bigint) {
 export function keysOf(rows: ReadonlyMap<unknown, unknown>): bigint[] {
   return [...rows.keys()].map((k) => k as bigint).sort((a, b) => (a < b ? -1 : 1));
 }
+
+/** A raw spectator socket: sends what the test says, records every message and the close. */
+export interface RawSpectator {
+  readonly ws: WebSocket;
+  readonly messages: any[];
+  /** Resolves with the `n`-th message (1-based) matching `predicate`. */
+  message(predicate?: (m: any) => boolean, ms?: number): Promise<any>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  send(value: unknown): void;
+}
+
+export async function rawSpectator(relay: Relay | string, watch?: Record<string, unknown>, options: { perMessageDeflate?: boolean } = {}): Promise<RawSpectator> {
+  const ws = new WebSocket(typeof relay === 'string' ? relay : relay.wsUrl, { perMessageDeflate: options.perMessageDeflate ?? true });
+  const messages: any[] = [];
+  const waiters: { predicate: (m: any) => boolean; resolve: (m: any) => void; seen: number }[] = [];
+  ws.on('message', (data) => {
+    const m = JSON.parse(data.toString());
+    messages.push(m);
+    for (const w of [...waiters]) {
+      if (w.predicate(m)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const send = (value: unknown) => ws.send(typeof value === 'string' ? value : JSON.stringify(value));
+  if (watch) send({ t: 'watch', ...watch });
+  return {
+    ws,
+    messages,
+    closed,
+    send,
+    message(predicate = () => true, ms = 5000) {
+      const found = messages.find(predicate);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const w = { predicate, resolve, seen: 0 };
+        waiters.push(w);
+        setTimeout(() => reject(new Error('timed out waiting for a relay message')), ms).unref();
+      });
+    },
+  };
+}
