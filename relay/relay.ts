@@ -81,6 +81,11 @@ export interface RelayStats {
   messagesSent: number;
   /** Transactions published, over all streams. */
   transactions: number;
+  /** Snapshots sent, and spectators resumed from a stream's history instead. */
+  snapshots: number;
+  resumes: number;
+  /** Spectators currently over their buffer budget. */
+  lagging: number;
   upstream: ConnectionState;
 }
 
@@ -141,6 +146,13 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   let closedBytes = 0;
   let closedMessages = 0;
   let closedTransactions = 0;
+  let closedSnapshots = 0;
+  let closedResumes = 0;
+  const retire = (s: LiveStream) => {
+    closedTransactions += s.transactions;
+    closedSnapshots += s.snapshotsSent;
+    closedResumes += s.resumes;
+  };
   let upstreamState: ConnectionState = client.status.state;
   let closing = false;
 
@@ -186,7 +198,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
         onError(error, s.stream.name);
         if (streams.get(s.stream.name) === s) {
           streams.delete(s.stream.name);
-          closedTransactions += s.transactions;
+          retire(s);
         }
       },
     });
@@ -210,7 +222,7 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
           idleTimers.delete(name);
           if (stream.spectators.size > 0) return;
           streams.delete(name);
-          closedTransactions += stream.transactions;
+          retire(stream);
           stream.close();
         }, cfg.idleMs),
       );
@@ -367,8 +379,14 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
       messagesSent += sp.messagesSent;
     }
     let transactions = closedTransactions;
-    for (const s of streams.values()) transactions += s.transactions;
-    return { spectators: spectators.size, streams: streams.size, bytesSent, messagesSent, transactions, upstream: upstreamState };
+    let snapshots = closedSnapshots;
+    let resumes = closedResumes;
+    for (const s of streams.values()) {
+      transactions += s.transactions;
+      snapshots += s.snapshotsSent;
+      resumes += s.resumes;
+    }
+    return { spectators: spectators.size, streams: streams.size, bytesSent, messagesSent, transactions, snapshots, resumes, lagging: lagging.size, upstream: upstreamState };
   }
 
   return {

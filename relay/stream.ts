@@ -68,6 +68,10 @@ export class LiveStream {
   #closed = false;
   /** Transactions published. */
   transactions = 0;
+  /** Snapshots sent to spectators. */
+  snapshotsSent = 0;
+  /** Spectators resumed from the history (with a patch instead of a snapshot). */
+  resumes = 0;
 
   constructor(
     readonly stream: MatchedStream,
@@ -234,7 +238,10 @@ export class LiveStream {
     }
     if (since === undefined) return this.#sendSnapshot(spectator);
     const catchup = this.#history.since(since, this.options.maxBufferBytes);
-    if (catchup) return this.#sendCatchup(spectator, catchup);
+    if (catchup) {
+      this.resumes++;
+      return this.#sendCatchup(spectator, catchup);
+    }
     // Unknown version: this relay may be behind the one the spectator came from. Wait a little.
     const resume: PendingResume = {
       spectator,
@@ -254,11 +261,14 @@ export class LiveStream {
     if (!catchup && !timedOut) return;
     clearTimeout(resume.timer);
     this.#resumes.delete(resume);
-    if (catchup) this.#sendCatchup(resume.spectator, catchup);
-    else this.#sendSnapshot(resume.spectator);
+    if (catchup) {
+      this.resumes++;
+      this.#sendCatchup(resume.spectator, catchup);
+    } else this.#sendSnapshot(resume.spectator);
   }
 
   #sendSnapshot(spectator: Spectator): void {
+    this.snapshotsSent++;
     spectator.deliver(this.snapshotText(), this.#doc.version, true);
   }
 

@@ -119,3 +119,55 @@ export async function rawSpectator(relay: Relay | string, watch?: Record<string,
     },
   };
 }
+
+/**
+ * A minimal TCP load balancer in front of several relays: new connections go
+ * to the relay `route` names; `drop()` cuts the open ones (as a balancer
+ * failing over does), so spectators reconnect — to wherever `route` points now.
+ */
+export interface Balancer {
+  readonly url: string;
+  route: number;
+  targets: number[];
+  drop(): void;
+  close(): Promise<void>;
+  /** Connections made to each target. */
+  readonly counts: number[];
+}
+
+export async function startBalancer(targets: number[]): Promise<Balancer> {
+  const { createServer, connect } = await import('node:net');
+  const open = new Set<import('node:net').Socket>();
+  const counts = targets.map(() => 0);
+  const balancer: Balancer = {
+    url: '',
+    route: 0,
+    targets,
+    counts,
+    drop() {
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+    close: () => new Promise<void>((r) => (balancer.drop(), server.close(() => r()))),
+  };
+  const server = createServer((client) => {
+    const i = balancer.route;
+    counts[i]++;
+    const upstream = connect(balancer.targets[i], '127.0.0.1');
+    open.add(client);
+    open.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  (balancer as { url: string }).url = `ws://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
+  return balancer;
+}
