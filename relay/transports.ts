@@ -18,9 +18,14 @@ export function webSocketSink(ws: WebSocket): SpectatorSink {
     buffered: () => ws.bufferedAmount,
     close: (code, reason) => {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
+      // A spectator that does not read will not answer the close frame either: let go of its buffer soon.
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
     },
   };
 }
+
+/** How long a closed spectator's socket may take to finish the close handshake before it is cut. */
+export const CLOSE_GRACE_MS = 1000;
 
 /** Event name of an SSE message: the message's `t`. */
 function eventOf(text: string): string {

@@ -403,7 +403,8 @@ export function createSpectator(options: SpectatorOptions): Spectator {
       return () => {
         ended = true;
         subs.unsubscribe();
-        ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+        ws.onopen = ws.onmessage = ws.onclose = null;
+        ws.onerror = () => {};
         if (ws.readyState === 0 || ws.readyState === 1) ws.close(1000, 'spectator closed');
       };
     });

@@ -130,6 +130,8 @@ export interface Balancer {
   route: number;
   targets: number[];
   drop(): void;
+  /** Stops forwarding on the open connections without closing them (a silent network). */
+  freeze(): void;
   close(): Promise<void>;
   /** Connections made to each target. */
   readonly counts: number[];
@@ -138,6 +140,7 @@ export interface Balancer {
 export async function startBalancer(targets: number[]): Promise<Balancer> {
   const { createServer, connect } = await import('node:net');
   const open = new Set<import('node:net').Socket>();
+  const pairs = new Set<[import('node:net').Socket, import('node:net').Socket]>();
   const counts = targets.map(() => 0);
   const balancer: Balancer = {
     url: '',
@@ -147,6 +150,16 @@ export async function startBalancer(targets: number[]): Promise<Balancer> {
     drop() {
       for (const s of open) s.destroy();
       open.clear();
+      pairs.clear();
+    },
+    freeze() {
+      for (const [a, b] of pairs) {
+        a.unpipe(b);
+        b.unpipe(a);
+        a.pause();
+        b.pause();
+      }
+      pairs.clear();
     },
     close: () => new Promise<void>((r) => (balancer.drop(), server.close(() => r()))),
   };
@@ -166,6 +179,7 @@ export async function startBalancer(targets: number[]): Promise<Balancer> {
     upstream.on('error', end).on('close', end);
     client.pipe(upstream);
     upstream.pipe(client);
+    pairs.add([client, upstream]);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   (balancer as { url: string }).url = `ws://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`;
