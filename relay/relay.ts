@@ -13,7 +13,7 @@ import { BadMessageError, CloseCode, isVersion, parseSpectatorMessage, type Watc
 import { Spectator } from './spectator.ts';
 import { LiveStream } from './stream.ts';
 import { StreamCatalog, type MatchedStream, type StreamDefinition } from './streams.ts';
-import { sseSink, webSocketSink } from './transports.ts';
+import { COMPRESS_THRESHOLD, sseSink, webSocketSink } from './transports.ts';
 
 /** What the token hook is asked. */
 export interface AuthorizeRequest {
@@ -319,7 +319,8 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   const wss = new WebSocketServer({
     server,
     maxPayload: cfg.maxMessageBytes,
-    perMessageDeflate: options.compression === false ? false : { threshold: 128, zlibDeflateOptions: { level: 1 } },
+    // Compressed once per message for all spectators (transports.ts), hence no context takeover.
+    perMessageDeflate: options.compression === false ? false : { serverNoContextTakeover: true, threshold: COMPRESS_THRESHOLD },
   });
   wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     if (!admitOrRefuse()) {
