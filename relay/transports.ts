@@ -31,7 +31,8 @@ function sharedDeflatedFrame(text: string): Buffer[] {
     const deflated = deflateRawSync(Buffer.from(text), { finishFlush: constants.Z_SYNC_FLUSH, windowBits: 15, level: 6 });
     // RFC 7692 §7.2.1: drop the empty stored block's 00 00 ff ff tail.
     const payload = deflated.subarray(0, deflated.length - 4);
-    lastFrame = Sender.frame(payload, { fin: true, rsv1: true, opcode: 1, mask: false, readOnly: false });
+    // One buffer, so each spectator costs one socket write.
+    lastFrame = [Buffer.concat(Sender.frame(payload, { fin: true, rsv1: true, opcode: 1, mask: false, readOnly: false }))];
     lastText = text;
   }
   return lastFrame!;

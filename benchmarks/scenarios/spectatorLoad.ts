@@ -7,6 +7,8 @@
  * `sample` full clients that time each transaction into their rows
  * (`createSpectator`'s `table$`, or the raw SDK's row callbacks).
  */
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import { parentPort } from 'node:worker_threads';
 import WebSocket from 'ws';
 import { connectRaw, subscribeRaw, WireClient } from '../setup.ts';
@@ -21,7 +23,49 @@ export type LoadCommand =
 
 const epoch = () => performance.timeOrigin + performance.now();
 
-let leanSockets: WebSocket[] = [];
+let leanSockets: Socket[] = [];
+let pinger: ReturnType<typeof setInterval> | undefined;
+
+/** A masked text frame (zero mask key) of a short message. */
+function textFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  if (payload.length > 125) throw new Error('lean frame too long');
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload]);
+}
+
+/**
+ * A lean spectator: a raw TCP WebSocket client that offers permessage-deflate,
+ * watches the stream and only counts bytes — it never inflates or parses, so
+ * a thousand of them cost the worker next to nothing.
+ */
+function leanSpectator(url: string, stream: string): Promise<Socket> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  socket.setNoDelay(true);
+  return new Promise((resolve, reject) => {
+    let handshake = '';
+    let upgraded = false;
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.write(
+        `GET / HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+          'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n',
+      );
+    });
+    socket.on('data', (chunk) => {
+      if (upgraded) return;
+      handshake += chunk.toString('latin1');
+      const end = handshake.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      if (!handshake.startsWith('HTTP/1.1 101')) return reject(new Error(handshake.split('\r\n')[0]));
+      upgraded = true;
+      socket.write(textFrame(JSON.stringify({ t: 'watch', stream })));
+      if (handshake.length > end + 4) resolve(socket);
+      else socket.once('data', () => resolve(socket));
+    });
+  });
+}
 let wire: WireClient[] = [];
 let spectators: Spectator[] = [];
 let sdk: DbConnection[] = [];
@@ -37,20 +81,14 @@ function note(hp: number) {
 async function open(c: Extract<LoadCommand, { cmd: 'open' }>): Promise<void> {
   applied = new Map();
   if (c.side === 'relay') {
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < c.lean; i++) {
-      const ws = new WebSocket(c.relayUrl, { perMessageDeflate: true });
-      leanSockets.push(ws);
-      ready.push(
-        new Promise((resolve, reject) => {
-          ws.once('error', reject);
-          ws.once('open', () => ws.send(JSON.stringify({ t: 'watch', stream: c.stream })));
-          ws.once('message', () => resolve());
-        }),
-      );
-      if (ready.length % 50 === 0) await Promise.all(ready.slice(-50));
+    for (let i = 0; i < c.lean; i += 50) {
+      leanSockets.push(...(await Promise.all(Array.from({ length: Math.min(50, c.lean - i) }, () => leanSpectator(c.relayUrl, c.stream)))));
     }
-    await Promise.all(ready);
+    // Any message keeps the relay's liveness check happy.
+    const ping = textFrame('{"t":"ping"}');
+    pinger = setInterval(() => {
+      for (const s of leanSockets) s.write(ping);
+    }, 10_000);
     for (let i = 0; i < c.sample; i++) {
       const s = createSpectator({ url: c.relayUrl, stream: c.stream, WebSocket: WebSocket as any, heartbeat: false });
       spectators.push(s);
@@ -91,13 +129,14 @@ async function open(c: Extract<LoadCommand, { cmd: 'open' }>): Promise<void> {
 
 function bytes(): number {
   let n = 0;
-  for (const ws of leanSockets) n += (ws as any)._socket?.bytesRead ?? 0;
+  for (const s of leanSockets) n += s.bytesRead;
   for (const w of wire) n += (w.ws as any)._socket?.bytesRead ?? 0;
   return n;
 }
 
 async function close(): Promise<void> {
-  for (const ws of leanSockets) ws.terminate();
+  clearInterval(pinger);
+  for (const s of leanSockets) s.destroy();
   for (const w of wire) w.ws.terminate();
   for (const s of spectators) await s.close();
   for (const c of sdk) c.disconnect();
