@@ -1,8 +1,10 @@
 /** The relay's wire protocol seen by a raw WebSocket: join, resume, history bound, bad input, tokens, limits. */
 import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
+import { Timestamp } from 'spacetimedb';
 import type { Relay } from '../../relay/index.ts';
-import { arenaClient, createMatch, rawSpectator, serverStream, startArena, startRelay, type ArenaClient } from './helpers.ts';
+import { tables } from '../../demo/arena/bindings/index.ts';
+import { arenaClient, createMatch, rawSpectator, serverRows, serverStream, startArena, startRelay, type ArenaClient } from './helpers.ts';
 
 describe('relay protocol (dev server, raw WebSocket spectators)', () => {
   let server: DevServer;
@@ -151,6 +153,24 @@ describe('relay protocol (dev server, raw WebSocket spectators)', () => {
       { token: 'ticket-ok', params: { id: String(matchId) }, transport: 'websocket' },
     ]);
     ok.ws.close();
+  });
+
+  it('serves only what the relay\'s identity may read: a stream on a private table fails, no row reaches a spectator', async () => {
+    await host.call('reportTelemetry', { events: [{ kind: 'fps', value: 60, clientTime: Timestamp.now() }] });
+    expect(serverRows(server, 'telemetry')).to.have.length(1);
+    // A table reference aimed at the module's private `telemetry` table (the bindings leave it out).
+    const telemetry = Object.create(tables.chatMessage, { toSql: { value: () => 'SELECT * FROM telemetry' } });
+    const failures: string[] = [];
+    relay = await startRelay(server, {
+      streams: { secrets: { tables: () => ({ telemetry: { table: telemetry } }) } },
+      onError: (e, stream) => failures.push(`${stream}: ${e.message}`),
+    });
+    const s = await rawSpectator(relay, { stream: 'secrets' });
+    const closed = await s.closed;
+    expect(closed.code).to.equal(1011);
+    expect(closed.reason).to.match(/^stream failed: .*telemetry/);
+    expect(s.messages).to.deep.equal([]);
+    expect(failures).to.have.length(1);
   });
 
   it('limits spectators per relay and the wait for the first message', async () => {
