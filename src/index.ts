@@ -57,6 +57,7 @@ export {
   createSpectator,
   SpectatorRefusedError,
   SpectatorDesyncError,
+  SpectatorUnknownTableError,
   type Spectator,
   type SpectatorOptions,
   type SpectatorStatus,

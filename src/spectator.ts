@@ -99,7 +99,12 @@ export interface Spectator {
   readonly status: SpectatorStatus;
   /** Errors that did not end anything (a lost connection before a retry, a desynchronised patch). */
   readonly errors$: Observable<Error>;
-  /** Rows of a stream table (the name the relay's stream definition gives it): current rows first, then one snapshot per transaction. */
+  /**
+   * Rows of a stream table (the name the relay's stream definition gives it):
+   * current rows first, then one snapshot per transaction. A name the stream
+   * does not have errors with `SpectatorUnknownTableError` once the first
+   * snapshot arrived.
+   */
   table$<R = Record<string, unknown>>(name: string): Observable<ReadonlyMap<RowKey, R>>;
   /** Change batches, one per transaction; the first batch holds the current rows as inserts. */
   changes$<R = Record<string, unknown>>(name: string): Observable<readonly RowChange<R>[]>;
@@ -232,6 +237,20 @@ class TableState {
     this.rows$.complete();
     this.changes.complete();
   }
+
+  fail(error: Error): void {
+    this.#pipeline?.unsubscribe();
+    this.rows$.error(error);
+    this.changes.error(error);
+  }
+}
+
+/** `table$`/`changes$` named a table the stream does not have. */
+export class SpectatorUnknownTableError extends Error {
+  override readonly name = 'SpectatorUnknownTableError';
+  constructor(readonly info: { readonly stream: string; readonly table: string; readonly tables: readonly string[] }) {
+    super(`stream ${info.stream} has no table ${JSON.stringify(info.table)} (it has ${info.tables.map((t) => JSON.stringify(t)).join(', ')})`);
+  }
 }
 
 /** A patch or snapshot did not fit the rows the spectator has. */
@@ -278,14 +297,23 @@ export function createSpectator(options: SpectatorOptions): Spectator {
     publish();
   };
 
+  /** The stream's tables, once the first snapshot named them. */
+  let known: readonly string[] | undefined;
   const tableState = (name: string) => {
     let t = tables.get(name);
-    if (!t) tables.set(name, (t = new TableState()));
+    if (!t) {
+      tables.set(name, (t = new TableState()));
+      if (known && !known.includes(name)) t.fail(new SpectatorUnknownTableError({ stream, table: name, tables: known }));
+    }
     return t;
   };
 
   function applySnapshot(m: SnapshotMessage): void {
     delayMs = m.delayMs;
+    if (!known) {
+      known = Object.keys(m.data);
+      for (const [name, t] of tables) if (!known.includes(name)) t.fail(new SpectatorUnknownTableError({ stream, table: name, tables: known }));
+    }
     for (const [name, kt] of Object.entries(m.keys ?? {})) tableState(name).keyType = kt;
     for (const [name, doc] of Object.entries(m.data)) {
       const t = tableState(name);

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { BehaviorSubject } from 'rxjs';
 import type { DevServer } from '../../devserver/index.ts';
 import { createRelay, type Relay } from '../../relay/index.ts';
-import { SpectatorRefusedError, type Spectator, type SpectatorStatus } from '../../src/index.ts';
+import { SpectatorRefusedError, SpectatorUnknownTableError, type Spectator, type SpectatorStatus } from '../../src/index.ts';
 import { arenaClient, createMatch, next, rawSpectator, spectate, startArena, startBalancer, startRelay, type ArenaClient } from './helpers.ts';
 
 describe('spectator client (dev server, relay, real sockets)', () => {
@@ -41,6 +41,26 @@ describe('spectator client (dev server, relay, real sockets)', () => {
     spectator.changes$('members').subscribe((b) => first.push(b.map((c) => c.op).join(',')));
     expect(first).to.deep.equal(['insert']);
     sub.unsubscribe();
+  });
+
+  it('a table the stream does not have is a typed error, before and after the first snapshot', async () => {
+    relay = await startRelay(server);
+    spectator = spectate(relay, `match/${matchId}`);
+    const early = next(spectator.table$('chat'), () => true).then(
+      () => expect.fail('should error'),
+      (e: Error) => e,
+    );
+    await next(spectator.status$, (s) => s.state === 'live');
+    const e1 = await early;
+    expect(e1).to.be.instanceOf(SpectatorUnknownTableError);
+    expect((e1 as SpectatorUnknownTableError).info).to.deep.equal({ stream: `match/${matchId}`, table: 'chat', tables: ['match', 'members', 'log', 'nodes'] });
+    const e2 = await next(spectator.changes$('player'), () => true).then(
+      () => expect.fail('should error'),
+      (e: Error) => e,
+    );
+    expect(e2.message).to.equal(`stream match/${matchId} has no table "player" (it has "match", "members", "log", "nodes")`);
+    // The stream's own tables are unaffected.
+    expect((await next(spectator.table$('match'))).size).to.equal(1);
   });
 
   it('a refused stream stops retrying: offline with a typed error', async () => {
