@@ -207,6 +207,8 @@ describe('relay protocol (dev server, raw WebSocket spectators)', () => {
     const bad = await fetch(`${relay.url}/sse?stream=match/${matchId}&since=nope`);
     expect(bad.status).to.equal(400);
     expect(await bad.text()).to.match(/since must be a version/);
+    const unknown = await fetch(`${relay.url}/sse?stream=nope/1`);
+    expect(await unknown.text()).to.equal('event: close\ndata: {"code":4404,"reason":"unknown stream nope/1"}\n\n');
   });
 });
 

@@ -9,6 +9,7 @@ import { BehaviorSubject } from 'rxjs';
 import { LiveStream } from '../../relay/stream.ts';
 import { Spectator, type SpectatorSink } from '../../relay/spectator.ts';
 import { StreamCatalog } from '../../relay/streams.ts';
+import { History } from '../../relay/history.ts';
 
 type Rows = Map<bigint, Record<string, unknown>>;
 
@@ -160,5 +161,24 @@ describe('relay stream (scripted upstream)', () => {
     stream.catchUp(spectator);
     expect(sink.messages()[2]).to.deep.include({ t: 'snapshot', version: stream.version, data: { units: { '1': { hp: 40 } } } });
     stream.close();
+  });
+
+  it('history: bounded by entries and bytes, resumes from the latest occurrence of a version', () => {
+    const entry = (from: string, version: string, bytes = 10) => ({ from, version, ops: [{ op: 'remove' as const, path: `/t/${version}` }], keys: undefined, bytes });
+    const h = new History('a', { maxEntries: 3, maxBytes: 25 });
+    h.push(entry('a', 'b'));
+    h.push(entry('b', 'c'));
+    expect(h.since('a')).to.include({ from: 'a', version: 'c', n: 2 });
+    h.push(entry('c', 'd')); // 30 bytes > 25: the oldest goes
+    expect(h.length).to.equal(2);
+    expect(h.since('a')).to.equal(undefined);
+    expect(h.since('b')).to.include({ n: 2, version: 'd' });
+    expect(h.since('d')).to.deep.include({ n: 0, ops: [] });
+    // The document returns to an earlier content: its version repeats; resume continues after the latest.
+    h.push(entry('d', 'b'));
+    expect(h.since('b')).to.include({ n: 0 });
+    // A fold larger than the caller's budget is refused.
+    expect(h.since('c', 15)).to.equal(undefined);
+    expect(h.since('c', 20)).to.include({ n: 2, bytes: 20 });
   });
 });
