@@ -18,6 +18,7 @@ import { bandwidth } from './scenarios/bandwidth.ts';
 import { deltas } from './scenarios/deltas.ts';
 import { devServer } from './scenarios/devserver.ts';
 import { memory } from './scenarios/memory.ts';
+import { spectators } from './scenarios/spectators.ts';
 
 const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][] = [
   ['stream', 'Stream overhead', streamOverhead],
@@ -28,6 +29,7 @@ const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][]
   ['deltas', 'Deltas', deltas],
   ['devserver', 'Dev server', devServer],
   ['memory', 'Memory', memory],
+  ['spectators', 'Spectators', spectators],
 ];
 
 const argv = process.argv.slice(2);

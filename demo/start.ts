@@ -6,7 +6,8 @@
  *   npm start -- --headless [--bots 3]          bot players in Node, one status line per second
  *
  * Options: --port (dev server, default 3000), --page-port (page, default
- * 8080), --data (data folder, default .demo-data), --seconds (headless: stop
+ * 8080), --relay-port (spectator relay, default 4000), --spectator-port
+ * (spectator page, default 8081), --data (data folder, default .demo-data), --seconds (headless: stop
  * after this long). Everything binds 127.0.0.1.
  */
 import { parseArgs } from 'node:util';
@@ -15,8 +16,13 @@ import { resolve } from 'node:path';
 import { startDevServer, type DevServer } from '../devserver/index.ts';
 import { startPageServer, httpBase } from './server/pageServer.ts';
 import { runBots } from './bots.ts';
+import { createRelay } from '../relay/index.ts';
+import { DbConnection } from './arena/bindings/index.ts';
+import { arenaStreams } from './arena/streams.ts';
+import { startSpectatorPage } from './server/spectatorPage.ts';
 
 const USAGE = `usage: npm start -- [--port 3000] [--page-port 8080] [--data .demo-data]
+                    [--relay-port 4000] [--spectator-port 8081]
                     [--uri ws://host:port --db name]
                     [--headless [--bots 3] [--seconds N]]
 `;
@@ -26,6 +32,8 @@ async function main() {
     options: {
       port: { type: 'string', default: '3000' },
       'page-port': { type: 'string', default: '8080' },
+      'relay-port': { type: 'string', default: '4000' },
+      'spectator-port': { type: 'string', default: '8081' },
       data: { type: 'string', default: '.demo-data' },
       uri: { type: 'string' },
       db: { type: 'string' },
@@ -81,7 +89,17 @@ async function main() {
       adminBase: devServer ? devServer.url : await probeAdmin(uri!),
     });
     stops.push(() => page.stop());
-    process.stdout.write(`\n  stdb-rx arena: open ${page.url}\n\n`);
+    // Spectators watch through a relay: one upstream subscription per match, however many watch.
+    const relay = await createRelay({
+      upstream: { builder: DbConnection.builder, uri: uri!, database: database!, events: null, sdkLogLevel: 'error' },
+      streams: arenaStreams,
+      port: port('relay-port', values['relay-port']!),
+      host: '127.0.0.1',
+    });
+    stops.push(() => relay.close());
+    const spectators = await startSpectatorPage({ port: port('spectator-port', values['spectator-port']!), host: '127.0.0.1', relay: relay.wsUrl });
+    stops.push(() => spectators.stop());
+    process.stdout.write(`\n  stdb-rx arena: open ${page.url}\n  spectate a match: ${spectators.url}?match=<id> (relay ${relay.url})\n\n`);
   }
   if (devServer) stops.push(() => devServer!.stop());
 

@@ -59,3 +59,13 @@ export {
   type ProtocolErrorInfo,
 } from '../streams/errors.ts';
 export * from '../operators/index.ts';
+export {
+  createSpectator,
+  SpectatorRefusedError,
+  SpectatorDesyncError,
+  SpectatorUnknownTableError,
+  type Spectator,
+  type SpectatorOptions,
+  type SpectatorStatus,
+  type SpectatorRefusedInfo,
+} from './spectator.ts';

@@ -1,0 +1,89 @@
+/**
+ * The spectator page's small HTTP server: `spectator.html`, the demo's
+ * stylesheet plus `spectator.css`, the esbuild bundle of
+ * `demo/web/spectator.ts`, and `/config.json` (where the relay is).
+ */
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+import { build } from 'esbuild';
+
+export interface SpectatorPageOptions {
+  /** @default 0 (a free port) */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** The relay's WebSocket URL as the browser reaches it. */
+  relay: string;
+  /** Spectator timings. @default heartbeat 15 s / 10 s, retry 500 ms … 10 s, connect 15 s */
+  timings?: { heartbeat?: { interval: number; timeout: number }; retry?: { initialInterval: number; maxInterval: number }; connectTimeout?: number };
+}
+
+export interface SpectatorPage {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+const webDir = (name: string) => fileURLToPath(new URL(`../web/${name}`, import.meta.url));
+
+let bundle: Promise<Uint8Array> | undefined;
+/** `demo/web/spectator.ts` and what it imports as one ES module (built once per process). */
+export function buildSpectatorPage(): Promise<Uint8Array> {
+  return (bundle ??= build({
+    entryPoints: [webDir('spectator.ts')],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'silent',
+    define: { 'process.env.NODE_ENV': '"production"' },
+  }).then((r) => r.outputFiles[0].contents));
+}
+
+export async function startSpectatorPage(options: SpectatorPageOptions): Promise<SpectatorPage> {
+  const [js, html, css, own] = await Promise.all([buildSpectatorPage(), readFile(webDir('spectator.html')), readFile(webDir('style.css')), readFile(webDir('spectator.css'))]);
+  const config = {
+    relay: options.relay,
+    heartbeat: { interval: 15_000, timeout: 10_000 },
+    retry: { initialInterval: 500, maxInterval: 10_000 },
+    connectTimeout: 15_000,
+    ...options.timings,
+  };
+  const files: Record<string, { type: string; body: Uint8Array | string }> = {
+    '/': { type: 'text/html; charset=utf-8', body: html },
+    '/spectator.html': { type: 'text/html; charset=utf-8', body: html },
+    '/style.css': { type: 'text/css; charset=utf-8', body: css },
+    '/spectator.css': { type: 'text/css; charset=utf-8', body: own },
+    '/spectator.js': { type: 'text/javascript; charset=utf-8', body: js },
+    '/config.json': { type: 'application/json', body: JSON.stringify(config) },
+  };
+  const server = createServer((req, res) => {
+    const file = files[new URL(req.url ?? '/', 'http://localhost').pathname];
+    if (!file || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : file.body);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host ?? '127.0.0.1';
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
