@@ -417,18 +417,20 @@ export class DevServer {
     if (req.method === 'OPTIONS' && path.startsWith('/v1/')) return send(204); // CORS preflight (headers set in #onRequest)
     if (path === '/v1/ping' && req.method === 'GET') return send(200);
     if (path === '/v1/identity' && req.method === 'POST') {
-      const minted = this.#auth.mint();
-      return send(200, { identity: minted.identity.toHexString(), token: minted.token });
+      void this.#auth.mint().then(
+        (minted) => send(200, { identity: minted.identity.toHexString(), token: minted.token }),
+        (e) => send(500, `could not mint a token: ${String(e)}`),
+      );
+      return;
     }
     if (path === '/v1/identity/websocket-token' && req.method === 'POST') {
       const token = bearer(req);
       if (!token) return send(401, 'Authorization: Bearer <token> required');
-      try {
-        this.#auth.verify(token);
-        return send(200, { token: this.#auth.shortLived(token) });
-      } catch (e) {
-        return send(401, e instanceof AuthError ? e.message : 'invalid token');
-      }
+      void this.#auth.shortLived(token).then(
+        (short) => send(200, { token: short }),
+        (e) => send(401, e instanceof AuthError ? e.message : 'invalid token'),
+      );
+      return;
     }
     const m = /^\/v1\/database\/([^/]+)\/subscribe$/.exec(path);
     if (m) {
@@ -511,15 +513,21 @@ export class DevServer {
     const compression = parseCompression(url.searchParams.get('compression'));
     if (!compression) return reject(400, `unknown compression: ${url.searchParams.get('compression')}`);
     const token = url.searchParams.get('token') ?? bearer(req);
-    let auth: VerifiedToken & { token: string };
-    try {
-      auth = token ? { ...this.#auth.verify(token), token } : this.#auth.mint();
-    } catch (e) {
-      return reject(401, e instanceof AuthError ? e.message : 'invalid token');
-    }
-    const wss = this.#wss;
-    if (!wss) return reject(404, 'server is stopping');
-    wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, protocol, compression, auth));
+    const verified: Promise<VerifiedToken & { token: string }> = token
+      ? this.#auth.verify(token).then((v) => ({ ...v, token }))
+      : this.#auth.mint();
+    verified.then(
+      (auth) => {
+        const wss = this.#wss;
+        if (!wss) return reject(404, 'server is stopping');
+        if (socket.destroyed) return;
+        wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, protocol, compression, auth));
+      },
+      (e) => reject(401, e instanceof AuthError ? e.message : 'invalid token'),
+    ).catch((e) => {
+      this.#logLine('error', `upgrade ${url.pathname}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      socket.destroy();
+    });
   }
 
   // ---- connections --------------------------------------------------------
