@@ -296,6 +296,7 @@ export class DevServer {
   async stop(): Promise<void> {
     await this.#shutdown();
     this.#data?.close();
+    this.#module.dispose();
   }
 
   /**
@@ -308,6 +309,7 @@ export class DevServer {
     this.#stats.restarts++;
     if (this.#data) {
       this.#data.close();
+      this.#module.dispose();
       this.#module = await ModuleInstance.load(this.#options.module, { databaseIdentity: this.#databaseIdentity, logger: this.#options.logger });
       this.#recover();
     }

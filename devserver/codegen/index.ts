@@ -44,7 +44,7 @@ export async function describeModuleBytes(path: string): Promise<Uint8Array> {
   try {
     return loaded.run(() => loaded.hooks.__describe_module__());
   } finally {
-    (loaded as { dispose?: () => void }).dispose?.();
+    loaded.dispose();
   }
 }
 

@@ -4,8 +4,14 @@
  * bundled with esbuild, its `spacetime:sys@2.x` imports bound to host
  * functions we provide, and its default export asked for its hooks.
  *
- * Each load gets its own copy of the module (its own library state and its
- * own `console`), so several dev servers can run in one process.
+ * Each running instance gets a copy of the module to itself (its own library
+ * state and its own `console`), so several dev servers can run in one
+ * process. Node never unloads an imported module, so copies are not thrown
+ * away: `dispose()` cuts a copy loose from the host functions it was bound to
+ * (nothing of the old instance stays reachable through it) and puts it back
+ * in a pool, and the next load of the same bundle re-points a pooled copy at
+ * the new host functions instead of importing another one. Restarting a
+ * server N times therefore costs one copy, not N.
  */
 import { build, type Plugin } from 'esbuild';
 import { createHash, randomUUID } from 'node:crypto';
@@ -32,6 +38,11 @@ export interface LoadedModule {
   readonly hooks: ModuleHooks;
   /** Run `fn` with the module's own `console` installed, as during a host call. */
   run<T>(fn: () => T): T;
+  /**
+   * Unbind the copy from its host functions (later calls from it throw) and
+   * return it to the pool for the next load of the same bundle. Idempotent.
+   */
+  dispose(): void;
 }
 
 /** Thrown when a module cannot be bundled or does not export a SpacetimeDB schema. */
@@ -169,11 +180,62 @@ export function loadModule(modulePath: string, sys: SysFunctions): Promise<Loade
   return job;
 }
 
+/** A module copy, imported once, whose host functions can be re-pointed. */
+interface ModuleCopy {
+  readonly hooks: ModuleHooks;
+  readonly run: <T>(fn: () => T) => T;
+  /** Where the copy's host functions forward to; `undefined` while pooled. */
+  target: SysFunctions | undefined;
+}
+
+/** Idle copies per bundle file, shared by every copy of this file. */
+const POOL = Symbol.for('stdb-rx.devserver.modulePool');
+const pool: Map<string, ModuleCopy[]> = ((globalThis as any)[POOL] ??= new Map());
+/** Idle copies kept per bundle; more are cut loose and left to the loader's cache. */
+const MAX_IDLE_COPIES = 8;
+
+/** Copies imported so far in this process (for tests and diagnostics). */
+export function importedModuleCopies(): number {
+  return ((globalThis as any)[Symbol.for('stdb-rx.devserver.importCount')] as number | undefined) ?? 0;
+}
+
 async function loadNow(modulePath: string, sys: SysFunctions): Promise<LoadedModule> {
   const file = await bundleModule(modulePath);
+  const copy = pool.get(file)?.pop() ?? (await importCopy(modulePath, file, sys));
+  copy.target = sys;
+  let disposed = false;
+  return {
+    hooks: copy.hooks,
+    run: copy.run,
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      copy.target = undefined;
+      const idle = pool.get(file) ?? [];
+      if (idle.length < MAX_IDLE_COPIES) {
+        idle.push(copy);
+        pool.set(file, idle);
+      }
+    },
+  };
+}
+
+async function importCopy(modulePath: string, file: string, sys: SysFunctions): Promise<ModuleCopy> {
+  const copy: { target: SysFunctions | undefined } = { target: sys };
+  // Forwarders with a fixed identity: the module binds them once, at import.
+  const forward: SysFunctions = {};
+  for (const name of SYS_FUNCTION_NAMES) {
+    forward[name] = (...args: any[]) => {
+      const target = copy.target;
+      if (!target) throw new Error(`stdb-rx devserver: ${name} called by a module instance that was shut down`);
+      return target[name](...args);
+    };
+  }
   // Unique per load, also across copies of this file: the ESM loader caches by URL.
   const id = randomUUID();
-  registry.set(id, { sys, moduleHooks: moduleHooksSymbol });
+  registry.set(id, { sys: forward, moduleHooks: moduleHooksSymbol });
+  const counter = Symbol.for('stdb-rx.devserver.importCount');
+  (globalThis as any)[counter] = ((globalThis as any)[counter] ?? 0) + 1;
   let ns: any;
   // The module library aliases `globalThis.window` to `globalThis` while it
   // loads (for a URL polyfill); in this process that would make every other
@@ -203,7 +265,7 @@ async function loadNow(modulePath: string, sys: SysFunctions): Promise<LoadedMod
     throw new ModuleLoadError(`module ${modulePath} has no default export built with schema() from spacetimedb/server`);
   }
   const hooks = run(() => schema[moduleHooksSymbol](ns)) as ModuleHooks;
-  return { hooks, run };
+  return Object.assign(copy, { hooks, run });
 }
 
 /** Standard methods SpacetimeDB's V8 has and Node 20 lacks, used by the module library. */

@@ -91,6 +91,16 @@ export class ModuleInstance {
     return self;
   }
 
+  /**
+   * Let go of the module: its copy is unbound from this instance (so it no
+   * longer keeps this instance, its datastore and logger alive) and goes back
+   * to the pool for the next load. The instance must not be used afterwards.
+   */
+  dispose(): void {
+    this.#closeIters();
+    this.#loaded.dispose();
+  }
+
   reducer(nameOrId: string | number): ReducerDesc | undefined {
     return typeof nameOrId === 'number'
       ? this.description.reducers[nameOrId]
