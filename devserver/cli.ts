@@ -40,13 +40,14 @@ async function main() {
       db: { type: 'string' },
       data: { type: 'string' },
       admin: { type: 'boolean', default: false },
+      watch: { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: npm run devserver -- [--port N] [--host ADDR] [--module FILE] [--db NAME] [--data DIR] [--admin] [--log-level error|warn|info|debug|trace]\n');
+    process.stdout.write('usage: npm run devserver -- [--port N] [--host ADDR] [--module FILE] [--db NAME] [--data DIR] [--admin] [--watch] [--log-level error|warn|info|debug|trace]\n       npm run devserver -- generate --module FILE --out DIR\n');
     return;
   }
   const port = Number(values.port);
@@ -60,6 +61,7 @@ async function main() {
     database: values.db,
     dataDir: values.data,
     admin: values.admin,
+    watch: values.watch,
     logger: {
       log(level, message) {
         if (LEVELS.indexOf(level) <= threshold) process.stderr.write(`[${level}] ${message}\n`);

@@ -12,6 +12,8 @@ import { ConnectionId, Identity, Timestamp, TimeDuration, BinaryWriter } from 's
 import { AuthError, identityFromClaims, TokenAuthority, type VerifiedToken } from './auth.ts';
 import { ModuleInstance, type HostLogger, type LogLevel, type ReducerOutcome } from './host/instance.ts';
 import { DataDir, type RecoveredState } from './persistence.ts';
+import { migrateRows, MigrationRefusedError, planMigration } from './host/migrate.ts';
+import { watchModule, type ModuleWatcher, type ReloadEvent } from './watch.ts';
 import { DelayQueue, DevServerFaults, FaultState } from './faults.ts';
 import type { ReducerDesc } from './host/moduleDef.ts';
 import { negotiateProtocol, parseCompression, ServerFrameBatcher, decodeClientFrame, type Compression, type WsProtocol } from './protocol/framing.ts';
@@ -55,6 +57,11 @@ export interface DevServerOptions {
   readonly maxHttpBodyBytes?: number;
   /** Take a snapshot (and restart the commit log) after this many transactions. @default 1000 */
   readonly snapshotEvery?: number;
+  /**
+   * Reload the module when its file (or a file it imports) changes, keeping
+   * the data when SpacetimeDB would migrate the change automatically. @default false
+   */
+  readonly watch?: boolean;
 }
 
 export interface DevServerStats {
@@ -114,6 +121,9 @@ export class DevServer {
   readonly #options: DevServerOptions;
   readonly #databaseIdentity: Identity;
   #module: ModuleInstance;
+  #watcher: ModuleWatcher | undefined;
+  readonly #reloadListeners = new Set<(event: ReloadEvent) => void>();
+  #reloading: Promise<ReloadEvent> | undefined;
   #http: Server | undefined;
   #wss: WebSocketServer | undefined;
   readonly #auth: TokenAuthority;
@@ -167,7 +177,59 @@ export class DevServer {
     const fresh = server.#recover();
     if (fresh) server.#runLifecycle('init', Identity.zero(), null);
     await server.#listen(options.port ?? 3000);
+    if (options.watch) server.#watcher = await watchModule(options.module, () => server.reload());
     return server;
+  }
+
+  /** Be told about every reload (`--watch` or {@link reload}); returns the unsubscribe function. */
+  onReload(listener: (event: ReloadEvent) => void): () => void {
+    this.#reloadListeners.add(listener);
+    return () => this.#reloadListeners.delete(listener);
+  }
+
+  /**
+   * Rebuild and load the module file again. When the schema change is one
+   * SpacetimeDB migrates automatically, every client is disconnected (they
+   * reconnect), the rows move to the new version (added columns get their
+   * defaults) and the new version serves from then on; otherwise the
+   * previous version keeps running and the event says why.
+   */
+  reload(): Promise<ReloadEvent> {
+    const job = (this.#reloading ?? Promise.resolve()).then(() => this.#reloadNow());
+    this.#reloading = job;
+    return job;
+  }
+
+  async #reloadNow(): Promise<ReloadEvent> {
+    const emit = (event: ReloadEvent) => {
+      if (event.status === 'reloaded') this.#logLine('info', `module reloaded: ${event.steps.length ? event.steps.join('; ') : 'no schema change'}`);
+      else if (event.status === 'refused') {
+        this.#logLine('error', `module change refused, still running the previous version: ${event.reasons.join('; ')}. Undo the change, or stop the server and start over without the old data.`);
+      } else this.#logLine('error', `module reload failed, still running the previous version: ${event.error}`);
+      for (const l of this.#reloadListeners) l(event);
+      return event;
+    };
+    let next: ModuleInstance;
+    try {
+      next = await ModuleInstance.load(this.#options.module, { databaseIdentity: this.#databaseIdentity, logger: this.#options.logger });
+    } catch (e) {
+      return emit({ status: 'failed', error: e instanceof Error ? e.message : String(e) });
+    }
+    const old = this.#module;
+    try {
+      const plan = planMigration(old.description, next.description, next.describeRaw());
+      // Clients first: their disconnect reducers run on the version they used.
+      this.#dropAll();
+      migrateRows(old.datastore, next.datastore, plan);
+      this.#module = next;
+      old.dispose();
+      if (this.#data) this.#data.snapshot(next.datastore.allRows());
+      return emit({ status: 'reloaded', steps: plan.steps });
+    } catch (e) {
+      next.dispose();
+      if (e instanceof MigrationRefusedError) return emit({ status: 'refused', reasons: e.info.reasons });
+      return emit({ status: 'failed', error: e instanceof Error ? e.message : String(e) });
+    }
   }
 
   /** The hosted module (a new instance after a restart with a data folder). */
@@ -294,6 +356,9 @@ export class DevServer {
 
   /** Close every connection and stop listening. Committed state stays in the data folder. */
   async stop(): Promise<void> {
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    await this.#reloading?.catch(() => undefined);
     await this.#shutdown();
     this.#data?.close();
     this.#module.dispose();
@@ -305,6 +370,7 @@ export class DevServer {
    * without one the in-memory state is kept.
    */
   async restart(): Promise<void> {
+    await this.#reloading?.catch(() => undefined);
     await this.#shutdown();
     this.#stats.restarts++;
     if (this.#data) {

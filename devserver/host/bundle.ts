@@ -114,52 +114,114 @@ const sysPlugin: Plugin = {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cacheDir = resolve(here, '..', '..', 'node_modules', '.cache', 'stdb-rx');
-const bundles = new Map<string, Promise<string>>();
+/** Per module file: the bundle being built or built, and the source files it was built from. */
+const bundles = new Map<string, { inputs: Promise<Map<string, number>>; file: Promise<string> }>();
 
-/** Bundle the module at `modulePath`; returns the bundle's file path (cached per source mtime). */
+async function mtimes(files: Iterable<string>): Promise<Map<string, number> | undefined> {
+  const out = new Map<string, number>();
+  for (const f of files) {
+    try {
+      out.set(f, (await stat(f)).mtimeMs);
+    } catch {
+      return undefined;
+    }
+  }
+  return out;
+}
+
+/**
+ * Bundle the module at `modulePath`; returns the bundle's file path. Cached
+ * until the module file or any file it imports changes (their mtimes).
+ */
 export async function bundleModule(modulePath: string): Promise<string> {
   const abs = resolve(modulePath);
-  let mtime: number;
   try {
-    mtime = (await stat(abs)).mtimeMs;
+    await stat(abs);
   } catch {
     throw new ModuleLoadError(`module file not found: ${abs}`);
   }
-  const cacheKey = `${abs}@${mtime}`;
-  let p = bundles.get(cacheKey);
-  if (!p) {
-    p = (async () => {
-      let code: string;
-      try {
-        const result = await build({
-          entryPoints: [abs],
-          bundle: true,
-          write: false,
-          format: 'esm',
-          platform: 'neutral',
-          mainFields: ['module', 'main'],
-          conditions: ['import', 'default'],
-          // The server library uses `using` declarations, which Node 20 cannot parse.
-          target: 'node20',
-          plugins: [sysPlugin],
-          logLevel: 'silent',
-        });
-        code = result.outputFiles[0].text;
-      } catch (e: any) {
-        const detail = e?.errors?.map((x: any) => x.text).join('; ') ?? String(e);
-        throw new ModuleLoadError(`module ${abs} does not build: ${detail}`);
-      }
-      const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
-      const file = join(cacheDir, `module-${hash}.mjs`);
-      await mkdir(cacheDir, { recursive: true });
-      const existing = await readFile(file, 'utf8').catch(() => undefined);
-      if (existing !== code) await writeFile(file, code);
-      return file;
-    })();
-    bundles.set(cacheKey, p);
-    p.catch(() => bundles.delete(cacheKey));
+  const cached = bundles.get(abs);
+  const previousSources = new Set<string>([abs]);
+  if (cached) {
+    const inputs = await cached.inputs.catch(() => undefined);
+    const now = inputs && (await mtimes(inputs.keys()));
+    if (inputs && now && [...inputs].every(([f, m]) => now.get(f) === m)) return cached.file;
+    for (const f of inputs?.keys() ?? []) previousSources.add(f);
   }
-  return p;
+  let resolveInputs!: (m: Map<string, number>) => void;
+  let rejectInputs!: (e: unknown) => void;
+  const inputs = new Promise<Map<string, number>>((res, rej) => ((resolveInputs = res), (rejectInputs = rej)));
+  inputs.catch(() => undefined);
+  const file = (async () => {
+    let code: string;
+    let sources: string[];
+    // Taken before building: a change during the build makes the next call rebuild.
+    const before = await mtimes([abs]);
+    try {
+      const result = await build({
+        entryPoints: [abs],
+        bundle: true,
+        write: false,
+        metafile: true,
+        format: 'esm',
+        platform: 'neutral',
+        mainFields: ['module', 'main'],
+        conditions: ['import', 'default'],
+        // The server library uses `using` declarations, which Node 20 cannot parse.
+        target: 'node20',
+        plugins: [sysPlugin],
+        logLevel: 'silent',
+      });
+      code = result.outputFiles[0].text;
+      sources = Object.keys(result.metafile.inputs)
+        .filter((f) => !f.startsWith('spacetime-sys:'))
+        .map((f) => resolve(f));
+    } catch (e: any) {
+      // Remember what the failed build saw: the same sources fail the same way.
+      const seen = (await mtimes([...previousSources].filter((f) => f !== abs))) ?? new Map<string, number>();
+      seen.set(abs, before?.get(abs) ?? -1);
+      resolveInputs(seen);
+      const detail = e?.errors?.map((x: any) => x.text).join('; ') ?? String(e);
+      throw new ModuleLoadError(`module ${abs} does not build: ${detail}`);
+    }
+    const stamps = (await mtimes(sources)) ?? new Map<string, number>();
+    stamps.set(abs, before?.get(abs) ?? -1);
+    resolveInputs(stamps);
+    const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
+    const out = join(cacheDir, `module-${hash}.mjs`);
+    await mkdir(cacheDir, { recursive: true });
+    const existing = await readFile(out, 'utf8').catch(() => undefined);
+    if (existing !== code) await writeFile(out, code);
+    return out;
+  })();
+  // A failed build stays cached (with what it saw) until a source changes.
+  file.catch((e) => rejectInputs(e));
+  bundles.set(abs, { inputs, file });
+  return file;
+}
+
+/**
+ * True when a source file of the last build of `modulePath` changed since
+ * (or the last build failed): the next load would build again.
+ */
+export async function bundleIsStale(modulePath: string): Promise<boolean> {
+  const entry = bundles.get(resolve(modulePath));
+  if (!entry) return true;
+  const inputs = await entry.inputs.catch(() => undefined);
+  if (!inputs) return true;
+  const now = await mtimes(inputs.keys());
+  return !now || [...inputs].some(([f, m]) => now.get(f) !== m);
+}
+
+/**
+ * The source files the last build of `modulePath` read (the module and
+ * everything it imports, packages included), for watching.
+ */
+export async function moduleSources(modulePath: string): Promise<string[]> {
+  const entry = bundles.get(resolve(modulePath));
+  if (!entry) return [resolve(modulePath)];
+  const inputs = await entry.inputs.catch(() => undefined);
+  return inputs ? [...inputs.keys()] : [resolve(modulePath)];
 }
 
 installPolyfills();

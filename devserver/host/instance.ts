@@ -101,6 +101,11 @@ export class ModuleInstance {
     this.#loaded.dispose();
   }
 
+  /** The module's raw `__describe_module__` bytes (BSATN `RawModuleDef`). */
+  describeRaw(): Uint8Array {
+    return this.#loaded.run(() => this.#loaded.hooks.__describe_module__());
+  }
+
   reducer(nameOrId: string | number): ReducerDesc | undefined {
     return typeof nameOrId === 'number'
       ? this.description.reducers[nameOrId]
