@@ -232,14 +232,26 @@ const LOADING = Symbol.for('stdb-rx.devserver.loading');
 const queue = ((globalThis as any)[LOADING] ??= { tail: Promise.resolve() as Promise<unknown> });
 
 /**
- * Load a fresh copy of a module, bound to `sys`. Loads run one at a time:
- * the module library installs its own `console` while it evaluates, which
- * the host takes back and installs only during calls into the module.
+ * Load a copy of a module for one instance, bound to `sys`: a pooled copy of
+ * the same bundle when one is idle, otherwise a newly imported one. Call
+ * `dispose()` when the instance stops. Loads run one at a time: the module
+ * library installs its own `console` while it evaluates, which the host takes
+ * back and installs only during calls into the module.
  */
-export function loadModule(modulePath: string, sys: SysFunctions): Promise<LoadedModule> {
-  const job = queue.tail.then(() => loadNow(modulePath, sys));
+export function loadModule(modulePath: string, sys: SysFunctions, options: LoadOptions = {}): Promise<LoadedModule> {
+  const job = queue.tail.then(() => loadNow(modulePath, sys, options.affinity ?? ''));
   queue.tail = job.catch(() => undefined);
   return job;
+}
+
+export interface LoadOptions {
+  /**
+   * Only a copy last used with the same affinity is reused. The module
+   * library caches what it asked the host once (the database identity, for
+   * one), so a copy may serve again only the database it served before: pass
+   * the database identity. @default '' (copies shared by every caller)
+   */
+  readonly affinity?: string;
 }
 
 /** A module copy, imported once, whose host functions can be re-pointed. */
@@ -250,7 +262,7 @@ interface ModuleCopy {
   target: SysFunctions | undefined;
 }
 
-/** Idle copies per bundle file, shared by every copy of this file. */
+/** Idle copies per bundle file and affinity, shared by every copy of this file. */
 const POOL = Symbol.for('stdb-rx.devserver.modulePool');
 const pool: Map<string, ModuleCopy[]> = ((globalThis as any)[POOL] ??= new Map());
 /** Idle copies kept per bundle; more are cut loose and left to the loader's cache. */
@@ -261,9 +273,10 @@ export function importedModuleCopies(): number {
   return ((globalThis as any)[Symbol.for('stdb-rx.devserver.importCount')] as number | undefined) ?? 0;
 }
 
-async function loadNow(modulePath: string, sys: SysFunctions): Promise<LoadedModule> {
+async function loadNow(modulePath: string, sys: SysFunctions, affinity: string): Promise<LoadedModule> {
   const file = await bundleModule(modulePath);
-  const copy = pool.get(file)?.pop() ?? (await importCopy(modulePath, file, sys));
+  const key = `${file}\0${affinity}`;
+  const copy = pool.get(key)?.pop() ?? (await importCopy(modulePath, file, sys));
   copy.target = sys;
   let disposed = false;
   return {
@@ -273,10 +286,10 @@ async function loadNow(modulePath: string, sys: SysFunctions): Promise<LoadedMod
       if (disposed) return;
       disposed = true;
       copy.target = undefined;
-      const idle = pool.get(file) ?? [];
+      const idle = pool.get(key) ?? [];
       if (idle.length < MAX_IDLE_COPIES) {
         idle.push(copy);
-        pool.set(file, idle);
+        pool.set(key, idle);
       }
     },
   };

@@ -76,7 +76,7 @@ export class ModuleInstance {
       if (!self) throw new HostCallError(1, 'cannot call this function during module initialization');
       return self;
     });
-    const loaded = await loadModule(path, sys);
+    const loaded = await loadModule(path, sys, { affinity: options.databaseIdentity.toHexString() });
     const description = describeModule(loaded.run(() => loaded.hooks.__describe_module__()));
     self = new ModuleInstance(path, description, loaded, new Datastore(description), options);
     const unsupported = [
