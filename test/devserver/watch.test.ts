@@ -5,6 +5,7 @@
  * with the real SDK.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -164,5 +165,33 @@ describe('devserver --watch', function () {
     expect(c.state.rows.size).to.equal(4);
     expect(c.state.rows.get(2)).to.deep.equal({ id: 2, name: 'v1:pear', qty: 40 });
     expect(events.map((e) => e.status)).to.include.members(['reloaded', 'refused', 'failed']);
+  });
+
+  it('works from the CLI: same listening line, and the reload in the log', async () => {
+    const cliModule = join(dir, 'cli-module.ts');
+    writeFileSync(cliModule, V1);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'devserver/cli.ts', '--port', '0', '--module', cliModule, '--db', 'cli-watch', '--watch'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      let out = '';
+      let err = '';
+      const waitFor = (what: () => boolean) =>
+        new Promise<void>((resolve, reject) => {
+          const check = () => what() && resolve();
+          child.stdout.on('data', (d) => ((out += d), check()));
+          child.stderr.on('data', (d) => ((err += d), check()));
+          void exited.then((code) => reject(new Error(`devserver exited with ${code}: ${err}`)));
+          check();
+        });
+      await waitFor(() => /^stdb-rx devserver listening on http:\/\/127\.0\.0\.1:\d+ \(database cli-watch\)$/m.test(out));
+      writeFileSync(cliModule, V2);
+      await waitFor(() => err.includes('[info] module reloaded: add table audit; add column qty to table item (default value for existing rows); add reducer restock'));
+    } finally {
+      child.kill('SIGTERM');
+      expect(await exited).to.equal(0);
+    }
   });
 });
