@@ -9,7 +9,8 @@
  * SDK, like the server, prints most significant byte first) starts with
  * `c200`; on the BSATN wire the u256 is little-endian, i.e. reversed.
  *
- * Tokens: ES256 JWTs with `hex_identity`, `sub`, `iss`, `aud`, `iat` and an
+ * Tokens: ES256 JWTs, signed and verified with `jose`, with `hex_identity`,
+ * `sub`, `iss`, `aud`, `iat` and an
  * optional `exp`, signed with a P-256 key that either lives in memory
  * (ephemeral) or is persisted in the data folder so saved tokens survive a
  * restart. Token strings are never put into error messages.
@@ -18,6 +19,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { blake3 } from '@noble/hashes/blake3.js';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { Identity } from 'spacetimedb';
 
 // ---------------------------------------------------------------------------
@@ -117,12 +119,9 @@ export const KEY_FILE_NAME = 'jwt-signing-key.pem';
 /** SpacetimeDB refuses issuers and subjects longer than this many bytes. */
 const MAX_CLAIM_BYTES = 128;
 
-const HEADER = { typ: 'JWT', alg: 'ES256' };
+const HEADER = { typ: 'JWT', alg: 'ES256' } as const;
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
-function b64url(data: Uint8Array | string): string {
-  return Buffer.from(data).toString('base64url');
-}
 
 // ---------------------------------------------------------------------------
 // Authority
@@ -177,22 +176,17 @@ export class TokenAuthority {
   }
 
   /** Sign claims as they are (`hex_identity` is recomputed from `iss`/`sub`). */
-  sign(claims: ClaimsToSign): string {
+  async sign(claims: ClaimsToSign): Promise<string> {
     const full: Record<string, unknown> = {
       ...claims,
       hex_identity: identityHex(identityFromClaims(claims.iss, claims.sub)),
     };
     if (full.exp === undefined) delete full.exp;
-    const signingInput = `${b64url(JSON.stringify(HEADER))}.${b64url(JSON.stringify(full))}`;
-    const signature = crypto.sign('sha256', Buffer.from(signingInput), {
-      key: this.#privateKey,
-      dsaEncoding: 'ieee-p1363',
-    });
-    return `${signingInput}.${b64url(signature)}`;
+    return new SignJWT(full).setProtectedHeader(HEADER).sign(this.#privateKey);
   }
 
   /** A brand-new identity (random subject) and its token, which does not expire. */
-  mint(): MintedToken {
+  async mint(): Promise<MintedToken> {
     const sub = crypto.randomUUID();
     const identity = identityFromClaims(this.issuer, sub);
     const claims: TokenClaims = {
@@ -202,39 +196,29 @@ export class TokenAuthority {
       aud: [TOKEN_AUDIENCE],
       iat: this.#nowSeconds(),
     };
-    return { identity, claims, token: this.sign(claims) };
+    return { identity, claims, token: await this.sign(claims) };
   }
 
-  /** Check a token; returns its identity and claims or throws {@link AuthError}. */
-  verify(token: string): VerifiedToken {
+  /** Check a token; returns its identity and claims or rejects with {@link AuthError}. */
+  async verify(token: string): Promise<VerifiedToken> {
     if (typeof token !== 'string') throw new AuthError('malformed', 'token is not a string');
     const parts = token.split('.');
     if (parts.length !== 3 || !parts.every(p => p.length > 0 && B64URL.test(p))) {
       throw new AuthError('malformed', 'token is not a compact JWS (three base64url parts)');
     }
-    const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-
-    const header = parseJsonObject(headerPart, 'header');
-    if (header.alg !== 'ES256') {
-      throw new AuthError('bad-signature', `token algorithm ${JSON.stringify(String(header.alg)).slice(0, 40)} is not ES256`);
+    let raw: Record<string, unknown>;
+    try {
+      ({ payload: raw } = await jwtVerify(token, this.#publicKey, {
+        algorithms: ['ES256'],
+        issuer: this.issuer,
+        audience: TOKEN_AUDIENCE,
+        clockTolerance: this.leewaySeconds,
+        currentDate: new Date(this.#now()),
+      }));
+    } catch (e) {
+      throw authErrorFrom(e, this.issuer, token);
     }
-    const signature = Buffer.from(signaturePart, 'base64url');
-    const valid =
-      signature.length === 64 &&
-      crypto.verify('sha256', Buffer.from(`${headerPart}.${payloadPart}`), { key: this.#publicKey, dsaEncoding: 'ieee-p1363' }, signature);
-    if (!valid) throw new AuthError('bad-signature', 'token signature does not verify with this server key');
-
-    const raw = parseJsonObject(payloadPart, 'payload');
     const claims = checkClaimShapes(raw);
-    if (claims.exp !== undefined && this.#nowSeconds() > claims.exp + this.leewaySeconds) {
-      throw new AuthError('expired', `token expired at ${new Date(claims.exp * 1000).toISOString()}`);
-    }
-    if (claims.iss !== this.issuer) {
-      throw new AuthError('wrong-issuer', `token issuer is not ${JSON.stringify(this.issuer)}`);
-    }
-    if (!claims.aud.includes(TOKEN_AUDIENCE)) {
-      throw new AuthError('wrong-audience', `token audience does not include ${JSON.stringify(TOKEN_AUDIENCE)}`);
-    }
     const identity = identityFromClaims(claims.iss, claims.sub);
     const computed = identityHex(identity);
     const stated = typeof raw.hex_identity === 'string' ? normaliseHex(raw.hex_identity) : undefined;
@@ -249,25 +233,43 @@ export class TokenAuthority {
    * expiry `seconds` from now (`POST /v1/identity/websocket-token`), but never
    * later than `token`'s own expiry: exchanging a token must not extend it.
    */
-  shortLived(token: string, seconds: number = SHORT_LIVED_SECONDS): string {
-    const { claims } = this.verify(token);
+  async shortLived(token: string, seconds: number = SHORT_LIVED_SECONDS): Promise<string> {
+    const { claims } = await this.verify(token);
     const iat = this.#nowSeconds();
     const exp = claims.exp === undefined ? iat + seconds : Math.min(iat + seconds, claims.exp);
     return this.sign({ ...claims, iat, exp });
   }
 }
 
-function parseJsonObject(part: string, what: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
-  } catch {
-    throw new AuthError('malformed', `token ${what} is not valid JSON`);
+/**
+ * Translate what jose throws into our codes. Messages name the failed check,
+ * never the token (jose's own messages do not quote it either, but its error
+ * objects carry the payload, which we drop).
+ */
+function authErrorFrom(e: unknown, issuer: string, token: string): AuthError {
+  if (e instanceof joseErrors.JWTExpired) {
+    const exp = typeof e.payload.exp === 'number' ? new Date(e.payload.exp * 1000).toISOString() : 'an unknown time';
+    return new AuthError('expired', `token expired at ${exp}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new AuthError('malformed', `token ${what} is not a JSON object`);
+  if (e instanceof joseErrors.JWTClaimValidationFailed) {
+    if (e.claim === 'iss' && e.reason !== 'missing') return new AuthError('wrong-issuer', `token issuer is not ${JSON.stringify(issuer)}`);
+    if (e.claim === 'aud') return new AuthError('wrong-audience', `token audience does not include ${JSON.stringify(TOKEN_AUDIENCE)}`);
+    return new AuthError('malformed', `token claim ${e.claim} is invalid (${e.reason})`);
   }
-  return value as Record<string, unknown>;
+  if (e instanceof joseErrors.JOSEAlgNotAllowed) {
+    let alg = 'unknown';
+    try {
+      alg = String(decodeProtectedHeader(token).alg);
+    } catch {
+      // jose read the header to refuse it; keep the generic name if it cannot now.
+    }
+    return new AuthError('bad-signature', `token algorithm ${JSON.stringify(alg).slice(0, 40)} is not ES256`);
+  }
+  if (e instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return new AuthError('bad-signature', 'token signature does not verify with this server key');
+  }
+  if (e instanceof joseErrors.JOSEError) return new AuthError('malformed', `token is malformed (${e.code})`);
+  return new AuthError('malformed', 'token could not be read');
 }
 
 function checkClaimShapes(raw: Record<string, unknown>): TokenClaims {

@@ -12,6 +12,8 @@ import { ConnectionId, Identity, Timestamp, TimeDuration, BinaryWriter } from 's
 import { AuthError, identityFromClaims, TokenAuthority, type VerifiedToken } from './auth.ts';
 import { ModuleInstance, type HostLogger, type LogLevel, type ReducerOutcome } from './host/instance.ts';
 import { DataDir, type RecoveredState } from './persistence.ts';
+import { migrateRows, MigrationRefusedError, planMigration } from './host/migrate.ts';
+import { watchModule, type ModuleWatcher, type ReloadEvent } from './watch.ts';
 import { DelayQueue, DevServerFaults, FaultState } from './faults.ts';
 import type { ReducerDesc } from './host/moduleDef.ts';
 import { Scheduler, systemClock, type DevClock, type DueSchedule } from './host/scheduler.ts';
@@ -63,6 +65,11 @@ export interface DevServerOptions {
    * @default the wall clock
    */
   readonly clock?: DevClock;
+  /**
+   * Reload the module when its file (or a file it imports) changes, keeping
+   * the data when SpacetimeDB would migrate the change automatically. @default false
+   */
+  readonly watch?: boolean;
 }
 
 export interface DevServerStats {
@@ -122,6 +129,9 @@ export class DevServer {
   readonly #options: DevServerOptions;
   readonly #databaseIdentity: Identity;
   #module: ModuleInstance;
+  #watcher: ModuleWatcher | undefined;
+  readonly #reloadListeners = new Set<(event: ReloadEvent) => void>();
+  #reloading: Promise<ReloadEvent> | undefined;
   #http: Server | undefined;
   #wss: WebSocketServer | undefined;
   readonly #auth: TokenAuthority;
@@ -179,7 +189,61 @@ export class DevServer {
     server.#startScheduler();
     if (fresh) server.#runLifecycle('init', Identity.zero(), null);
     await server.#listen(options.port ?? 3000);
+    if (options.watch) server.#watcher = await watchModule(options.module, () => server.reload());
     return server;
+  }
+
+  /** Be told about every reload (`--watch` or {@link reload}); returns the unsubscribe function. */
+  onReload(listener: (event: ReloadEvent) => void): () => void {
+    this.#reloadListeners.add(listener);
+    return () => this.#reloadListeners.delete(listener);
+  }
+
+  /**
+   * Rebuild and load the module file again. When the schema change is one
+   * SpacetimeDB migrates automatically, every client is disconnected (they
+   * reconnect), the rows move to the new version (added columns get their
+   * defaults) and the new version serves from then on; otherwise the
+   * previous version keeps running and the event says why.
+   */
+  reload(): Promise<ReloadEvent> {
+    const job = (this.#reloading ?? Promise.resolve()).then(() => this.#reloadNow());
+    this.#reloading = job;
+    return job;
+  }
+
+  async #reloadNow(): Promise<ReloadEvent> {
+    const emit = (event: ReloadEvent) => {
+      if (event.status === 'reloaded') this.#logLine('info', `module reloaded: ${event.steps.length ? event.steps.join('; ') : 'no schema change'}`);
+      else if (event.status === 'refused') {
+        this.#logLine('error', `module change refused, still running the previous version: ${event.reasons.join('; ')}. Undo the change, or stop the server and start over without the old data.`);
+      } else this.#logLine('error', `module reload failed, still running the previous version: ${event.error}`);
+      for (const l of this.#reloadListeners) l(event);
+      return event;
+    };
+    let next: ModuleInstance;
+    try {
+      next = await ModuleInstance.load(this.#options.module, { databaseIdentity: this.#databaseIdentity, logger: this.#options.logger });
+    } catch (e) {
+      return emit({ status: 'failed', error: e instanceof Error ? e.message : String(e) });
+    }
+    const old = this.#module;
+    try {
+      const plan = planMigration(old.description, next.description, next.describeRaw());
+      // Clients first: their disconnect reducers run on the version they used.
+      this.#dropAll();
+      migrateRows(old.datastore, next.datastore, plan);
+      this.#module = next;
+      old.dispose();
+      // The scheduler reads the schedule tables of the version it was armed for: re-arm it on the new one.
+      this.#startScheduler();
+      if (this.#data) this.#data.snapshot(next.datastore.allRows());
+      return emit({ status: 'reloaded', steps: plan.steps });
+    } catch (e) {
+      next.dispose();
+      if (e instanceof MigrationRefusedError) return emit({ status: 'refused', reasons: e.info.reasons });
+      return emit({ status: 'failed', error: e instanceof Error ? e.message : String(e) });
+    }
   }
 
   /** The hosted module (a new instance after a restart with a data folder). */
@@ -307,8 +371,12 @@ export class DevServer {
   /** Close every connection and stop listening. Committed state stays in the data folder. */
   async stop(): Promise<void> {
     this.#scheduler?.stop();
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    await this.#reloading?.catch(() => undefined);
     await this.#shutdown();
     this.#data?.close();
+    this.#module.dispose();
   }
 
   /**
@@ -318,10 +386,12 @@ export class DevServer {
    */
   async restart(): Promise<void> {
     this.#scheduler?.stop();
+    await this.#reloading?.catch(() => undefined);
     await this.#shutdown();
     this.#stats.restarts++;
     if (this.#data) {
       this.#data.close();
+      this.#module.dispose();
       this.#module = await ModuleInstance.load(this.#options.module, { databaseIdentity: this.#databaseIdentity, logger: this.#options.logger });
       this.#recover();
     }
@@ -434,18 +504,20 @@ export class DevServer {
     const route = /^\/v1\/database\/([^/]+)\/route(?:\/.*)?$/.exec(path);
     if (route) return this.#moduleRoute(decodePathSegment(route[1]), send);
     if (path === '/v1/identity' && req.method === 'POST') {
-      const minted = this.#auth.mint();
-      return send(200, { identity: minted.identity.toHexString(), token: minted.token });
+      void this.#auth.mint().then(
+        (minted) => send(200, { identity: minted.identity.toHexString(), token: minted.token }),
+        (e) => send(500, `could not mint a token: ${String(e)}`),
+      );
+      return;
     }
     if (path === '/v1/identity/websocket-token' && req.method === 'POST') {
       const token = bearer(req);
       if (!token) return send(401, 'Authorization: Bearer <token> required');
-      try {
-        this.#auth.verify(token);
-        return send(200, { token: this.#auth.shortLived(token) });
-      } catch (e) {
-        return send(401, e instanceof AuthError ? e.message : 'invalid token');
-      }
+      void this.#auth.shortLived(token).then(
+        (short) => send(200, { token: short }),
+        (e) => send(401, e instanceof AuthError ? e.message : 'invalid token'),
+      );
+      return;
     }
     const m = /^\/v1\/database\/([^/]+)\/subscribe$/.exec(path);
     if (m) {
@@ -536,15 +608,21 @@ export class DevServer {
     const compression = parseCompression(url.searchParams.get('compression'));
     if (!compression) return reject(400, `unknown compression: ${url.searchParams.get('compression')}`);
     const token = url.searchParams.get('token') ?? bearer(req);
-    let auth: VerifiedToken & { token: string };
-    try {
-      auth = token ? { ...this.#auth.verify(token), token } : this.#auth.mint();
-    } catch (e) {
-      return reject(401, e instanceof AuthError ? e.message : 'invalid token');
-    }
-    const wss = this.#wss;
-    if (!wss) return reject(404, 'server is stopping');
-    wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, protocol, compression, auth));
+    const verified: Promise<VerifiedToken & { token: string }> = token
+      ? this.#auth.verify(token).then((v) => ({ ...v, token }))
+      : this.#auth.mint();
+    verified.then(
+      (auth) => {
+        const wss = this.#wss;
+        if (!wss) return reject(404, 'server is stopping');
+        if (socket.destroyed) return;
+        wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, protocol, compression, auth));
+      },
+      (e) => reject(401, e instanceof AuthError ? e.message : 'invalid token'),
+    ).catch((e) => {
+      this.#logLine('error', `upgrade ${url.pathname}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      socket.destroy();
+    });
   }
 
   // ---- connections --------------------------------------------------------

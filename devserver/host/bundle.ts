@@ -4,8 +4,14 @@
  * bundled with esbuild, its `spacetime:sys@2.x` imports bound to host
  * functions we provide, and its default export asked for its hooks.
  *
- * Each load gets its own copy of the module (its own library state and its
- * own `console`), so several dev servers can run in one process.
+ * Each running instance gets a copy of the module to itself (its own library
+ * state and its own `console`), so several dev servers can run in one
+ * process. Node never unloads an imported module, so copies are not thrown
+ * away: `dispose()` cuts a copy loose from the host functions it was bound to
+ * (nothing of the old instance stays reachable through it) and puts it back
+ * in a pool, and the next load of the same bundle re-points a pooled copy at
+ * the new host functions instead of importing another one. Restarting a
+ * server N times therefore costs one copy, not N.
  */
 import { build, type Plugin } from 'esbuild';
 import { createHash, randomUUID } from 'node:crypto';
@@ -32,6 +38,11 @@ export interface LoadedModule {
   readonly hooks: ModuleHooks;
   /** Run `fn` with the module's own `console` installed, as during a host call. */
   run<T>(fn: () => T): T;
+  /**
+   * Unbind the copy from its host functions (later calls from it throw) and
+   * return it to the pool for the next load of the same bundle. Idempotent.
+   */
+  dispose(): void;
 }
 
 /** Thrown when a module cannot be bundled or does not export a SpacetimeDB schema. */
@@ -103,52 +114,114 @@ const sysPlugin: Plugin = {
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cacheDir = resolve(here, '..', '..', 'node_modules', '.cache', 'stdb-rx');
-const bundles = new Map<string, Promise<string>>();
+/** Per module file: the bundle being built or built, and the source files it was built from. */
+const bundles = new Map<string, { inputs: Promise<Map<string, number>>; file: Promise<string> }>();
 
-/** Bundle the module at `modulePath`; returns the bundle's file path (cached per source mtime). */
+async function mtimes(files: Iterable<string>): Promise<Map<string, number> | undefined> {
+  const out = new Map<string, number>();
+  for (const f of files) {
+    try {
+      out.set(f, (await stat(f)).mtimeMs);
+    } catch {
+      return undefined;
+    }
+  }
+  return out;
+}
+
+/**
+ * Bundle the module at `modulePath`; returns the bundle's file path. Cached
+ * until the module file or any file it imports changes (their mtimes).
+ */
 export async function bundleModule(modulePath: string): Promise<string> {
   const abs = resolve(modulePath);
-  let mtime: number;
   try {
-    mtime = (await stat(abs)).mtimeMs;
+    await stat(abs);
   } catch {
     throw new ModuleLoadError(`module file not found: ${abs}`);
   }
-  const cacheKey = `${abs}@${mtime}`;
-  let p = bundles.get(cacheKey);
-  if (!p) {
-    p = (async () => {
-      let code: string;
-      try {
-        const result = await build({
-          entryPoints: [abs],
-          bundle: true,
-          write: false,
-          format: 'esm',
-          platform: 'neutral',
-          mainFields: ['module', 'main'],
-          conditions: ['import', 'default'],
-          // The server library uses `using` declarations, which Node 20 cannot parse.
-          target: 'node20',
-          plugins: [sysPlugin],
-          logLevel: 'silent',
-        });
-        code = result.outputFiles[0].text;
-      } catch (e: any) {
-        const detail = e?.errors?.map((x: any) => x.text).join('; ') ?? String(e);
-        throw new ModuleLoadError(`module ${abs} does not build: ${detail}`);
-      }
-      const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
-      const file = join(cacheDir, `module-${hash}.mjs`);
-      await mkdir(cacheDir, { recursive: true });
-      const existing = await readFile(file, 'utf8').catch(() => undefined);
-      if (existing !== code) await writeFile(file, code);
-      return file;
-    })();
-    bundles.set(cacheKey, p);
-    p.catch(() => bundles.delete(cacheKey));
+  const cached = bundles.get(abs);
+  const previousSources = new Set<string>([abs]);
+  if (cached) {
+    const inputs = await cached.inputs.catch(() => undefined);
+    const now = inputs && (await mtimes(inputs.keys()));
+    if (inputs && now && [...inputs].every(([f, m]) => now.get(f) === m)) return cached.file;
+    for (const f of inputs?.keys() ?? []) previousSources.add(f);
   }
-  return p;
+  let resolveInputs!: (m: Map<string, number>) => void;
+  let rejectInputs!: (e: unknown) => void;
+  const inputs = new Promise<Map<string, number>>((res, rej) => ((resolveInputs = res), (rejectInputs = rej)));
+  inputs.catch(() => undefined);
+  const file = (async () => {
+    let code: string;
+    let sources: string[];
+    // Taken before building: a change during the build makes the next call rebuild.
+    const before = await mtimes([abs]);
+    try {
+      const result = await build({
+        entryPoints: [abs],
+        bundle: true,
+        write: false,
+        metafile: true,
+        format: 'esm',
+        platform: 'neutral',
+        mainFields: ['module', 'main'],
+        conditions: ['import', 'default'],
+        // The server library uses `using` declarations, which Node 20 cannot parse.
+        target: 'node20',
+        plugins: [sysPlugin],
+        logLevel: 'silent',
+      });
+      code = result.outputFiles[0].text;
+      sources = Object.keys(result.metafile.inputs)
+        .filter((f) => !f.startsWith('spacetime-sys:'))
+        .map((f) => resolve(f));
+    } catch (e: any) {
+      // Remember what the failed build saw: the same sources fail the same way.
+      const seen = (await mtimes([...previousSources].filter((f) => f !== abs))) ?? new Map<string, number>();
+      seen.set(abs, before?.get(abs) ?? -1);
+      resolveInputs(seen);
+      const detail = e?.errors?.map((x: any) => x.text).join('; ') ?? String(e);
+      throw new ModuleLoadError(`module ${abs} does not build: ${detail}`);
+    }
+    const stamps = (await mtimes(sources)) ?? new Map<string, number>();
+    stamps.set(abs, before?.get(abs) ?? -1);
+    resolveInputs(stamps);
+    const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
+    const out = join(cacheDir, `module-${hash}.mjs`);
+    await mkdir(cacheDir, { recursive: true });
+    const existing = await readFile(out, 'utf8').catch(() => undefined);
+    if (existing !== code) await writeFile(out, code);
+    return out;
+  })();
+  // A failed build stays cached (with what it saw) until a source changes.
+  file.catch((e) => rejectInputs(e));
+  bundles.set(abs, { inputs, file });
+  return file;
+}
+
+/**
+ * True when a source file of the last build of `modulePath` changed since
+ * (or the last build failed): the next load would build again.
+ */
+export async function bundleIsStale(modulePath: string): Promise<boolean> {
+  const entry = bundles.get(resolve(modulePath));
+  if (!entry) return true;
+  const inputs = await entry.inputs.catch(() => undefined);
+  if (!inputs) return true;
+  const now = await mtimes(inputs.keys());
+  return !now || [...inputs].some(([f, m]) => now.get(f) !== m);
+}
+
+/**
+ * The source files the last build of `modulePath` read (the module and
+ * everything it imports, packages included), for watching.
+ */
+export async function moduleSources(modulePath: string): Promise<string[]> {
+  const entry = bundles.get(resolve(modulePath));
+  if (!entry) return [resolve(modulePath)];
+  const inputs = await entry.inputs.catch(() => undefined);
+  return inputs ? [...inputs.keys()] : [resolve(modulePath)];
 }
 
 installPolyfills();
@@ -159,21 +232,85 @@ const LOADING = Symbol.for('stdb-rx.devserver.loading');
 const queue = ((globalThis as any)[LOADING] ??= { tail: Promise.resolve() as Promise<unknown> });
 
 /**
- * Load a fresh copy of a module, bound to `sys`. Loads run one at a time:
- * the module library installs its own `console` while it evaluates, which
- * the host takes back and installs only during calls into the module.
+ * Load a copy of a module for one instance, bound to `sys`: a pooled copy of
+ * the same bundle when one is idle, otherwise a newly imported one. Call
+ * `dispose()` when the instance stops. Loads run one at a time: the module
+ * library installs its own `console` while it evaluates, which the host takes
+ * back and installs only during calls into the module.
  */
-export function loadModule(modulePath: string, sys: SysFunctions): Promise<LoadedModule> {
-  const job = queue.tail.then(() => loadNow(modulePath, sys));
+export function loadModule(modulePath: string, sys: SysFunctions, options: LoadOptions = {}): Promise<LoadedModule> {
+  const job = queue.tail.then(() => loadNow(modulePath, sys, options.affinity ?? ''));
   queue.tail = job.catch(() => undefined);
   return job;
 }
 
-async function loadNow(modulePath: string, sys: SysFunctions): Promise<LoadedModule> {
+export interface LoadOptions {
+  /**
+   * Only a copy last used with the same affinity is reused. The module
+   * library caches what it asked the host once (the database identity, for
+   * one), so a copy may serve again only the database it served before: pass
+   * the database identity. @default '' (copies shared by every caller)
+   */
+  readonly affinity?: string;
+}
+
+/** A module copy, imported once, whose host functions can be re-pointed. */
+interface ModuleCopy {
+  readonly hooks: ModuleHooks;
+  readonly run: <T>(fn: () => T) => T;
+  /** Where the copy's host functions forward to; `undefined` while pooled. */
+  target: SysFunctions | undefined;
+}
+
+/** Idle copies per bundle file and affinity, shared by every copy of this file. */
+const POOL = Symbol.for('stdb-rx.devserver.modulePool');
+const pool: Map<string, ModuleCopy[]> = ((globalThis as any)[POOL] ??= new Map());
+/** Idle copies kept per bundle; more are cut loose and left to the loader's cache. */
+const MAX_IDLE_COPIES = 8;
+
+/** Copies imported so far in this process (for tests and diagnostics). */
+export function importedModuleCopies(): number {
+  return ((globalThis as any)[Symbol.for('stdb-rx.devserver.importCount')] as number | undefined) ?? 0;
+}
+
+async function loadNow(modulePath: string, sys: SysFunctions, affinity: string): Promise<LoadedModule> {
   const file = await bundleModule(modulePath);
+  const key = `${file}\0${affinity}`;
+  const copy = pool.get(key)?.pop() ?? (await importCopy(modulePath, file, sys));
+  copy.target = sys;
+  let disposed = false;
+  return {
+    hooks: copy.hooks,
+    run: copy.run,
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      copy.target = undefined;
+      const idle = pool.get(key) ?? [];
+      if (idle.length < MAX_IDLE_COPIES) {
+        idle.push(copy);
+        pool.set(key, idle);
+      }
+    },
+  };
+}
+
+async function importCopy(modulePath: string, file: string, sys: SysFunctions): Promise<ModuleCopy> {
+  const copy: { target: SysFunctions | undefined } = { target: sys };
+  // Forwarders with a fixed identity: the module binds them once, at import.
+  const forward: SysFunctions = {};
+  for (const name of SYS_FUNCTION_NAMES) {
+    forward[name] = (...args: any[]) => {
+      const target = copy.target;
+      if (!target) throw new Error(`stdb-rx devserver: ${name} called by a module instance that was shut down`);
+      return target[name](...args);
+    };
+  }
   // Unique per load, also across copies of this file: the ESM loader caches by URL.
   const id = randomUUID();
-  registry.set(id, { sys, moduleHooks: moduleHooksSymbol });
+  registry.set(id, { sys: forward, moduleHooks: moduleHooksSymbol });
+  const counter = Symbol.for('stdb-rx.devserver.importCount');
+  (globalThis as any)[counter] = ((globalThis as any)[counter] ?? 0) + 1;
   let ns: any;
   // The module library aliases `globalThis.window` to `globalThis` while it
   // loads (for a URL polyfill); in this process that would make every other
@@ -203,7 +340,7 @@ async function loadNow(modulePath: string, sys: SysFunctions): Promise<LoadedMod
     throw new ModuleLoadError(`module ${modulePath} has no default export built with schema() from spacetimedb/server`);
   }
   const hooks = run(() => schema[moduleHooksSymbol](ns)) as ModuleHooks;
-  return { hooks, run };
+  return Object.assign(copy, { hooks, run });
 }
 
 /** Standard methods SpacetimeDB's V8 has and Node 20 lacks, used by the module library. */

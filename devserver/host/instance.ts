@@ -78,7 +78,7 @@ export class ModuleInstance {
       if (!self) throw new HostCallError(1, 'cannot call this function during module initialization');
       return self;
     });
-    const loaded = await loadModule(path, sys);
+    const loaded = await loadModule(path, sys, { affinity: options.databaseIdentity.toHexString() });
     const description = describeModule(loaded.run(() => loaded.hooks.__describe_module__()));
     self = new ModuleInstance(path, description, loaded, new Datastore(description), options);
     const unsupported = [
@@ -91,6 +91,21 @@ export class ModuleInstance {
       self.#logger.log('warn', `the dev server does not run these parts of the module: ${unsupported.join(', ')}`);
     }
     return self;
+  }
+
+  /**
+   * Let go of the module: its copy is unbound from this instance (so it no
+   * longer keeps this instance, its datastore and logger alive) and goes back
+   * to the pool for the next load. The instance must not be used afterwards.
+   */
+  dispose(): void {
+    this.#closeIters();
+    this.#loaded.dispose();
+  }
+
+  /** The module's raw `__describe_module__` bytes (BSATN `RawModuleDef`). */
+  describeRaw(): Uint8Array {
+    return this.#loaded.run(() => this.#loaded.hooks.__describe_module__());
   }
 
   reducer(nameOrId: string | number): ReducerDesc | undefined {

@@ -476,5 +476,9 @@ export async function loadModuleDef(path: string): Promise<ModuleDescription> {
   };
   const sys: SysFunctions = new Proxy({}, { get: () => refuse });
   const loaded = await loadModule(path, sys);
-  return describeModule(loaded.run(() => loaded.hooks.__describe_module__()));
+  try {
+    return describeModule(loaded.run(() => loaded.hooks.__describe_module__()));
+  } finally {
+    loaded.dispose();
+  }
 }

@@ -1,8 +1,11 @@
 /**
- * The arena demo's client bindings (demo/arena/bindings, hand-written in the
- * shape `spacetime generate --lang typescript` emits) against the module they
+ * The arena demo's client bindings (demo/arena/bindings, written by the dev
+ * server's generator: `npm run devserver -- generate --module
+ * demo/arena/module.ts --out demo/arena/bindings`) against the module they
  * describe (demo/arena/module.ts, as the dev server's host describes it), so
- * that the two cannot drift apart.
+ * that the two cannot drift apart: the committed files must be exactly what
+ * the generator writes today, and they must also agree with the module's
+ * description rule by rule.
  *
  * The rules are those of SpacetimeDB's TypeScript code generator:
  * - the bindings hold the module's public tables, under their canonical
@@ -26,6 +29,9 @@ import {
   toPascalCase,
   toSql,
 } from 'spacetimedb';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { generateBindings } from '../../devserver/codegen/index.ts';
 import { loadModuleDef, type ModuleDescription } from '../../devserver/host/moduleDef.ts';
 import { DbConnection, reducers, tables } from '../../demo/arena/bindings/index.ts';
 
@@ -129,6 +135,22 @@ describe('demo/arena bindings against demo/arena/module.ts', function () {
 
   before(async () => {
     def = await loadModuleDef(MODULE_PATH);
+  });
+
+  describe('drift', () => {
+    const BINDINGS = fileURLToPath(new URL('../../demo/arena/bindings', import.meta.url));
+    const listFiles = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? listFiles(join(dir, e.name)) : [relative(BINDINGS, join(dir, e.name)).split('\\').join('/')]
+      );
+
+    it('are exactly what the generator writes for the module today (regenerate with `npm run devserver -- generate`)', async () => {
+      const generated = await generateBindings(MODULE_PATH);
+      expect(listFiles(BINDINGS).sort(), 'files in demo/arena/bindings').to.deep.equal(generated.map((f) => f.filename).sort());
+      for (const f of generated) {
+        expect(readFileSync(join(BINDINGS, f.filename), 'utf8'), `demo/arena/bindings/${f.filename}`).to.equal(f.code);
+      }
+    });
   });
 
   describe('tables', () => {

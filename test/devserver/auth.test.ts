@@ -20,10 +20,10 @@ function decodePayload(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
 }
 
-function expectAuthError(fn: () => unknown, code: AuthErrorCode, token?: string): AuthError {
+async function expectAuthError(fn: () => Promise<unknown>, code: AuthErrorCode, token?: string): Promise<AuthError> {
   let caught: unknown;
   try {
-    fn();
+    await fn();
   } catch (e) {
     caught = e;
   }
@@ -45,18 +45,18 @@ function forge(key: crypto.KeyObject, payload: unknown, header: unknown = { typ:
 }
 
 describe('devserver auth: identities', () => {
-  it('matches a known SpacetimeDB identity (iss example.com, sub 123)', () => {
+  it('matches a known SpacetimeDB identity (iss example.com, sub 123)', async () => {
     // From SpacetimeDB's C# runtime tests (JwtClaimsTest): the identity of {"sub":"123","iss":"example.com"}.
     expect(identityFromClaims('example.com', '123').toHexString()).to.equal(
       'c200ef884364c1a99be0298dc68f2004e6b97c09d1b1658b7db22f51fb662059',
     );
   });
 
-  it('uses blake3 as specified (official empty-input vector)', () => {
+  it('uses blake3 as specified (official empty-input vector)', async () => {
     expect(hex(blake3(new Uint8Array(0)))).to.equal('af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262');
   });
 
-  it('lays out c200 ‖ checksum ‖ hash26, big-endian', () => {
+  it('lays out c200 ‖ checksum ‖ hash26, big-endian', async () => {
     for (const [iss, sub] of [['localhost', 'alice'], ['https://auth.example', 'ünïcødé'], ['a', '']]) {
       const bytes = identityBytesFromClaims(iss!, sub!);
       expect(bytes).to.have.length(32);
@@ -70,7 +70,7 @@ describe('devserver auth: identities', () => {
     }
   });
 
-  it('is stable and distinguishes issuer from subject', () => {
+  it('is stable and distinguishes issuer from subject', async () => {
     const a = identityFromClaims('localhost', 'alice');
     expect(identityFromClaims('localhost', 'alice').isEqual(a)).to.equal(true);
     expect(identityFromClaims('localhost', 'bob').isEqual(a)).to.equal(false);
@@ -78,7 +78,7 @@ describe('devserver auth: identities', () => {
     expect(identityFromClaims('x', 'alice').isEqual(a)).to.equal(false);
   });
 
-  it('serialises on the wire little-endian, so the c2 byte comes last', () => {
+  it('serialises on the wire little-endian, so the c2 byte comes last', async () => {
     const id = identityFromClaims('localhost', 'alice');
     const w = new BinaryWriter(32);
     w.writeU256(id.__identity__);
@@ -109,8 +109,8 @@ describe('devserver auth: tokens', () => {
     return d;
   };
 
-  it('mints an ES256 JWT with the SpacetimeDB claims and no expiry', () => {
-    const { identity, token, claims } = authority.mint();
+  it('mints an ES256 JWT with the SpacetimeDB claims and no expiry', async () => {
+    const { identity, token, claims } = await authority.mint();
     const [h] = token.split('.');
     expect(JSON.parse(Buffer.from(h!, 'base64url').toString())).to.deep.equal({ typ: 'JWT', alg: 'ES256' });
     const payload = decodePayload(token);
@@ -123,88 +123,88 @@ describe('devserver auth: tokens', () => {
     expect(identity.toHexString().startsWith('c200')).to.equal(true);
   });
 
-  it('mints a different identity every time', () => {
-    const a = authority.mint();
-    const b = authority.mint();
+  it('mints a different identity every time', async () => {
+    const a = await authority.mint();
+    const b = await authority.mint();
     expect(a.identity.isEqual(b.identity)).to.equal(false);
     expect(a.token).to.not.equal(b.token);
   });
 
-  it('verifies its tokens, always to the same identity', () => {
-    const { identity, token } = authority.mint();
+  it('verifies its tokens, always to the same identity', async () => {
+    const { identity, token } = await authority.mint();
     for (let i = 0; i < 3; i++) {
-      const v = authority.verify(token);
+      const v = await authority.verify(token);
       expect(v.identity.isEqual(identity)).to.equal(true);
       expect(v.claims.iss).to.equal('localhost');
       expect(v.claims.hex_identity).to.equal(identity.toHexString());
     }
     now += 10 * 365 * 24 * 3600 * 1000;
-    expect(authority.verify(token).identity.isEqual(identity)).to.equal(true);
+    expect((await authority.verify(token)).identity.isEqual(identity)).to.equal(true);
   });
 
-  it('re-signs the same claims with a 60 s expiry for websocket tokens', () => {
-    const { identity, token } = authority.mint();
+  it('re-signs the same claims with a 60 s expiry for websocket tokens', async () => {
+    const { identity, token } = await authority.mint();
     now += 5000;
-    const short = authority.shortLived(token);
+    const short = await authority.shortLived(token);
     expect(short).to.not.equal(token);
     const payload = decodePayload(short);
     const iat = Math.floor(now / 1000);
     expect(payload).to.include({ iss: 'localhost', sub: decodePayload(token).sub, iat, exp: iat + 60 });
-    expect(authority.verify(short).identity.isEqual(identity)).to.equal(true);
+    expect((await authority.verify(short)).identity.isEqual(identity)).to.equal(true);
     // Past expiry plus the 60 s leeway the real server's JWT library allows:
     now += 121_000;
-    expectAuthError(() => authority.verify(short), 'expired', short);
+    await expectAuthError(() => authority.verify(short), 'expired', short);
     // The long-lived token still works.
-    expect(authority.verify(token).identity.isEqual(identity)).to.equal(true);
+    expect((await authority.verify(token)).identity.isEqual(identity)).to.equal(true);
   });
 
-  it('keeps extra claims when re-signing', () => {
-    const token = authority.sign({ iss: 'localhost', sub: 'carol', aud: ['spacetimedb'], iat: 1, email: 'c@example.com' });
-    const payload = decodePayload(authority.shortLived(token));
+  it('keeps extra claims when re-signing', async () => {
+    const token = await authority.sign({ iss: 'localhost', sub: 'carol', aud: ['spacetimedb'], iat: 1, email: 'c@example.com' });
+    const payload = decodePayload(await authority.shortLived(token));
     expect(payload.email).to.equal('c@example.com');
     expect(payload.hex_identity).to.equal(identityFromClaims('localhost', 'carol').toHexString());
   });
 
-  it('rejects a token signed by another key as bad-signature', () => {
+  it('rejects a token signed by another key as bad-signature', async () => {
     const other = TokenAuthority.ephemeral({ now: clock });
-    const { token } = other.mint();
-    expectAuthError(() => authority.verify(token), 'bad-signature', token);
-    expectAuthError(() => authority.shortLived(token), 'bad-signature', token);
+    const { token } = await other.mint();
+    await expectAuthError(() => authority.verify(token), 'bad-signature', token);
+    await expectAuthError(() => authority.shortLived(token), 'bad-signature', token);
   });
 
-  it('rejects tampered payloads and stripped or foreign algorithms as bad-signature', () => {
-    const { token } = authority.mint();
+  it('rejects tampered payloads and stripped or foreign algorithms as bad-signature', async () => {
+    const { token } = await authority.mint();
     const [h, p, s] = token.split('.') as [string, string, string];
     const claims = decodePayload(token);
     const tampered = `${h}.${b64({ ...claims, sub: 'someone-else', hex_identity: undefined })}.${s}`;
-    expectAuthError(() => authority.verify(tampered), 'bad-signature', tampered);
+    await expectAuthError(() => authority.verify(tampered), 'bad-signature', tampered);
     const none = `${b64({ alg: 'none', typ: 'JWT' })}.${p}.${s}`;
-    expectAuthError(() => authority.verify(none), 'bad-signature', none);
+    await expectAuthError(() => authority.verify(none), 'bad-signature', none);
     const hs = `${b64({ alg: 'HS256', typ: 'JWT' })}.${p}.${s}`;
-    expectAuthError(() => authority.verify(hs), 'bad-signature', hs);
+    await expectAuthError(() => authority.verify(hs), 'bad-signature', hs);
     const shortSig = `${h}.${p}.${s.slice(0, 20)}`;
-    expectAuthError(() => authority.verify(shortSig), 'bad-signature', shortSig);
+    await expectAuthError(() => authority.verify(shortSig), 'bad-signature', shortSig);
   });
 
-  it('rejects expired tokens (beyond the leeway) and accepts them within it', () => {
+  it('rejects expired tokens (beyond the leeway) and accepts them within it', async () => {
     const iat = Math.floor(now / 1000);
-    const token = authority.sign({ iss: 'localhost', sub: 'dave', aud: ['spacetimedb'], iat: iat - 3600, exp: iat - 30 });
-    expect(authority.verify(token).claims.exp).to.equal(iat - 30);
+    const token = await authority.sign({ iss: 'localhost', sub: 'dave', aud: ['spacetimedb'], iat: iat - 3600, exp: iat - 30 });
+    expect((await authority.verify(token)).claims.exp).to.equal(iat - 30);
     const strict = TokenAuthority.ephemeral({ now: clock, leewaySeconds: 0 });
-    const strictToken = strict.sign({ iss: 'localhost', sub: 'dave', aud: ['spacetimedb'], iat: iat - 3600, exp: iat - 30 });
-    expectAuthError(() => strict.verify(strictToken), 'expired', strictToken);
-    const old = authority.sign({ iss: 'localhost', sub: 'dave', aud: ['spacetimedb'], iat: iat - 3600, exp: iat - 61 });
-    expectAuthError(() => authority.verify(old), 'expired', old);
+    const strictToken = await strict.sign({ iss: 'localhost', sub: 'dave', aud: ['spacetimedb'], iat: iat - 3600, exp: iat - 30 });
+    await expectAuthError(() => strict.verify(strictToken), 'expired', strictToken);
+    const old = await authority.sign({ iss: 'localhost', sub: 'dave', aud: ['spacetimedb'], iat: iat - 3600, exp: iat - 61 });
+    await expectAuthError(() => authority.verify(old), 'expired', old);
   });
 
-  it('rejects a wrong issuer, a wrong audience and a lying hex_identity', () => {
+  it('rejects a wrong issuer, a wrong audience and a lying hex_identity', async () => {
     const iat = Math.floor(now / 1000);
-    const elsewhere = authority.sign({ iss: 'https://auth.example', sub: 'eve', aud: ['spacetimedb'], iat });
-    expectAuthError(() => authority.verify(elsewhere), 'wrong-issuer', elsewhere);
-    const otherAud = authority.sign({ iss: 'localhost', sub: 'eve', aud: ['some-api'], iat });
-    expectAuthError(() => authority.verify(otherAud), 'wrong-audience', otherAud);
-    const noAud = authority.sign({ iss: 'localhost', sub: 'eve', aud: [], iat });
-    expectAuthError(() => authority.verify(noAud), 'wrong-audience', noAud);
+    const elsewhere = await authority.sign({ iss: 'https://auth.example', sub: 'eve', aud: ['spacetimedb'], iat });
+    await expectAuthError(() => authority.verify(elsewhere), 'wrong-issuer', elsewhere);
+    const otherAud = await authority.sign({ iss: 'localhost', sub: 'eve', aud: ['some-api'], iat });
+    await expectAuthError(() => authority.verify(otherAud), 'wrong-audience', otherAud);
+    const noAud = await authority.sign({ iss: 'localhost', sub: 'eve', aud: [], iat });
+    await expectAuthError(() => authority.verify(noAud), 'wrong-audience', noAud);
 
     // A single-string audience is accepted, as SpacetimeDB does.
     const key = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -212,7 +212,7 @@ describe('devserver auth: tokens', () => {
     fs.writeFileSync(TokenAuthority.keyPath(pemDir), key.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const withKey = TokenAuthority.fromDataDir(pemDir, { now: clock });
     const single = forge(key, { iss: 'localhost', sub: 'eve', aud: 'spacetimedb', iat });
-    expect(withKey.verify(single).claims.aud).to.deep.equal(['spacetimedb']);
+    expect((await withKey.verify(single)).claims.aud).to.deep.equal(['spacetimedb']);
     // hex_identity must match iss/sub.
     const liar = forge(key, {
       iss: 'localhost',
@@ -221,7 +221,7 @@ describe('devserver auth: tokens', () => {
       iat,
       hex_identity: identityFromClaims('localhost', 'mallory').toHexString(),
     });
-    expectAuthError(() => withKey.verify(liar), 'identity-mismatch', liar);
+    await expectAuthError(() => withKey.verify(liar), 'identity-mismatch', liar);
     // Upper case or 0x-prefixed hex of the right identity is fine.
     const upper = forge(key, {
       iss: 'localhost',
@@ -230,28 +230,28 @@ describe('devserver auth: tokens', () => {
       iat,
       hex_identity: '0x' + identityFromClaims('localhost', 'eve').toHexString().toUpperCase(),
     });
-    expect(withKey.verify(upper).identity.isEqual(identityFromClaims('localhost', 'eve'))).to.equal(true);
+    expect((await withKey.verify(upper)).identity.isEqual(identityFromClaims('localhost', 'eve'))).to.equal(true);
   });
 
-  it('rejects garbage and structurally bad tokens as malformed', () => {
+  it('rejects garbage and structurally bad tokens as malformed', async () => {
     for (const garbage of ['', 'not-a-jwt', 'a.b', 'a.b.c.d', 'a..c', 'ab$.cd.ef', `${b64('not json')}.${b64({})}.${b64('x')}`]) {
-      expectAuthError(() => authority.verify(garbage), 'malformed', garbage.length > 8 ? garbage : undefined);
+      await expectAuthError(() => authority.verify(garbage), 'malformed', garbage.length > 8 ? garbage : undefined);
     }
-    expectAuthError(() => authority.verify(undefined as unknown as string), 'malformed');
+    await expectAuthError(() => authority.verify(undefined as unknown as string), 'malformed');
     const iat = Math.floor(now / 1000);
     // Correctly signed, but the claims are unusable.
-    expectAuthError(() => authority.verify(authority.sign({ iss: 'localhost', sub: '', aud: ['spacetimedb'], iat })), 'malformed');
-    expectAuthError(() => authority.verify(authority.sign({ iss: 'localhost', sub: 'x'.repeat(129), aud: ['spacetimedb'], iat })), 'malformed');
-    expectAuthError(
-      () => authority.verify(authority.sign({ iss: 'localhost', sub: 's', aud: ['spacetimedb'], iat: 'yesterday' as unknown as number })),
+    await expectAuthError(async () => authority.verify(await authority.sign({ iss: 'localhost', sub: '', aud: ['spacetimedb'], iat })), 'malformed');
+    await expectAuthError(async () => authority.verify(await authority.sign({ iss: 'localhost', sub: 'x'.repeat(129), aud: ['spacetimedb'], iat })), 'malformed');
+    await expectAuthError(
+      async () => authority.verify(await authority.sign({ iss: 'localhost', sub: 's', aud: ['spacetimedb'], iat: 'yesterday' as unknown as number })),
       'malformed',
     );
   });
 
-  it('persists its key in the data folder (0600) so tokens survive a restart', () => {
+  it('persists its key in the data folder (0600) so tokens survive a restart', async () => {
     const dir = path.join(tmpDir(), 'nested', 'data');
     const first = TokenAuthority.fromDataDir(dir, { now: clock });
-    const { identity, token } = first.mint();
+    const { identity, token } = await first.mint();
     const keyFile = TokenAuthority.keyPath(dir);
     expect(fs.existsSync(keyFile)).to.equal(true);
     if (process.platform !== 'win32') expect(fs.statSync(keyFile).mode & 0o777).to.equal(0o600);
@@ -260,15 +260,15 @@ describe('devserver auth: tokens', () => {
 
     const second = TokenAuthority.fromDataDir(dir, { now: clock });
     expect(second.publicKeyPem).to.equal(first.publicKeyPem);
-    expect(second.verify(token).identity.isEqual(identity)).to.equal(true);
-    expect(first.verify(second.mint().token).claims.iss).to.equal('localhost');
+    expect((await second.verify(token)).identity.isEqual(identity)).to.equal(true);
+    expect((await first.verify((await second.mint()).token)).claims.iss).to.equal('localhost');
 
     // A different folder means a different key.
     const third = TokenAuthority.fromDataDir(tmpDir(), { now: clock });
-    expectAuthError(() => third.verify(token), 'bad-signature', token);
+    await expectAuthError(() => third.verify(token), 'bad-signature', token);
   });
 
-  it('refuses a corrupt key file with a clear error', () => {
+  it('refuses a corrupt key file with a clear error', async () => {
     const dir = tmpDir();
     fs.writeFileSync(TokenAuthority.keyPath(dir), 'garbage');
     expect(() => TokenAuthority.fromDataDir(dir)).to.throw(/does not hold a PEM private key/);

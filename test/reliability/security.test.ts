@@ -49,7 +49,7 @@ describe('reliability: security', function () {
     tokens.push(anon.token);
 
     // Failed authentication, both doors, with tokens that look real.
-    const foreign = TokenAuthority.ephemeral().mint().token;
+    const foreign = (await TokenAuthority.ephemeral().mint()).token;
     const [h, p] = minted.token.split('.');
     const forged = `${h}.${p}.${Buffer.alloc(64, 7).toString('base64url')}`;
     tokens.push(foreign, forged);

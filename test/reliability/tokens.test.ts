@@ -45,7 +45,7 @@ describe('reliability: tokens', function () {
     server = await startBasicServer({ dataDir: dir, logger: watch.logger });
     // The same key file: this authority signs what the server would accept.
     const sameKey = TokenAuthority.fromDataDir(dir);
-    good = sameKey.mint().token;
+    good = (await sameKey.mint()).token;
     const claims = claimsOf(good);
     const [h, p] = good.split('.');
     const otherKey = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -53,11 +53,11 @@ describe('reliability: tokens', function () {
     bad.set('forged signature (another key)', signWith(otherKey, claims));
     bad.set('tampered payload (signature of another payload)', `${h}.${b64({ ...claims, sub: 'mallory' })}.${good.split('.')[2]}`);
     bad.set('random signature bytes', `${h}.${p}.${crypto.randomBytes(64).toString('base64url')}`);
-    bad.set('expired (exp two minutes past, beyond the 60 s leeway)', minutesAgo(3).shortLived(good));
-    bad.set('expired long ago', sameKey.sign({ ...claims, iat: 1_000_000, exp: 1_000_060 }));
-    bad.set('wrong issuer', TokenAuthority.fromDataDir(dir, { issuer: 'https://evil.example' }).mint().token);
-    bad.set('wrong audience', sameKey.sign({ ...claims, aud: ['someone-else'] }));
-    bad.set('no audience', sameKey.sign({ ...claims, aud: [] }));
+    bad.set('expired (exp two minutes past, beyond the 60 s leeway)', await minutesAgo(3).shortLived(good));
+    bad.set('expired long ago', await sameKey.sign({ ...claims, iat: 1_000_000, exp: 1_000_060 }));
+    bad.set('wrong issuer', (await TokenAuthority.fromDataDir(dir, { issuer: 'https://evil.example' }).mint()).token);
+    bad.set('wrong audience', await sameKey.sign({ ...claims, aud: ['someone-else'] }));
+    bad.set('no audience', await sameKey.sign({ ...claims, aud: [] }));
     // sign() derives hex_identity itself: sign this one with the key file directly.
     const serverKey = crypto.createPrivateKey(readFileSync(TokenAuthority.keyPath(dir), 'utf8'));
     bad.set('hex_identity that does not match iss/sub', signWith(serverKey, { ...claims, hex_identity: 'c200' + '0'.repeat(60) }));
@@ -148,10 +148,10 @@ describe('reliability: tokens', function () {
   it('refuses a short-lived token once it is past exp + the 60 s leeway, and accepts it inside the leeway (as the real server)', async () => {
     const path = (t: string) => `/v1/database/${server.database}/subscribe?compression=None&token=${encodeURIComponent(t)}`;
     // Issued 90 s ago with the standard 60 s lifetime: expired 30 s ago, within the leeway.
-    const recent = TokenAuthority.fromDataDir(dir, { now: () => Date.now() - 90_000 }).shortLived(good);
+    const recent = await TokenAuthority.fromDataDir(dir, { now: () => Date.now() - 90_000 }).shortLived(good);
     expect((await rawHttp(server.port, upgradeRequest(path(recent)), 500)).status).to.equal(101);
     // Issued 130 s ago: expired 70 s ago, past the leeway.
-    const stale = TokenAuthority.fromDataDir(dir, { now: () => Date.now() - 130_000 }).shortLived(good);
+    const stale = await TokenAuthority.fromDataDir(dir, { now: () => Date.now() - 130_000 }).shortLived(good);
     const refused = await rawHttp(server.port, upgradeRequest(path(stale)));
     expect(refused.status).to.equal(401);
     expect(refused.text).to.match(/expired/);
@@ -160,7 +160,7 @@ describe('reliability: tokens', function () {
   it('never extends a token by exchanging it: the short-lived token expires no later than the one presented', async () => {
     const sameKey = TokenAuthority.fromDataDir(dir);
     const nowS = Math.floor(Date.now() / 1000);
-    const expiring = sameKey.sign({ ...claimsOf(good), iat: nowS, exp: nowS + 10 });
+    const expiring = await sameKey.sign({ ...claimsOf(good), iat: nowS, exp: nowS + 10 });
     const exchange = async (t: string) => {
       const res = await fetch(`${server.url}/v1/identity/websocket-token`, { method: 'POST', headers: { authorization: `Bearer ${t}` } });
       return { status: res.status, body: res.status === 200 ? ((await res.json()) as { token: string }).token : await res.text() };
@@ -169,7 +169,7 @@ describe('reliability: tokens', function () {
     expect(first.status).to.equal(200);
     expect(claimsOf(first.body).exp).to.equal(nowS + 10);
     // A token already expired (inside the leeway) cannot be turned into a fresh one.
-    const lapsed = sameKey.sign({ ...claimsOf(good), iat: nowS - 100, exp: nowS - 30 });
+    const lapsed = await sameKey.sign({ ...claimsOf(good), iat: nowS - 100, exp: nowS - 30 });
     const second = await exchange(lapsed);
     expect(second.status).to.equal(200);
     expect(claimsOf(second.body).exp, 'the exchanged token keeps the lapsed expiry').to.equal(nowS - 30);
