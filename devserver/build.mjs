@@ -19,8 +19,11 @@ chmodSync(join(dist, 'cli.js'), 0o755);
 cpSync(join(demo, 'module.ts'), join(dist, 'arena', 'module.ts'));
 
 // Generated bindings import siblings without an extension (as `spacetime
-// generate` writes them); Node's ESM loader needs one, so a copy gets `.ts`
-// specifiers that tsc rewrites to `.js`.
+// generate` writes them); Node's ESM loader needs one, so a copy gets `.js`
+// specifiers. Their declarations cannot be emitted (the inferred types name
+// SDK internals the SDK does not export), so the TypeScript sources ship next
+// to the JavaScript as the types: a `.js` specifier in a `.ts` file resolves
+// to the `.ts` sibling under both `bundler` and `nodenext`.
 const work = join(here, '.bindings-build');
 rmSync(work, { recursive: true, force: true });
 try {
@@ -31,7 +34,7 @@ try {
       const file = join(dir, name);
       if (statSync(file).isDirectory()) walk(file);
       else if (name.endsWith('.ts')) {
-        const text = readFileSync(file, 'utf8').replace(/(from\s+['"])(\.{1,2}\/[^'"]+?)(['"])/g, (m, a, spec, b) => (spec.endsWith('.ts') ? m : `${a}${spec}.ts${b}`));
+        const text = readFileSync(file, 'utf8').replace(/(from\s+['"])(\.{1,2}\/[^'"]+?)(['"])/g, (m, a, spec, b) => (spec.endsWith('.js') ? m : `${a}${spec}.js${b}`));
         writeFileSync(file, text);
       }
     }
@@ -42,14 +45,14 @@ try {
     JSON.stringify({
       compilerOptions: {
         target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2023', 'DOM'], types: [],
-        strict: false, declaration: true, sourceMap: false, skipLibCheck: true, rewriteRelativeImportExtensions: true,
-        allowImportingTsExtensions: true, verbatimModuleSyntax: false, isolatedModules: true,
+        strict: true, declaration: false, sourceMap: false, skipLibCheck: true, verbatimModuleSyntax: true, isolatedModules: true,
         rootDir: src, outDir: join(dist, 'arena', 'bindings'),
       },
       include: [join(src, '**/*.ts')],
     }),
   );
   execFileSync(process.execPath, [tsc, '-p', join(work, 'tsconfig.json')], { stdio: 'inherit' });
+  cpSync(src, join(dist, 'arena', 'bindings'), { recursive: true });
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
