@@ -13,7 +13,7 @@ client.errors$.subscribe((error) => console.error(`bot: ${error.name}: ${error.m
 
 const me = await firstValueFrom(client.identity$);
 await client.call('setName', { name });
-await client.call('createNode', { parent: 0n, x: 1, y: 2, data: 'planted by a bot' });
+await client.call('createNode', { parent: 0n, x: 1, y: 2, data: JSON.stringify({ note: 'planted by a bot' }) });
 
 // The board as the server has it: wait for this bot's node to arrive.
 const mine = await firstValueFrom(
