@@ -8,3 +8,4 @@ export { ModuleInstance, type HostLogger, type LogLevel, type ReducerOutcome } f
 export { loadModuleDef, describeModule, toSnakeCase, type ModuleDescription, type TableDesc, type ReducerDesc } from './host/moduleDef.ts';
 export { ModuleLoadError } from './host/bundle.ts';
 export { TokenAuthority, AuthError, identityFromClaims } from './auth.ts';
+export { DevServerFaults } from './faults.ts';
