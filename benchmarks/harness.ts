@@ -46,14 +46,6 @@ export function ratios(subject: Metrics, baseline: Metrics): Metrics {
   return out;
 }
 
-/** Run `fn` `warmup` times (discarded), then `reps` times; the samples. */
-export async function repeat(fn: (rep: number) => Promise<Metrics>, { warmup, reps }: { warmup: number; reps: number }): Promise<Metrics[]> {
-  for (let i = 0; i < warmup; i++) await fn(-1 - i);
-  const samples: Metrics[] = [];
-  for (let i = 0; i < reps; i++) samples.push(await fn(i));
-  return samples;
-}
-
 export interface SideBySide {
   readonly subject: Metrics;
   readonly baseline: Metrics;

@@ -3,7 +3,7 @@
  * from one run's results. Small hand-written SVG: horizontal bars, one row
  * per group, one bar per series, an optional reference line.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Chart, ScenarioResult, Target } from './harness.ts';
 
@@ -166,7 +166,9 @@ export function writeReport(results: ScenarioResult[], meta: RunMeta, analysis: 
     });
     if (analysis[r.id]) lines.push(analysis[r.id], '');
   }
-  writeFileSync(`${dir}RESULTS.md`, lines.join('\n'));
+  // The "Package size" section is written by `npm run size -- --write` (test/package/size.ts); keep it.
+  const kept = /\n## Package size\n[\s\S]*$/.exec(existsSync(`${dir}RESULTS.md`) ? readFileSync(`${dir}RESULTS.md`, 'utf8') : '')?.[0];
+  writeFileSync(`${dir}RESULTS.md`, lines.join('\n') + (kept ?? ''));
 }
 
 /**

@@ -1,7 +1,11 @@
+#!/usr/bin/env node
 /**
- * `npm run devserver -- [--port 3000] [--host 127.0.0.1] [--module demo/arena/module.ts] [--db name] [--data dir] [--admin] [--watch] [--log-level info]`
- * `npm run devserver -- generate --module <file> --out <dir>`
+ * `stdb-rx-devserver [--port 3000] [--host 127.0.0.1] [--module FILE] [--db name] [--data dir] [--admin] [--watch] [--log-level info]`
+ * `stdb-rx-devserver generate --module FILE --out DIR`
+ * (in this repository: `npm run devserver -- …`). The default module is the arena demo.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateBindings, writeBindings } from './codegen/index.ts';
 import { startDevServer } from './server.ts';
@@ -20,7 +24,7 @@ async function generate(args: string[]) {
     strict: true,
   });
   if (values.help || !values.module || !values.out) {
-    const usage = 'usage: npm run devserver -- generate --module FILE --out DIR\n';
+    const usage = 'usage: stdb-rx-devserver generate --module FILE --out DIR\n';
     if (values.help) return void process.stdout.write(usage);
     throw new Error(`--module and --out are required\n${usage}`);
   }
@@ -36,7 +40,7 @@ async function main() {
     options: {
       port: { type: 'string', default: '3000' },
       host: { type: 'string', default: '127.0.0.1' },
-      module: { type: 'string', default: 'demo/arena/module.ts' },
+      module: { type: 'string' },
       db: { type: 'string' },
       data: { type: 'string' },
       admin: { type: 'boolean', default: false },
@@ -47,15 +51,18 @@ async function main() {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: npm run devserver -- [--port N] [--host ADDR] [--module FILE] [--db NAME] [--data DIR] [--admin] [--watch] [--log-level error|warn|info|debug|trace]\n       npm run devserver -- generate --module FILE --out DIR\n');
+    process.stdout.write('usage: stdb-rx-devserver [--port N] [--host ADDR] [--module FILE] [--db NAME] [--data DIR] [--admin] [--watch] [--log-level error|warn|info|debug|trace]\n       stdb-rx-devserver generate --module FILE --out DIR\n');
     return;
   }
+  // Default module: the arena demo — the copy the package ships next to this file, else (in the repository) demo/arena.
+  const shipped = fileURLToPath(new URL('./arena/module.ts', import.meta.url));
+  const modulePath = values.module ?? (existsSync(shipped) ? shipped : 'demo/arena/module.ts');
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${values.port}`);
   const threshold = LEVELS.indexOf(values['log-level'] as LogLevel);
   if (threshold < 0) throw new Error(`--log-level must be one of ${LEVELS.join(', ')}`);
   const server = await startDevServer({
-    module: values.module!,
+    module: modulePath,
     port,
     host: values.host,
     database: values.db,

@@ -50,11 +50,6 @@ export function querySetRows(queries: readonly BoundQuery[], source: DataSource)
   };
 }
 
-/** Counts of the rows a query set returns, for statistics. */
-export function rowListBytes(rows: QueryRows): number {
-  return rows.tables.reduce((n, t) => n + t.rows.rowsData.length, 0);
-}
-
 interface QueryDelta {
   readonly inserts: BsatnRowList;
   readonly deletes: BsatnRowList;

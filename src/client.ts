@@ -31,13 +31,14 @@ import {
 import { setGlobalLogLevel, type DbConnectionBuilder, type DbConnectionImpl, type Identity, type LogLevel as SdkLogLevel, type RowTypedQuery } from 'spacetimedb';
 import { heartbeat, HeartbeatTimeoutError, reconcile, type MutationEvent, type PendingMutation, type ReconcileConfig, type ReconciledView, type RetryBackoffConfig, type RowChanges } from '../operators/index.ts';
 import { Calls, type CallHandle, type CallOptions as BaseCallOptions, type DurableSide, type PreparedCall } from '../streams/calls.ts';
-import { openStorage, type Storage, type StorageOptions } from '../storage/openStorage.ts';
+import type { Storage, StorageOptions } from '../storage/openStorage.ts';
 import { Outbox, type OutboxState, type ReducerPolicy } from '../storage/outbox.ts';
 import { MemoryStore } from '../storage/store.ts';
 import { ModuleCodecs, moduleFromBindings, type StorageModule } from '../storage/schema.ts';
 import { MigrationError, StorageError, toStorageError } from '../storage/errors.ts';
 import type { MigrationProgress } from '../storage/migrations.ts';
-import { AuthError, ConnectionLostError, ProtocolError, ReceiptsNotFoundError } from '../streams/errors.ts';
+import { AuthError, CallbackError, ConnectionLostError, ProtocolError, ReceiptsNotFoundError } from '../streams/errors.ts';
+import { GuardedObservable } from '../streams/guard.ts';
 import { supervise, type SessionEvent, type Trigger } from '../streams/lifecycle.ts';
 import { LiveQueries, type ConnectionLike, type SyncProgress, type TableChangeBatch } from '../streams/liveQueries.ts';
 import { createLogger, type Logger, type LoggerOptions } from '../streams/logger.ts';
@@ -110,14 +111,20 @@ export interface SyncClientOptions<C extends AnyConnection> {
   unsubscribeGraceMs?: number;
   /** Logger or logger options. @default silent (warn when NODE_ENV=development) */
   logger?: LoggerOptions | Logger;
-  /** Sets the SDK's own global log level (it logs at `info` by default). @default unchanged */
+  /**
+   * The SDK's own global log level. The SDK logs at `info` on its own (a line
+   * on every connect); the client lowers it to `warn` unless told otherwise.
+   * It is a process-wide setting of the SDK. @default 'warn'
+   */
   sdkLogLevel?: SdkLogLevel;
   /**
    * Durable outbox, offline cache, token storage and migrations (see
-   * docs/storage.md): an opened storage (`await openStorage({...})`), the
-   * promise of one, or `openStorage`'s options without `server`, `database`
-   * and `module` — then the client opens (and on `close()` closes) it itself,
-   * for its own URI, database and bindings. With storage every call is
+   * docs/storage.md), from `stdb-rx/storage`: an opened storage
+   * (`await openStorage({...})`), the promise of one, or `openStorage`'s
+   * options with `open: openStorage` and without `server`, `database` and
+   * `module` — then the client opens (and on `close()` closes) it itself, for
+   * its own URI, database and bindings. The client never loads the storage
+   * code (nor Dexie) itself: a game without storage does not bundle it. With storage every call is
    * written to the outbox before it is sent (opt out per call with
    * `durable: false`). @default none: calls wait in memory only
    */
@@ -160,8 +167,16 @@ export interface SyncClientOptions<C extends AnyConnection> {
   reconcile?: ReconcileConfig<RowKey, any>;
 }
 
-/** `openStorage` options for a storage the client opens itself (server, database and module come from the client). */
-export type ClientStorageOptions = Omit<StorageOptions, 'server' | 'database' | 'module'> & Partial<Pick<StorageOptions, 'server' | 'database' | 'module'>>;
+/**
+ * `openStorage` options for a storage the client opens itself (server,
+ * database and module come from the client), with the opener:
+ * `{ open: openStorage, lease: 'store' }`.
+ */
+export type ClientStorageOptions = Omit<StorageOptions, 'server' | 'database' | 'module'> &
+  Partial<Pick<StorageOptions, 'server' | 'database' | 'module'>> & {
+    /** `openStorage` from `stdb-rx/storage`. */
+    open: (options: StorageOptions) => Promise<Storage>;
+  };
 
 /** Where the client finds its own receipts. */
 export interface ReceiptsOptions {
@@ -333,7 +348,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const scheduler = options.scheduler ?? asyncScheduler;
   const log = createLogger(options.logger);
   const debug = (m: () => string) => log.log('debug', m);
-  if (options.sdkLogLevel) setGlobalLogLevel(options.sdkLogLevel);
+  setGlobalLogLevel(options.sdkLogLevel ?? 'warn');
 
   const provider = typeof options.token === 'function' ? options.token : undefined;
   let currentToken: string | undefined = typeof options.token === 'string' ? options.token : undefined;
@@ -356,6 +371,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const knownTables = bindings ? new Set(tableSource.values()) : undefined;
 
   const storageOption: SyncClientOptions<C>['storage'] = options.storage;
+  if (storageOption && typeof storageOption === 'object' && !(storageOption instanceof Promise) && !('outbox' in storageOption) && typeof (storageOption as { open?: unknown }).open !== 'function') {
+    throw new TypeError("createSyncClient: `storage` options need `open: openStorage` (import { openStorage } from 'stdb-rx/storage').");
+  }
   const isStorage = (x: unknown): x is Storage => typeof x === 'object' && x !== null && 'outbox' in x && 'snapshots' in x && 'migrations' in x;
   if (storageOption && isStorage(storageOption) && options.reducers) {
     throw new TypeError('createSyncClient: `reducers` policies belong to openStorage when an opened storage is passed.');
@@ -386,6 +404,19 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const identitySubject = new BehaviorSubject<Identity | undefined>(undefined);
   const progressSubject = new BehaviorSubject<SyncProgress>({ applied: 0, total: 0, rows: 0 });
   const errorsSubject = new Subject<Error>();
+  const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
+  /** Application code threw: a CallbackError on errors$, never a connection failure. */
+  const callbackFailed = (callback: CallbackError['info']['callback'], e: unknown, stream?: string) => {
+    const err = new CallbackError(`${stream ? `A subscriber of ${stream}` : callback} threw: ${describe(e)}`, stream ? { callback, stream } : { callback }, { cause: e });
+    log.log('warn', err.message);
+    return err;
+  };
+  const guarded = <T,>(source: Observable<T>, stream: string): Observable<T> =>
+    GuardedObservable.from(source, (e, name) => {
+      const err = callbackFailed('subscriber', e, name);
+      // A throwing subscriber of errors$ is logged only: reporting it there again could loop.
+      if (name !== 'errors$') errorsSubject.next(err);
+    }, stream);
   const triggers = new Subject<Trigger>();
   const metrics = new MetricsRecorder();
   let connection: C | undefined;
@@ -670,7 +701,11 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
           if (!provider) currentToken = tok;
           identityHex = identity.toHexString();
           if (identitySubject.value?.toHexString() !== identity.toHexString()) identitySubject.next(identity);
-          options.onToken?.(tok, identity);
+          try {
+            options.onToken?.(tok, identity);
+          } catch (e) {
+            errorsSubject.next(callbackFailed('onToken', e));
+          }
           const st = storage;
           // The outbox drains this identity's entries only; others' wait, quarantined.
           const identityReady = st ? st.outbox.setIdentity(identity).then(() => undefined, (e) => errorsSubject.next(toStorageError('outbox.setIdentity', e))) : undefined;
@@ -711,7 +746,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
                 .then(() => provider({ reason: 'refused' }))
                 .then(
                   (t) => start(t, true),
-                  (e) => fail(new AuthError(`The token provider failed: ${(e as Error)?.message ?? e}`, { status: err.info.status, refreshed: true }, { cause: e })),
+                  (e) => fail(callbackFailed('token', e)),
                 );
               return;
             }
@@ -745,7 +780,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
         .then(() => (provider ? provider({ reason: 'connect' }) : currentToken))
         .then(
           (t) => start(t, false),
-          (e) => fail(new AuthError(`The token provider failed: ${(e as Error)?.message ?? e}`, { refreshed: false }, { cause: e })),
+          (e) => fail(callbackFailed('token', e)),
         );
 
       return () => {
@@ -775,7 +810,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const lifecycle$ = supervise({
     session,
     retry,
-    isFatal: (e) => e instanceof AuthError,
+    isFatal: (e) => e instanceof AuthError || e instanceof CallbackError,
     triggers: merge(triggers, env$),
     checkLiveness: () => liveCheck?.(),
     scheduler,
@@ -805,14 +840,15 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     const opt = storageOption!;
     if (isStorage(opt)) return opt;
     if (opt instanceof Promise) return await opt;
+    const { open, ...rest } = opt;
     if (!bindings) throw new TypeError('createSyncClient: cannot open storage: the builder has no module description');
     ownsStorage = true;
-    return openStorage({
+    return open({
       server: String(options.uri ?? probeBuilder.getUri()),
       database: options.database ?? probeBuilder.getModuleName()!,
       module: bindings,
       reducers: options.reducers,
-      ...opt,
+      ...rest,
     });
   };
   const ready: Promise<void> = (async () => {
@@ -894,12 +930,12 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   });
 
   const client: SyncClient<C> = {
-    status$: statusSubject.asObservable(),
-    phase$: phaseSubject.asObservable(),
-    identity$: identitySubject.pipe(filter((i): i is Identity => i !== undefined)),
-    syncProgress$: progressSubject.asObservable(),
-    errors$: errorsSubject.asObservable(),
-    metrics$: metrics.metrics$,
+    status$: guarded(statusSubject, 'status$'),
+    phase$: guarded(phaseSubject, 'phase$'),
+    identity$: guarded(identitySubject.pipe(filter((i): i is Identity => i !== undefined)), 'identity$'),
+    syncProgress$: guarded(progressSubject, 'syncProgress$'),
+    errors$: guarded(errorsSubject, 'errors$'),
+    metrics$: guarded(metrics.metrics$, 'metrics$'),
     get status() {
       return statusSubject.value;
     },
@@ -913,17 +949,20 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       return storage;
     },
     ready,
-    outbox$: from(ready).pipe(
-      switchMap(() =>
-        storage
-          ? storage.outbox.outbox$
-          : calls.transient$.pipe(map((c): OutboxState => ({ pending: [], queued: c.queued, sent: c.sent, rejected: [], quarantined: [] }))),
+    outbox$: guarded(
+      from(ready).pipe(
+        switchMap(() =>
+          storage
+            ? storage.outbox.outbox$
+            : calls.transient$.pipe(map((c): OutboxState => ({ pending: [], queued: c.queued, sent: c.sent, rejected: [], quarantined: [] }))),
+        ),
       ),
+      'outbox$',
     ),
 
     optimistic$(source, opts) {
       const q = compileQuery<any>(source, opts?.where);
-      return new Observable<ReconciledView<RowKey, any>>((sub) => {
+      return guarded(new Observable<ReconciledView<RowKey, any>>((sub) => {
         if (closed) {
           sub.complete();
           return;
@@ -952,16 +991,16 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
           s.unsubscribe();
           queries.release(entry);
         };
-      });
+      }), 'optimistic$');
     },
 
     table$(source, opts) {
-      return client.optimistic$(source, opts).pipe(map((v) => v.rows));
+      return guarded(client.optimistic$(source, opts).pipe(map((v) => v.rows)), 'table$');
     },
 
     changes$(source, opts) {
       const q = compileQuery<any>(source, opts?.where);
-      return new Observable<readonly RowChange<any>[]>((sub) => {
+      return guarded(new Observable<readonly RowChange<any>[]>((sub) => {
         if (closed) {
           sub.complete();
           return;
@@ -979,15 +1018,18 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
           s.unsubscribe();
           queries.release(entry);
         };
-      });
+      }), 'changes$');
     },
 
     row$(source, key, opts) {
       const q = compileQuery<any>(source, opts?.where);
       const k = q.toKey(key);
-      return client.table$(source, opts).pipe(
-        map((rows) => rows.get(k)),
-        distinctUntilChanged(),
+      return guarded(
+        client.table$(source, opts).pipe(
+          map((rows) => rows.get(k)),
+          distinctUntilChanged(),
+        ),
+        'row$',
       );
     },
 
@@ -1000,7 +1042,21 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
         let settled = false;
         handle.subscribe({ complete: () => (settled = true) });
         if (!settled) {
-          const mutation: PendingMutation<RowKey, any> = { type: 'pending', id: handle.id, predict: optimistic.predict as PendingMutation<RowKey, any>['predict'] };
+          const predict = optimistic.predict as PendingMutation<RowKey, any>['predict'];
+          const mutation: PendingMutation<RowKey, any> = {
+            type: 'pending',
+            id: handle.id,
+            // A throwing prediction is rolled back (reconcile) and reported as the app's error.
+            predict: (rows) => {
+              try {
+                return predict(rows);
+              } catch (e) {
+                const err = callbackFailed('predict', e);
+                errorsSubject.next(err);
+                throw err;
+              }
+            },
+          };
           optimisticTable.set(handle.id, table);
           const log = logFor(table);
           log.pending.push(mutation);

@@ -39,7 +39,7 @@ export type { ConnectionStatus, ConnectionState, Phase, LifecycleEvent } from '.
 export type { SyncProgress } from '../streams/liveQueries.ts';
 export type { RowChange, RowKey } from '../streams/tableView.ts';
 export type { ClientMetrics, LatencyStats } from '../streams/metrics.ts';
-export { CallHandle, type CallOutcome, type CallOutbox, type ConfirmedVia, type OutboxCall } from '../streams/calls.ts';
+export { CallHandle, type CallOutcome, type ConfirmedVia, type OutboxCall } from '../streams/calls.ts';
 export { PersistentMap } from '../streams/persistentMap.ts';
 export { createLogger, redact, type Logger, type LoggerOptions, type LogLevel, type LogSink } from '../streams/logger.ts';
 export {
@@ -50,6 +50,9 @@ export {
   OutcomeUnknownError,
   ReceiptsNotFoundError,
   ProtocolError,
+  CallbackError,
+  type CallbackErrorInfo,
+  type CallbackName,
   type AuthErrorInfo,
   type ConnectionLostInfo,
   type SubscriptionErrorInfo,

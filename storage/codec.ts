@@ -9,7 +9,6 @@
  * first and names the exact path that does not fit.
  */
 import {
-  AlgebraicType,
   BinaryReader,
   BinaryWriter,
   ProductType,
@@ -51,13 +50,6 @@ export function productCodec<T = Record<string, unknown>>(type: ProductTypeT, ty
       return value;
     },
   };
-}
-
-/** BSATN bytes of one value of any algebraic type (used for primary keys). */
-export function encodeValue(type: AlgebraicTypeT, value: unknown, typespace?: Typespace): Uint8Array {
-  const writer = new BinaryWriter(16);
-  AlgebraicType.makeSerializer(type, typespace)(writer, value);
-  return writer.getBuffer().slice();
 }
 
 export function toHex(bytes: Uint8Array): string {

@@ -20,7 +20,6 @@ export {
 } from './outbox.ts';
 export { SnapshotCache, type LoadedTable, type Row, type SnapshotCacheOptions, type TableChanges } from './snapshotCache.ts';
 export { TokenStore, type Session } from './tokenStore.ts';
-export { DurableCallOutbox, type CallLike, type DurableCallOutboxOptions } from './callOutbox.ts';
 export {
   DROP,
   Migrations,

@@ -14,7 +14,6 @@ import { StorageClosedError, StorageUnavailableError, StorageUpgradeBlockedError
 import { FailoverStore } from './failover.ts';
 import { StoreLease, WebLocksLease, browserLocks, type DrainLease } from './lease.ts';
 import { Migrations, type Migrator } from './migrations.ts';
-import { DurableCallOutbox } from './callOutbox.ts';
 import { Outbox, type ReducerPolicy } from './outbox.ts';
 import { ModuleCodecs, type StorageModule } from './schema.ts';
 import { SnapshotCache } from './snapshotCache.ts';
@@ -79,12 +78,6 @@ export interface Storage {
   readonly errors$: Observable<StorageError>;
   /** The Dexie database, while durable (for inspection and tests). */
   readonly db: StdbRxDB | undefined;
-  /**
-   * The outbox behind the sync client's `CallOutbox` seam:
-   * `createSyncClient({ outbox: storage.callOutbox() })`. Accessor names
-   * (`joinMatch`) are mapped to canonical ones from the bindings.
-   */
-  callOutbox(): DurableCallOutbox;
   /** Clear the token and the current identity: the outbox then sends nothing until the next sign-in. */
   signOut(): Promise<void>;
   /** Flush snapshots, give up the lease, close the database. */
@@ -203,12 +196,6 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     errors$: store.errors$,
     get db() {
       return store.kind === 'durable' ? db : undefined;
-    },
-    callOutbox() {
-      const reducerNames = Object.fromEntries(
-        options.module.reducers.filter(r => r.accessorName).map(r => [r.accessorName!, r.name]),
-      );
-      return new DurableCallOutbox(outbox, { reducerNames, mutationIdParam: options.mutationIdParam, storage });
     },
     async signOut() {
       await tokens.clear();

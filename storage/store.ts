@@ -91,21 +91,13 @@ export interface Store {
   close(): void;
 }
 
-/** `matches` for many entries: the id list becomes a set once (not one linear scan per entry). */
+/** Whether an entry matches a query; the id list becomes a set once (not one linear scan per entry). */
 export function matcher(q: OutboxQuery): (entry: OutboxRecord) => boolean {
   const ids = q.ids === undefined ? undefined : new Set(q.ids);
   return entry =>
     (ids === undefined || ids.has(entry.id)) &&
     (q.identity === undefined || entry.identity === q.identity) &&
     (q.status === undefined || entry.status === q.status);
-}
-
-export function matches(entry: OutboxRecord, q: OutboxQuery): boolean {
-  return (
-    (q.ids === undefined || q.ids.includes(entry.id)) &&
-    (q.identity === undefined || entry.identity === q.identity) &&
-    (q.status === undefined || entry.status === q.status)
-  );
 }
 
 /** Queued entries that a new entry with a supersede key replaces. */

@@ -54,18 +54,6 @@ export interface OutboxCall {
   readonly durable?: boolean;
 }
 
-/**
- * The older seam for a durable outbox (`storage.callOutbox()` implements
- * it). The client no longer drains through it: pass `storage` to
- * `createSyncClient` instead (`outbox: storage.callOutbox()` still works and
- * means the same).
- */
-export interface CallOutbox {
-  enqueue(call: OutboxCall): readonly OutboxCall[] | Promise<readonly OutboxCall[]>;
-  claim(max: number): readonly OutboxCall[] | Promise<readonly OutboxCall[]>;
-  settle(id: string, outcome: 'confirmed' | 'rejected' | 'lost'): void | Promise<void>;
-  drain(): readonly OutboxCall[] | Promise<readonly OutboxCall[]>;
-}
 
 /**
  * How a call's confirmation was learnt: `answer` — this client saw the

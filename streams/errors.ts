@@ -136,3 +136,31 @@ export class ReceiptsNotFoundError extends Error {
     super(message, options);
   }
 }
+
+/** The application callbacks whose exceptions {@link CallbackError} reports. */
+export type CallbackName = 'onToken' | 'token' | 'subscriber' | 'predict';
+
+/** What {@link CallbackError} knows about the callback that threw. */
+export interface CallbackErrorInfo {
+  /**
+   * Which callback threw: `onToken`; `token` (the token provider);
+   * `subscriber` (a `next`/`error`/`complete` handler subscribed to one of the
+   * client's streams); `predict` (an optimistic prediction, which is then
+   * rolled back).
+   */
+  readonly callback: CallbackName;
+  /** The stream whose subscriber threw (`table$`, `status$`…), for `subscriber`. */
+  readonly stream?: string;
+}
+
+/**
+ * Application code passed to the client threw. Reported on `errors$` (the
+ * thrown value is the `cause`); never treated as a network or protocol
+ * failure, never retried.
+ */
+export class CallbackError extends Error {
+  override readonly name = 'CallbackError';
+  constructor(message: string, readonly info: CallbackErrorInfo, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -77,7 +77,7 @@ const SYS_2_0 = [
   'datastore_delete_by_index_scan_point_bsatn',
 ] as const;
 const SYS_2_1 = ['datastore_clear'] as const;
-export const SYS_FUNCTION_NAMES: readonly string[] = [...SYS_2_0, ...SYS_2_1];
+const SYS_FUNCTION_NAMES: readonly string[] = [...SYS_2_0, ...SYS_2_1];
 
 const REGISTRY = Symbol.for('stdb-rx.devserver.hosts');
 type Registry = Map<string, { sys: SysFunctions; moduleHooks: symbol }>;

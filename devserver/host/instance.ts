@@ -2,7 +2,7 @@
  * A running module: its hooks, its datastore, and the host functions that
  * connect the two. Reducers run one at a time, each in a transaction.
  */
-import { ConnectionId, Identity, type Timestamp } from 'spacetimedb';
+import { ConnectionId, Identity } from 'spacetimedb';
 import type { ChangeSet, StoredRow } from '../types.ts';
 import { loadModule, type LoadedModule, type SysFunctions } from './bundle.ts';
 import { Datastore, Errno, HostCallError } from './datastore.ts';
@@ -355,4 +355,3 @@ function makeSys(get: () => ModuleInstance): SysFunctions {
 }
 
 export { HostCallError, Errno };
-export type { Timestamp };

@@ -184,8 +184,8 @@ const RawModuleDefV10T: TypeBuilder<any, any> = t.object('RawModuleDefV10', {
   },
 });
 
-export type RawTableDef = Infer<typeof TableDefT>;
-export type RawReducerDef = Infer<typeof ReducerDefT>;
+type RawTableDef = Infer<typeof TableDefT>;
+type RawReducerDef = Infer<typeof ReducerDefT>;
 export type RawProductType = Infer<typeof ProductTypeT>;
 
 /** The sections of a V10 module description, as tagged values. */

@@ -260,9 +260,6 @@ export type ServerMessage = Infer<typeof ServerMessage>;
 /** The variant names, in tag order. */
 export type ClientMessageTag = ClientMessage['tag'];
 export type ServerMessageTag = ServerMessage['tag'];
-/** The payload type of one client/server message variant. */
-export type ClientMessageOf<K extends ClientMessageTag> = Extract<ClientMessage, { tag: K }>;
-export type ServerMessageOf<K extends ServerMessageTag> = Extract<ServerMessage, { tag: K }>;
 
 export const CLIENT_MESSAGE_TAGS: readonly ClientMessageTag[] = variantNames(ClientMessage.algebraicType) as ClientMessageTag[];
 export const SERVER_MESSAGE_TAGS: readonly ServerMessageTag[] = variantNames(ServerMessage.algebraicType) as ServerMessageTag[];
@@ -320,11 +317,6 @@ export function encodeServerMessage(msg: ServerMessage): Uint8Array {
 /** BSATN bytes of one v2 client message. */
 export function encodeClientMessage(msg: ClientMessage): Uint8Array {
   return encodeWith(ClientMessage, msg);
-}
-
-/** Append one server message to `writer` (for building v3 payloads without an extra copy). */
-export function writeServerMessage(writer: BinaryWriter, msg: ServerMessage): void {
-  ServerMessage.serialize(writer, msg);
 }
 
 // ---------------------------------------------------------------------------

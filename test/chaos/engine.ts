@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import type { Subscription } from 'rxjs';
 import { startDevServer, type DevServer } from '../../devserver/index.ts';
 import { createSyncClient, OutcomeUnknownError, ReducerRejectedError, type CallHandle, type OutboxState, type SyncClient } from '../../src/index.ts';
+import { openStorage } from '../../storage/index.ts';
 import { DbConnection, tables } from '../../demo/arena/bindings/index.ts';
 import { account, type Accounting, type MutationKind, type MutationRecord, type ServerFacts } from './accounting.ts';
 import { derive, int, pick, weighted, type Rng } from './prng.ts';
@@ -218,7 +219,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         unsubscribeGraceMs: 50,
         sdkLogLevel: 'error',
         events: null,
-        storage: { indexedDB: slot.indexedDB, IDBKeyRange, server: slot.server, lease: 'store', snapshotThrottleMs: 50 },
+        storage: { open: openStorage, indexedDB: slot.indexedDB, IDBKeyRange, server: slot.server, lease: 'store', snapshotThrottleMs: 50 },
       });
       slot.subs.push(
         c.errors$.subscribe((e) => {

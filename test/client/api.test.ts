@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
 import { mergeRetry } from '../../src/index.ts';
 import { OfflineRefusedError } from '../../storage/errors.ts';
+import { openStorage } from '../../storage/index.ts';
 import { ReceiptsNotFoundError, type OutboxState } from '../../src/index.ts';
 import { DbConnection } from '../../demo/arena/bindings/index.ts';
 import { next } from '../helpers/syncClient.ts';
@@ -88,7 +89,7 @@ describe('client API against the dev server', function () {
   });
 
   it('a client-side policy by accessor name applies (online-only refused while offline), and both spellings of one reducer are refused', async () => {
-    const c = client({ storage: { ...freshProfile(), lease: 'store', memory: true }, reducers: { sendChat: { offline: 'online-only' } }, retry: { initialInterval: 60_000, jitter: 'none' } });
+    const c = client({ storage: { open: openStorage, ...freshProfile(), lease: 'store', memory: true }, reducers: { sendChat: { offline: 'online-only' } }, retry: { initialInterval: 60_000, jitter: 'none' } });
     await live(c);
     server.faults.dropAll();
     await next(c.status$, (s) => s.state === 'reconnecting');
@@ -111,7 +112,7 @@ describe('client API against the dev server', function () {
       return b;
     };
     const warned: Error[] = [];
-    const c = client({ builder, storage: { ...freshProfile(), memory: true } });
+    const c = client({ builder, storage: { open: openStorage, ...freshProfile(), memory: true } });
     c.errors$.subscribe((e) => warned.push(e));
     await c.ready;
     const w = warned.find((e) => e instanceof ReceiptsNotFoundError) as ReceiptsNotFoundError | undefined;
@@ -119,13 +120,13 @@ describe('client API against the dev server', function () {
     expect(w!.info.reducers).to.include('sendChat');
     expect(w!.message).to.contain('receipts: { table:');
     const quiet: Error[] = [];
-    const d = client({ builder, storage: { ...freshProfile(), memory: true }, receipts: false });
+    const d = client({ builder, storage: { open: openStorage, ...freshProfile(), memory: true }, receipts: false });
     d.errors$.subscribe((e) => quiet.push(e));
     await d.ready;
     expect(quiet.filter((e) => e instanceof ReceiptsNotFoundError)).to.deep.equal([]);
     // With the bindings' own receipts table there is nothing to warn about.
     const withTable: Error[] = [];
-    const e = client({ storage: { ...freshProfile(), memory: true } });
+    const e = client({ storage: { open: openStorage, ...freshProfile(), memory: true } });
     e.errors$.subscribe((x) => withTable.push(x));
     await e.ready;
     expect(withTable.filter((x) => x instanceof ReceiptsNotFoundError)).to.deep.equal([]);

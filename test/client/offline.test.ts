@@ -11,7 +11,7 @@ import type { DevServer } from '../../devserver/index.ts';
 import type { Phase, SyncProgress, SyncStatus } from '../../src/index.ts';
 import type { StdbRxDB } from '../../storage/db.ts';
 import { MigrationError, StorageQuotaError, StorageUnavailableError } from '../../storage/errors.ts';
-import type { Storage } from '../../storage/openStorage.ts';
+import { openStorage, type Storage } from '../../storage/openStorage.ts';
 import type { StorageModule } from '../../storage/schema.ts';
 import { until } from '../helpers/sdk.ts';
 import { next } from '../helpers/syncClient.ts';
@@ -192,7 +192,7 @@ describe('sync client with storage: offline start, migrations, failures', functi
 
   it('opens its own storage from options; without IndexedDB it runs in memory and reports StorageUnavailableError', async () => {
     server = await startArena();
-    const c = client(server, { storage: { lease: 'none' } });
+    const c = client(server, { storage: { open: openStorage, lease: 'none' } });
     const errors: Error[] = [];
     c.errors$.subscribe((e) => errors.push(e));
     await live(c);

@@ -136,6 +136,3 @@ export class Sentinel {
 }
 
 export { startBasicServer, connect, until };
-
-/** Wait `ms`. */
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
