@@ -37,7 +37,7 @@ import { MemoryStore } from '../storage/store.ts';
 import { ModuleCodecs, moduleFromBindings, type StorageModule } from '../storage/schema.ts';
 import { MigrationError, StorageError, toStorageError } from '../storage/errors.ts';
 import type { MigrationProgress } from '../storage/migrations.ts';
-import { AuthError, ConnectionLostError, ProtocolError } from '../streams/errors.ts';
+import { AuthError, ConnectionLostError, ProtocolError, withUserMessage, type PlayerFacingError } from '../streams/errors.ts';
 import { supervise, type SessionEvent, type Trigger } from '../streams/lifecycle.ts';
 import { LiveQueries, type ConnectionLike, type SyncProgress, type TableChangeBatch } from '../streams/liveQueries.ts';
 import { createLogger, type Logger, type LoggerOptions } from '../streams/logger.ts';
@@ -58,16 +58,25 @@ export interface TokenRequest {
 /** Returns a fresh JWT from an external OIDC provider. */
 export type TokenProvider = (request: TokenRequest) => string | Promise<string>;
 
-/** Heartbeat settings; `false` turns the heartbeat off. */
+/**
+ * Heartbeat and connection-quality settings; `false` turns both off. Every
+ * call or probe gets an answer deadline of `srtt + 4·rttvar` from the
+ * measured round trips (as TCP's RFC 6298), never below `timeout` nor above
+ * `maxTimeout`. Past it, `status.quality` turns `degraded` and a probe goes
+ * out; when that probe stays unanswered for twice the deadline, the
+ * connection is lost and rebuilt. See docs/client.md, "Connection quality".
+ */
 export interface HeartbeatOptions {
-  /** Silence (ms) after which a probe is sent. @default 15_000 */
+  /** Inbound silence (ms) after which a probe is sent. @default 1_500 */
   interval?: number;
-  /** Time (ms) allowed for any inbound frame after a probe. @default 10_000 */
+  /** The floor of the answer deadline (ms). @default 1_000 */
   timeout?: number;
+  /** The ceiling of the answer deadline (ms). @default 10_000 */
+  maxTimeout?: number;
   /**
    * The `OneOffQuery` sent as probe; its result is consumed by the socket
-   * adapter. Any answer, an error included, proves the connection alive.
-   * @default 'SELECT * FROM __stdb_rx_heartbeat__' (an error answer, cheap everywhere)
+   * adapter. Any answer proves the connection alive.
+   * @default `SELECT * FROM "<first table of the bindings>" WHERE FALSE` (valid, answers with no rows), else 'SELECT * FROM __stdb_rx_heartbeat__'
    */
   query?: string;
 }
@@ -94,7 +103,7 @@ export interface SyncClientOptions<C extends AnyConnection> {
    * @default { initialInterval: 500, maxInterval: 30_000, jitter: 'full' }
    */
   retry?: Partial<Omit<RetryBackoffConfig, 'onRetry' | 'resetOnSuccess' | 'scheduler'>>;
-  /** @default { interval: 15_000, timeout: 10_000 } */
+  /** @default { interval: 1_500, timeout: 1_000, maxTimeout: 10_000 } */
   heartbeat?: HeartbeatOptions | false;
   /** Time (ms) allowed from starting a connection to `InitialConnection`. @default 15_000 */
   connectTimeout?: number;
@@ -198,7 +207,7 @@ type ReducerArgs<C extends AnyConnection, K extends ReducerName<C>> = C['reducer
 
 /** The client a game uses. */
 export interface SyncClient<C extends AnyConnection> {
-  /** Connection status, with `stale` and `storage`; replays the current one. Completes on `close()`. */
+  /** Connection status, with `quality`, `stale` and `storage`; replays the current one. Completes on `close()`. */
   readonly status$: Observable<SyncStatus>;
   /** Game flow phase; replays the current one. */
   readonly phase$: Observable<Phase>;
@@ -206,8 +215,8 @@ export interface SyncClient<C extends AnyConnection> {
   readonly identity$: Observable<Identity>;
   /** Initial sync progress of the current connection. */
   readonly syncProgress$: Observable<SyncProgress>;
-  /** Recoverable errors (never ending a data stream). */
-  readonly errors$: Observable<Error>;
+  /** Recoverable errors (never ending a data stream), each with a `userMessage` to show a player as is. */
+  readonly errors$: Observable<PlayerFacingError>;
   /** Network metrics. */
   readonly metrics$: Observable<ClientMetrics>;
   /** Current status, synchronously. */
@@ -285,7 +294,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const probeBuilder = options.builder();
   if (!options.uri && !probeBuilder.getUri()) throw new TypeError('createSyncClient: no server URI: pass `uri` or a builder with `withUri`.');
   if (!options.database && !probeBuilder.getModuleName()) throw new TypeError('createSyncClient: no database: pass `database` or a builder with `withDatabaseName`.');
-  const hb = options.heartbeat === false ? undefined : { interval: 15_000, timeout: 10_000, query: DEFAULT_PROBE, ...options.heartbeat };
+  const hbOptions = options.heartbeat === false ? undefined : { interval: 1_500, timeout: 1_000, maxTimeout: 10_000, ...options.heartbeat };
   const connectTimeout = options.connectTimeout ?? 15_000;
   const scheduler = options.scheduler ?? asyncScheduler;
   const log = createLogger(options.logger);
@@ -311,6 +320,10 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const toAccessor = new Map<string, string>([...toCanonical].map(([a, c]) => [c, a]));
   const tableSource = new Map<string, string>(Object.entries(bindings?.tables ?? {}).map(([accessor, t]) => [accessor, t.sourceName]));
   const knownTables = bindings ? new Set(tableSource.values()) : undefined;
+  // A valid query that answers with no rows: nothing for a real server to log as an error.
+  const firstTable = knownTables ? [...knownTables][0] : undefined;
+  const probeQuery = firstTable ? `SELECT * FROM "${firstTable.replace(/"/g, '""')}" WHERE FALSE` : DEFAULT_PROBE;
+  const hb = hbOptions ? { ...hbOptions, query: hbOptions.query ?? probeQuery } : undefined;
 
   const storageOption: SyncClientOptions<C>['storage'] = options.storage;
   const isStorage = (x: unknown): x is Storage => typeof x === 'object' && x !== null && 'outbox' in x && 'snapshots' in x && 'migrations' in x;
@@ -329,20 +342,28 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   /** Rows were shown (cache or server): when not live, they are stale. */
   let shown = false;
   let storageMode: SyncStatus['storage'] = storageOption ? 'durable' : 'none';
-  const decorate = (s: ConnectionStatus): SyncStatus => ({ ...s, stale: shown && s.state !== 'live', storage: storageMode });
+  const decorate = (s: ConnectionStatus): SyncStatus => ({ ...s, lastError: s.lastError as PlayerFacingError | null, stale: shown && s.state !== 'live', storage: storageMode });
   const statusSubject = new BehaviorSubject<SyncStatus>(decorate(baseStatus));
   const publishStatus = () => {
     const next = decorate(baseStatus);
     const cur = statusSubject.value;
     if (statusSubject.closed) return;
-    if (cur.state !== next.state || cur.since !== next.since || cur.attempt !== next.attempt || cur.nextRetryAt !== next.nextRetryAt || cur.lastError !== next.lastError || cur.stale !== next.stale || cur.storage !== next.storage) {
+    if (
+      cur.state !== next.state || cur.since !== next.since || cur.attempt !== next.attempt || cur.nextRetryAt !== next.nextRetryAt || cur.lastError !== next.lastError ||
+      cur.stale !== next.stale || cur.storage !== next.storage || cur.quality !== next.quality || cur.rttMs !== next.rttMs || cur.rttVarianceMs !== next.rttVarianceMs
+    ) {
       statusSubject.next(next);
     }
   };
   const phaseSubject = new BehaviorSubject<Phase>('connect');
   const identitySubject = new BehaviorSubject<Identity | undefined>(undefined);
   const progressSubject = new BehaviorSubject<SyncProgress>({ applied: 0, total: 0, rows: 0 });
-  const errorsSubject = new Subject<Error>();
+  const errorSubject = new Subject<PlayerFacingError>();
+  /** Whether any connection of this client got live: network failures before that read "Can't reach the server". */
+  let everLive = false;
+  /** Every error reported (errors$, status.lastError) gets its player-facing text. */
+  const present = (e: unknown): PlayerFacingError => withUserMessage(e, { connectedBefore: everLive });
+  const errorsSubject = { next: (e: unknown) => errorSubject.next(present(e)), complete: () => errorSubject.complete() };
   const triggers = new Subject<Trigger>();
   const metrics = new MetricsRecorder();
   let connection: C | undefined;
@@ -461,6 +482,11 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     if (ev.status === 'confirmed') {
       metrics.callConfirmed(ev.latencyMs);
       debug(() => `call ${ev.reducer} confirmed in ${ev.latencyMs.toFixed(1)} ms`);
+    } else if ((ev.status as string) === 'lost' || (ev.status === 'rejected' && ev.error instanceof ConnectionLostError && ev.error.info.reducer !== undefined)) {
+      // Sent, then the connection died: the outcome is unknown, not a rejection.
+      metrics.callLost();
+      debug(() => `call ${ev.reducer} lost with the connection`);
+      errorsSubject.next((ev as { error: Error }).error);
     } else if (ev.status === 'rejected') {
       metrics.callRejected();
       debug(() => `call ${ev.reducer} rejected: ${ev.error.message}`);
@@ -551,7 +577,11 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       let protocolError: ProtocolError | undefined;
       let closeInfo: { code?: number; reason?: string } = {};
       const subs: Subscription[] = [];
-      const activity = new Subject<void>();
+      /** The heartbeat's latest round-trip estimates for this connection. */
+      let estimate: { rttMs?: number; rttVarianceMs?: number } = {};
+      let isLive = false;
+      /** `in` per inbound frame, `out` per frame the SDK sends (each expects an answer). */
+      const activity = new Subject<'in' | 'out'>();
 
       const teardown = (reason: ConnectionLostError['info']['reason'], cause?: unknown) => {
         for (const s of subs) s.unsubscribe();
@@ -588,20 +618,48 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
               debug(() => `socket open (${protocol})`);
               sub.next({ type: 'opened' });
               if (hb) {
+                let lastRttAt = -Infinity;
                 subs.push(
                   activity
-                    .pipe(heartbeat({ interval: hb.interval, timeout: hb.timeout, probe: () => void thisAdapter.probe(hb.query), scheduler }))
-                    .subscribe({ error: (e) => fail(e) }),
+                    .pipe(
+                      heartbeat({
+                        interval: hb.interval,
+                        timeout: hb.timeout,
+                        maxTimeout: hb.maxTimeout,
+                        probe: () => void thisAdapter.probe(hb.query),
+                        isRequest: (v) => v === 'out',
+                        scheduler,
+                      }),
+                    )
+                    .subscribe({
+                      next: (ev) => {
+                        if (ev.type === 'rtt') {
+                          estimate = { rttMs: Math.round(ev.srttMs * 10) / 10, rttVarianceMs: Math.round(ev.rttVarMs * 10) / 10 };
+                          // At most one round-trip update per second: a status a game can render as is.
+                          const t = scheduler.now();
+                          if (t - lastRttAt < 1000 || !isLive) return;
+                          lastRttAt = t;
+                          sub.next({ type: 'quality', quality: 'good', ...estimate });
+                        } else if (ev.type === 'degraded') {
+                          log.log('info', `no answer within ${Math.round(ev.deadlineMs)} ms: connection degraded, probing`);
+                          if (isLive) sub.next({ type: 'quality', quality: 'degraded', ...estimate });
+                        } else if (isLive) {
+                          sub.next({ type: 'quality', quality: 'good', ...estimate });
+                        }
+                      },
+                      error: (e) => fail(e),
+                    }),
                 );
               }
             },
             frameIn: (f) => {
               metrics.frameIn(f);
-              activity.next();
+              activity.next('in');
               debug(() => `← ${f.messages.map((m) => m.kind + (m.tableBytes ? `[${[...m.tableBytes].map(([t, n]) => `${t}:${n}B`).join(',')}]` : '')).join(' ')} (${f.wireBytes} B)`);
             },
             frameOut: (f) => {
               metrics.frameOut(f);
+              if (!f.probe) activity.next('out');
               debug(() => `→ ${f.messages.map((m) => (m.reducer ? `${m.kind} ${m.reducer}` : m.kind)).join(' ')}${f.probe ? ' (probe)' : ''} (${f.bytes} B)`);
             },
             probeAnswered: (ms) => metrics.probeAnswered(ms),
@@ -651,7 +709,10 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
                 return fn(args);
               });
               sendable = () => receiptIds(c as unknown as ConnectionLike);
+              everLive = true;
+              isLive = true;
               sub.next({ type: 'synced' });
+              if (estimate.rttMs !== undefined) sub.next({ type: 'quality', quality: 'good', ...estimate });
               maybeDrain();
             })().catch((e) => fail(e instanceof Error ? e : new Error(String(e))));
           });
@@ -738,6 +799,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   });
 
   const onEvent = (e: LifecycleEvent) => {
+    if (e.type === 'lost' || e.type === 'failed' || e.type === 'offline') present(e.error);
     const next = reduceStatus(baseStatus, e);
     if (next !== baseStatus) baseStatus = next;
     if (e.type === 'synced') shown = true;
@@ -841,7 +903,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     phase$: phaseSubject.asObservable(),
     identity$: identitySubject.pipe(filter((i): i is Identity => i !== undefined)),
     syncProgress$: progressSubject.asObservable(),
-    errors$: errorsSubject.asObservable(),
+    errors$: errorSubject.asObservable(),
     metrics$: metrics.metrics$,
     get status() {
       return statusSubject.value;

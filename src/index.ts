@@ -33,7 +33,7 @@ export {
   OfflineRefusedError,
   MigrationError,
 } from '../storage/errors.ts';
-export type { ConnectionStatus, ConnectionState, Phase, LifecycleEvent } from '../streams/status.ts';
+export type { ConnectionStatus, ConnectionState, ConnectionQuality, Phase, LifecycleEvent } from '../streams/status.ts';
 export type { SyncProgress } from '../streams/liveQueries.ts';
 export type { RowChange, RowKey } from '../streams/tableView.ts';
 export type { ClientMetrics, LatencyStats } from '../streams/metrics.ts';
@@ -46,6 +46,10 @@ export {
   SubscriptionError,
   ReducerRejectedError,
   ProtocolError,
+  userMessage,
+  withUserMessage,
+  type PlayerFacingError,
+  type UserMessageContext,
   type AuthErrorInfo,
   type ConnectionLostInfo,
   type SubscriptionErrorInfo,
