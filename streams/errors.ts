@@ -20,6 +20,8 @@ export interface AuthErrorInfo {
 /** The server refused the token. Not retried: the client stops in `offline` with this as `lastError`. */
 export class AuthError extends Error {
   override readonly name = 'AuthError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: AuthErrorInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -36,6 +38,8 @@ export interface ConnectionLostInfo {
 /** The socket went away (retried). Also settles reducer calls that were in flight when it happened. */
 export class ConnectionLostError extends Error {
   override readonly name = 'ConnectionLostError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: ConnectionLostInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -50,6 +54,8 @@ export interface SubscriptionErrorInfo {
 /** The server refused or dropped a subscription. Reported on `errors$` and as the error of that query's streams. */
 export class SubscriptionError extends Error {
   override readonly name = 'SubscriptionError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: SubscriptionErrorInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -71,6 +77,8 @@ export interface ReducerRejectedInfo {
 /** The server rejected a reducer call. */
 export class ReducerRejectedError extends Error {
   override readonly name = 'ReducerRejectedError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: ReducerRejectedInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -85,6 +93,8 @@ export interface ProtocolErrorInfo {
 /** A frame could not be read (bad compression tag, truncated message…). The connection is dropped and retried. */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: ProtocolErrorInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
