@@ -153,6 +153,7 @@ export class DevServer {
     this.faults = new DevServerFaults(this.#faultState, {
       dropAll: () => this.#dropAll(),
       startBlackhole: (ms) => this.#startBlackhole(ms),
+      endBlackhole: () => this.#endBlackhole(),
       restart: () => this.restart(),
     });
   }
@@ -363,8 +364,9 @@ export class DevServer {
   // ---- HTTP ---------------------------------------------------------------
 
   #onRequest(req: IncomingMessage, res: ServerResponse) {
-    if (this.#holdIfBlackholed(req.socket)) return;
     const url = requestUrl(req.url);
+    // The fault endpoints are never subject to the faults they control: a blackhole must be endable.
+    if (!url?.pathname.startsWith('/_dev/') && this.#holdIfBlackholed(req.socket)) return;
     // The public API answers pages of any origin, as SpacetimeDB does: a browser
     // app exchanges its token (POST with Authorization) before every connection.
     // The admin endpoints (`/_dev/`) stay same-origin.
