@@ -43,7 +43,7 @@ import { LiveQueries, type ConnectionLike, type SyncProgress, type TableChangeBa
 import { createLogger, type Logger, type LoggerOptions } from '../streams/logger.ts';
 import { MetricsRecorder, type ClientMetrics } from '../streams/metrics.ts';
 import { compileQuery, compileRawQuery, type QuerySource, type TableRefLike } from '../streams/query.ts';
-import { createSocketAdapter, type SocketAdapter, type WebSocketCtor } from '../streams/socketAdapter.ts';
+import { createSocketAdapter, probeQuery, type SocketAdapter, type WebSocketCtor } from '../streams/socketAdapter.ts';
 import { initialStatus, reducePhase, reduceStatus, type ConnectionStatus, type LifecycleEvent, type Phase, type SyncStatus } from '../streams/status.ts';
 import type { RowChange, RowKey } from '../streams/tableView.ts';
 
@@ -272,7 +272,6 @@ export interface SyncClient<C extends AnyConnection> {
 }
 
 const DEFAULT_RETRY = { initialInterval: 500, maxInterval: 30_000, jitter: 'full' as const };
-const DEFAULT_PROBE = 'SELECT * FROM __stdb_rx_heartbeat__';
 
 function lostReason(err: unknown): ConnectionLostError['info']['reason'] {
   if (err instanceof HeartbeatTimeoutError) return 'heartbeat';
@@ -321,9 +320,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const tableSource = new Map<string, string>(Object.entries(bindings?.tables ?? {}).map(([accessor, t]) => [accessor, t.sourceName]));
   const knownTables = bindings ? new Set(tableSource.values()) : undefined;
   // A valid query that answers with no rows: nothing for a real server to log as an error.
-  const firstTable = knownTables ? [...knownTables][0] : undefined;
-  const probeQuery = firstTable ? `SELECT * FROM "${firstTable.replace(/"/g, '""')}" WHERE FALSE` : DEFAULT_PROBE;
-  const hb = hbOptions ? { ...hbOptions, query: hbOptions.query ?? probeQuery } : undefined;
+  const hb = hbOptions ? { ...hbOptions, query: hbOptions.query ?? probeQuery(knownTables ?? []) } : undefined;
 
   const storageOption: SyncClientOptions<C>['storage'] = options.storage;
   const isStorage = (x: unknown): x is Storage => typeof x === 'object' && x !== null && 'outbox' in x && 'snapshots' in x && 'migrations' in x;
@@ -691,7 +688,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
           if (st && persistToken) void st.tokens.set(tok, identity).catch((e) => errorsSubject.next(toStorageError('tokens.set', e)));
           debug(() => `logged in as ${identity.toHexString().slice(0, 16)}…`);
           sub.next({ type: 'connected', identity, token: tok });
-          liveCheck = () => thisAdapter.probe(hb?.query ?? DEFAULT_PROBE);
+          liveCheck = () => thisAdapter.probe(hb?.query ?? probeQuery(knownTables ?? []));
           queries.attach(c as unknown as ConnectionLike, () => {
             if (ended) return;
             void (async () => {
