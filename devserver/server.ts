@@ -461,6 +461,7 @@ export class DevServer {
     // which /_dev/ never grants: other web pages open in the same browser
     // cannot drive the faults with a simple form POST.
     if (req.headers[ADMIN_HEADER] !== '1') return send(403, `send the header ${ADMIN_HEADER}: 1 to use the dev controls`);
+    this.#logLine('info', `fault: ${op}${url.search ? ` ${decodeURIComponent(url.search.slice(1)).replace(/&/g, ' ')}` : ''}`);
     try {
       switch (op) {
         case 'drop-all':

@@ -54,7 +54,7 @@ export async function quality(cfg: RunConfig): Promise<ScenarioResult> {
   );
 
   // Idle cost: bytes of probes (both ways) over a quiet live minute.
-  const idleWindowMs = cfg.quick ? 15_000 : 60_000;
+  const idleWindowMs = cfg.quick ? 15_000 : 30_000;
   await sleep(2_000);
   const m0 = await firstMetrics(client);
   await sleep(idleWindowMs);
