@@ -73,6 +73,7 @@ export function mountBoard(el: HTMLElement, addButton: HTMLButtonElement, sessio
   let dragging: { key: string; el: HTMLElement; dx: number; dy: number; moved: boolean } | undefined;
   let lastDrawn = new Map<string, Drawn>();
   const unfit = fitToFrame(el);
+  addButton.disabled = myHex() === undefined;
 
   const emptyOutbox: OutboxState = { pending: [], queued: 0, sent: 0, rejected: [], quarantined: [] };
   const sub = combineLatest([session.client.optimistic$(tables.gameNode), storage.outbox.outbox$.pipe(startWith(emptyOutbox))]).subscribe(([view, outbox]) => {

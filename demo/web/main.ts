@@ -171,7 +171,10 @@ class Page {
       toast({ cls: 'auth', kind: 'error', text: e.userMessage, action: { label: 'Sign in again', run: () => this.signOut() } });
     } else if (e instanceof ReducerRejectedError) {
       if (e.info.kind === 'superseded') return; // a newer move of the same node replaced it: expected
-      // The change is already rolled back on screen: the toast says so, and offers nothing to undo.
+      // The change is already rolled back on screen: the toast says so, and offers nothing to undo;
+      // its outbox entry is dismissed, so the queue and the banner count only what is still to be sent.
+      const mutationId = (e.info.args as { mutationId?: string } | undefined)?.mutationId;
+      if (mutationId) void this.storage.outbox.dismiss([mutationId]).catch(() => undefined);
       toast({ cls: `rejected:${e.info.reducer}`, kind: 'error', text: `${label(e.info.reducer)}: ${e.userMessage}. It was undone.`, ttl: 8_000 });
     } else if (e instanceof ConnectionLostError && e.info.reducer) {
       toast({ cls: `lost:${e.info.reducer}`, kind: 'warn', text: `${label(e.info.reducer)}: ${e.userMessage}`, ttl: 8_000 });
