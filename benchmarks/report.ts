@@ -135,6 +135,11 @@ export function writeReport(results: ScenarioResult[], meta: RunMeta, analysis: 
   for (const r of results) {
     lines.push(`## ${esc(r.title)}`);
     lines.push('');
+    const measured = r as ScenarioResult & { date?: string; command?: string };
+    if (measured.date && measured.date !== meta.date) {
+      lines.push(`_Kept from an earlier run (this one did not include it): \`${esc(measured.command ?? '')}\` on ${measured.date}._`);
+      lines.push('');
+    }
     if (r.status !== 'measured') {
       lines.push(`**Not measured yet — ${esc(r.reason ?? '')}**`);
       lines.push('');
