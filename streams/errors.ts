@@ -127,7 +127,7 @@ function rejectionDetail(err: ReducerRejectedError): string {
   const cause = err.cause as { message?: unknown } | undefined;
   let text = typeof cause?.message === 'string' ? cause.message : err.message.replace(/^[\w.]+ rejected: /, '');
   text = text.split('\n')[0].trim();
-  if (!text || text.length > REJECTION_DETAIL_MAX || /\b(Error|Exception|panic)\b|[{}<>]|\bat \w+ \(/.test(text)) return '';
+  if (!text || text.length > REJECTION_DETAIL_MAX || /\w*(Error|Exception)\b|\bpanic|[{}<>]|\bat \w+ \(|\d{10,}/.test(text)) return '';
   return text;
 }
 
