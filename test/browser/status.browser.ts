@@ -138,6 +138,29 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     expect(a.errors).to.deep.equal([]);
   });
 
+  it('a corrupt frame: a "Sync problem" toast in plain words, gone by itself once live again', async () => {
+    const a = await player(browser, arena);
+    const id = await addNode(a.page);
+    // Record every toast shown (the reconnect can be quicker than a poll).
+    await a.page.evaluate(`(() => {
+      window.__toasts = [];
+      new MutationObserver((records) => {
+        for (const r of records) for (const n of r.addedNodes) if (n.classList?.contains('toast')) window.__toasts.push(n.dataset.class + '|' + n.querySelector('.msg').textContent);
+      }).observe(document.getElementById('toasts'), { childList: true });
+    })()`);
+    arena.dev.faults.corruptNextFrame();
+    await dragNode(a.page, id, 40, 40);
+    const toasts = await until('the sync toast', async () => {
+      const seen = (await a.page.evaluate('window.__toasts')) as string[];
+      return seen.some((t) => t.startsWith('sync|')) && seen;
+    });
+    expect(toasts.filter((t) => t.startsWith('sync|'))).to.deep.equal(['sync|Sync problem — reconnecting']);
+    for (const t of toasts) expect(t).to.not.match(INTERNALS);
+    await waitLive(a.page, a.errors, 15_000);
+    await a.page.locator('.toast[data-class="sync"]').waitFor({ state: 'detached', timeout: 5_000 });
+    expect(a.errors).to.deep.equal([]);
+  });
+
   it('offline with a queue: the browser goes offline, changes wait and are counted', async () => {
     const a = await player(browser, arena);
     const id = await addNode(a.page);
