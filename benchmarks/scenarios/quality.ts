@@ -122,7 +122,7 @@ export async function quality(cfg: RunConfig): Promise<ScenarioResult> {
   subs.unsubscribe();
   await client.close();
   await server.stop();
-  const p = (xs: number[], q: number) => Math.round(percentile(xs, q));
+  const p = (xs: number[], q: number) => Math.round(percentile(xs, q * 100));
   const figures = {
     busyDegradedP50Ms: p(busyDegraded, 0.5),
     busyDegradedP95Ms: p(busyDegraded, 0.95),
