@@ -212,6 +212,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     const refused = await gallery(a.page, 'token-refused');
     expect(refused).to.deep.include({ state: 'signed-out', topBar: 'sign-in refused', banner: null });
     expect(refused.toasts).to.deep.equal(['Sign-in was refused — please sign in again']);
+    expect(await a.page.isDisabled('#add-node'), 'no identity to own a node').to.equal(true);
     expect(a.errors).to.deep.equal([]);
   });
 
