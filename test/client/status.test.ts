@@ -117,6 +117,31 @@ describe('connection state machine', () => {
       });
     });
 
+    it('passes the session\'s quality reports through: live good → degraded → good, then lost clears them', () => {
+      newScheduler().run(({ cold, expectObservable }) => {
+        const values: Record<string, SessionEvent> = {
+          ...SESSION_VALUES,
+          g: { type: 'quality', quality: 'good', rttMs: 12, rttVarianceMs: 3 },
+          d: { type: 'quality', quality: 'degraded', rttMs: 12, rttVarianceMs: 3 },
+        };
+        const session = cold('-o-c-s-g-d-g-#', values);
+        const events = supervise({ session: () => session, retry: { initialInterval: 1000 } });
+        const shown = events.pipe(
+          scan((s, e) => reduceStatus(s, e), initialStatus(0)),
+          map((s) => `${s.state}/${s.quality}/${s.rttMs ?? '-'}`),
+          distinctUntilChanged(),
+        );
+        expectObservable(shown, '^--------------!').toBe('a--b-c-d-e-d-f', {
+          a: 'connecting/lost/-',
+          b: 'syncing/lost/-',
+          c: 'live/good/-',
+          d: 'live/good/12',
+          e: 'live/degraded/12',
+          f: 'reconnecting/lost/-',
+        });
+      });
+    });
+
     it('grows the delay while attempts keep failing and resets it once live', () => {
       const scheduler = newScheduler();
       const retries: string[] = [];
