@@ -75,8 +75,10 @@ class Page {
   #status: SyncStatus | undefined;
   #outbox: OutboxState = { pending: [], queued: 0, sent: 0, rejected: [], quarantined: [] };
   #identityHex: string | undefined;
+  /** Whether this session's client was ever live: before that, a failure means "can't reach", not "lost". */
+  #sawLive = false;
   /** `Reconnect now` was pressed: show that it is trying until the attempt ends one way or the other. */
-  #trying: { attempt: number; nextRetryAt: number | null } | undefined;
+  #trying: { attempt: number } | undefined;
 
   constructor(
     readonly config: PageConfig,
@@ -92,7 +94,7 @@ class Page {
     byId('reconnect-now').addEventListener('click', () => {
       const client = this.session?.client;
       if (!client) return;
-      this.#trying = { attempt: client.status.attempt, nextRetryAt: client.status.nextRetryAt };
+      this.#trying = { attempt: client.status.attempt };
       client.reconnectNow();
       this.renderConnection();
     });
@@ -132,7 +134,7 @@ class Page {
         if (s.state === 'live') for (const cls of ['connection', 'sync', 'auth', 'quality']) dismissToast(cls);
         if (s.quality !== 'degraded') dismissToast('quality');
         // `Reconnect now` is answered once the attempt it started ends (live, or failed and rescheduled).
-        if (this.#trying && (s.state !== 'reconnecting' || s.attempt !== this.#trying.attempt || (s.nextRetryAt !== null && s.nextRetryAt !== this.#trying.nextRetryAt && before?.nextRetryAt === null))) this.#trying = undefined;
+        if (this.#trying && s !== before && (s.state !== 'reconnecting' || s.attempt !== this.#trying.attempt)) this.#trying = undefined;
         this.renderConnection();
       }),
     );
@@ -222,16 +224,11 @@ class Page {
     byId('offline-banner').hidden = !showBanner;
     byId('offline-banner').dataset.state = state;
     const headline =
-      state === 'reconnecting' ? (this.#everLive ? 'Connection lost — reconnecting' : "Can't reach the server — retrying") : state === 'connecting' ? 'Connecting' : state === 'signed-out' ? 'Signed out' : "You're offline";
+      state === 'reconnecting' ? (this.#sawLive ? 'Connection lost — reconnecting' : "Can't reach the server — retrying") : state === 'connecting' ? 'Connecting' : state === 'signed-out' ? 'Signed out' : "You're offline";
     const counted = n === 0 ? 'nothing queued' : `${n} change${n === 1 ? '' : 's'} queued`;
     byId('banner-text').textContent = `${headline} · ${counted}${rejected ? ` · ${rejected} rejected` : ''}`;
   }
 
-  /** Whether this session's client was ever live: before that, a failure means "can't reach", not "lost". */
-  get #everLive(): boolean {
-    return this.#sawLive;
-  }
-  #sawLive = false;
 
   renderQueue(): void {
     const describe = (e: OutboxEntry) => {

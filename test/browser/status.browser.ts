@@ -263,33 +263,49 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     expect(a.errors).to.deep.equal([]);
   });
 
-  it('phone width (390 px): the board scales to fit, nodes stay on it and can be dragged', async () => {
-    const a = await player(browser, arena);
-    const id = await addNode(a.page);
-    await a.page.setViewportSize({ width: 390, height: 844 });
-    const board = await until('the board scaled to the screen', async () => {
-      const box = await a.page.locator('#board').boundingBox();
+  it('phone width (390 px): the board scales to fit, nodes stay on it and can be dragged by touch', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(arena.page.url);
+    await page.tap('#play-anon');
+    await waitLive(page, errors);
+    const id = await addNode(page);
+    const board = (await until('the board scaled to the screen', async () => {
+      const box = await page.locator('#board').boundingBox();
       return box && box.width <= 390 - 16 && box;
-    }) as { x: number; y: number; width: number; height: number };
+    })) as { x: number; y: number; width: number; height: number };
     expect(board.x).to.be.at.least(0);
     const scale = board.width / 640;
     expect(scale).to.be.lessThan(1);
-    const node = await a.page.locator(`#board .node[data-id="${id}"]`).boundingBox();
-    expect(node!.x).to.be.at.least(board.x - 1);
-    expect(node!.x + node!.width).to.be.at.most(board.x + board.width + 1);
-    // Drag by 50 screen pixels: the node moves by 50 / scale board units.
-    const before = (await boardNodes(a.page)).find((n) => n.id === id)!;
+    const box = (await page.locator(`#board .node[data-id="${id}"]`).boundingBox())!;
+    expect(box.x).to.be.at.least(board.x - 1);
+    expect(box.x + box.width).to.be.at.most(board.x + board.width + 1);
+    // Drag by touch, 50 screen pixels: the node moves by 50 / scale board units.
+    const cdp = await context.newCDPSession(page);
+    const touch = (type: string, x: number, y: number) => cdp.send('Input.dispatchTouchEvent', { type, touchPoints: type === 'touchEnd' ? [] : [{ x, y }] } as never);
+    const before = (await boardNodes(page)).find((n) => n.id === id)!;
     const dx = before.x > 320 ? -50 : 50;
-    const cx = node!.x + node!.width / 2;
-    const cy = node!.y + node!.height / 2;
-    await a.page.mouse.move(cx, cy);
-    await a.page.mouse.down();
-    await a.page.mouse.move(cx + dx, cy, { steps: 5 });
-    await a.page.mouse.up();
-    const moved = await until('the move confirmed', async () => (await boardNodes(a.page)).find((n) => n.id === id && !n.pending && n.x !== before.x));
+    const cx = box.x + box.width / 2;
+    const cy = box.y + box.height / 2;
+    await touch('touchStart', cx, cy);
+    for (let i = 1; i <= 5; i++) await touch('touchMove', cx + (dx * i) / 5, cy);
+    await touch('touchEnd', cx + dx, cy);
+    const moved = await until('the move confirmed', async () => (await boardNodes(page)).find((n) => n.id === id && !n.pending && n.x !== before.x));
     expect(moved.x - before.x).to.be.closeTo(dx / scale, 3);
-    const phone = await gallery(a.page, 'phone');
+    // Dragged far past the edge, a node stops inside the board.
+    const now = (await page.locator(`#board .node[data-id="${id}"]`).boundingBox())!;
+    const nx = now.x + now.width / 2;
+    const ny = now.y + now.height / 2;
+    await touch('touchStart', nx, ny);
+    for (let i = 1; i <= 5; i++) await touch('touchMove', nx + 80 * i, ny + 80 * i);
+    await touch('touchEnd', nx + 400, ny + 400);
+    const edge = await until('the edge move confirmed', async () => (await boardNodes(page)).find((n) => n.id === id && !n.pending && n.x !== moved.x));
+    expect(edge.x).to.equal(640 - 20);
+    expect(edge.y).to.equal(420 - 20);
+    const phone = await gallery(page, 'phone');
     expect(phone).to.deep.include({ state: 'live', topBar: 'live' });
-    expect(a.errors).to.deep.equal([]);
+    expect(errors).to.deep.equal([]);
   });
 });
