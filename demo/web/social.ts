@@ -138,8 +138,11 @@ export function mountSocial(session: Session, myHex: () => string | undefined): 
       const members = memberView.rows;
       for (const e of matchView.events) if (e.type === 'rollback') for (const row of e.mutation.predict(matchView.rows as never).values()) if (row) noteUndone('match', `create “${(row as MatchRow).name}”`);
       for (const e of memberView.events) if (e.type === 'rollback') noteUndone('match', 'join/leave');
-      const pendingMatch = (m: MatchRow) => [...matchView.pending].some((k) => matches.get(k as never) === (m as never));
-      const pendingMembers = new Set([...memberView.pending].map((k) => (members.get(k as never) as MemberRow | undefined)?.matchId).filter((x) => x !== undefined));
+      const pendingRows = new Set<unknown>();
+      for (const [k, m] of matches) if (matchView.pending.has(k as never)) pendingRows.add(m);
+      const pendingMatch = (m: MatchRow) => pendingRows.has(m);
+      const pendingMembers = new Set<bigint>();
+      for (const [k, m] of members) if (memberView.pending.has(k as never)) pendingMembers.add((m as MemberRow).matchId);
       // Leaving deletes a row: the pending key is gone from `rows`, so ask the mutation for the match.
       const leaving = memberView.pending.size > [...memberView.pending].filter((k) => members.has(k as never)).length;
       const me = myHex();

@@ -149,6 +149,38 @@ describe('arena demo in the browser', function () {
     expect(a.errors).to.deep.equal([]);
   });
 
+  it('chat, rename and matches are optimistic: shown at once as pending, confirmed, or visibly undone when rejected', async () => {
+    const a = await player(browser, arena);
+    arena.dev.faults.latency(600); // time to see the pending state before the verdict
+    // Create a match: listed at once, marked pending, then confirmed with its id.
+    await a.page.fill('#match-name', 'quick one');
+    await a.page.press('#match-name', 'Enter');
+    await a.page.waitForSelector('#matches li[data-pending="true"]:has-text("quick one")', { timeout: 2_000 });
+    await a.page.waitForSelector('#matches li[data-pending="false"]:has-text("quick one")', { timeout: 10_000 });
+    // Chat: the line shows at once, pending, then confirmed.
+    await a.page.fill('#chat-input', 'hello there');
+    await a.page.press('#chat-input', 'Enter');
+    await a.page.waitForSelector('#chat li[data-pending="true"]:has-text("hello there")', { timeout: 2_000 });
+    await a.page.waitForSelector('#chat li[data-pending="false"]:has-text("hello there")', { timeout: 10_000 });
+    // A rejected rename: the new name shows at once, then is undone (struck through) and the old name is back.
+    const oldName = (await a.page.textContent('#players li[data-pending="false"] span:nth-child(2)'))!;
+    arena.dev.faults.failNextReducers(1, 'that name is taken');
+    await a.page.fill('#name-input', 'ada');
+    await a.page.press('#name-input', 'Enter');
+    await a.page.waitForSelector('#players li[data-pending="true"]:has-text("ada")', { timeout: 2_000 });
+    await a.page.waitForSelector('#players li.rolled-back:has-text("rename to “ada” undone")', { timeout: 10_000 });
+    expect(await a.page.textContent('#players li[data-pending="false"] span:nth-child(2)')).to.equal(oldName);
+    const toast = a.page.locator('.toast[data-class="rejected:setName"] .msg');
+    expect(await toast.textContent()).to.equal('Rename: The server rejected this change: that name is taken. It was undone.');
+    // A rejected chat line: struck through for a moment, not silently gone.
+    arena.dev.faults.failNextReducers(1, 'too chatty');
+    await a.page.fill('#chat-input', 'spam');
+    await a.page.press('#chat-input', 'Enter');
+    await a.page.waitForSelector('#chat li.rolled-back:has-text("spam")', { timeout: 10_000 });
+    await screenshot(a.page, 'optimistic-social');
+    expect(a.errors).to.deep.equal([]);
+  });
+
   it('the dev panel drops every connection and the page heals by itself', async () => {
     const a = await player(browser, arena);
     // Record every state the top bar shows (the reconnect itself takes a fraction of a second).
