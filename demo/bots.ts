@@ -31,7 +31,7 @@ interface Bot {
   rtt: number | null;
 }
 
-const stateLetter: Record<string, string> = { live: 'L', syncing: 'S', connecting: 'C', reconnecting: 'R', offline: 'O', closed: 'X' };
+const stateLetter: Record<string, string> = { live: 'L', degraded: 'D', syncing: 'S', connecting: 'C', reconnecting: 'R', offline: 'O', closed: 'X' };
 
 export function runBots(options: BotsOptions): { stop(): Promise<void> } {
   const bots: Bot[] = [];
@@ -108,7 +108,8 @@ export function runBots(options: BotsOptions): { stop(): Promise<void> } {
   const started = Date.now();
   timers.push(
     setInterval(() => {
-      const states = bots.map((b) => b.client.status.state);
+      // A live bot whose calls or probes go unanswered shows as `D`egraded: live, but not for long if it lasts.
+      const states = bots.map((b) => (b.client.status.quality === 'degraded' ? 'degraded' : b.client.status.state));
       const live = states.filter((s) => s === 'live').length;
       const state = live === bots.length ? 'live' : states.map((s) => stateLetter[s] ?? '?').join('');
       const rtts = bots.map((b) => b.rtt).filter((r): r is number => r !== null);
