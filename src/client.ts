@@ -483,7 +483,8 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       // Sent, then the connection died: the outcome is unknown, not a rejection.
       metrics.callLost();
       debug(() => `call ${ev.reducer} lost with the connection`);
-      errorsSubject.next((ev as { error: Error }).error);
+      const lostError = (ev as { error?: Error }).error;
+      if (lostError) errorsSubject.next(lostError);
     } else if (ev.status === 'rejected') {
       metrics.callRejected();
       debug(() => `call ${ev.reducer} rejected: ${ev.error.message}`);
