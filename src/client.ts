@@ -689,7 +689,10 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
           if (st && persistToken) void st.tokens.set(tok, identity).catch((e) => errorsSubject.next(toStorageError('tokens.set', e)));
           debug(() => `logged in as ${identity.toHexString().slice(0, 16)}…`);
           sub.next({ type: 'connected', identity, token: tok });
-          liveCheck = () => thisAdapter.probe(hb?.query ?? probeQuery(knownTables ?? []));
+          // A page resume: probe now, with an answer deadline like any request (no answer → degraded → lost).
+          liveCheck = () => {
+            if (thisAdapter.probe(hb?.query ?? probeQuery(knownTables ?? []))) activity.next('out');
+          };
           queries.attach(c as unknown as ConnectionLike, () => {
             if (ended) return;
             void (async () => {

@@ -96,6 +96,20 @@ describe('sync client: connection quality at default settings (dev server faults
     expect(Date.now() - started).to.be.lessThan(5000);
   });
 
+  it('a page resume probes at once with a deadline: a dead link is found without waiting for the probe interval', async () => {
+    server = await startBasicServer();
+    const events = new EventTarget();
+    // A probe interval far longer than the test: only the resume check can find the blackhole.
+    client = basicClient(server, { heartbeat: { interval: 60_000, timeout: 500 }, events });
+    await live(client);
+    server.faults.blackhole(8000);
+    const started = Date.now();
+    events.dispatchEvent(new Event('pageshow'));
+    await next(client.status$, (s) => s.quality === 'degraded', 3000, 'quality degraded after the resume probe');
+    await next(client.status$, (s) => s.state === 'reconnecting', 4000, 'reconnecting after the resume probe');
+    expect(Date.now() - started).to.be.lessThan(3000);
+  });
+
   it('a client that never connected says "Can\'t reach the server", not "Connection lost"', async () => {
     const port = await freePort();
     client = basicClient({ wsUrl: `ws://127.0.0.1:${port}`, database: 'nowhere' } as DevServer, { heartbeat: undefined, retry: { initialInterval: 5000, jitter: 'none' } });
