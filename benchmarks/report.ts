@@ -135,6 +135,11 @@ export function writeReport(results: ScenarioResult[], meta: RunMeta, analysis: 
   for (const r of results) {
     lines.push(`## ${esc(r.title)}`);
     lines.push('');
+    const measured = r as ScenarioResult & { date?: string; command?: string };
+    if (measured.date && measured.date !== meta.date) {
+      lines.push(`_Kept from an earlier run (this one did not include it): \`${esc(measured.command ?? '')}\` on ${measured.date}._`);
+      lines.push('');
+    }
     if (r.status !== 'measured') {
       lines.push(`**Not measured yet — ${esc(r.reason ?? '')}**`);
       lines.push('');
@@ -191,5 +196,7 @@ export const ANALYSIS: Record<string, string> = {
   deltas: 'No target. Deltas skip unchanged row objects by reference, so their cost is proportional to the changed rows; the full snapshot encodes every row.',
   bandwidth: 'No target. Gzip shrinks the large frames (initial sync, 1,000-row transaction) several-fold; a one-row call\'s frames stay under the 1 KiB compression threshold and are the same size either way.',
   devserver: 'The dev server held 1,000 concurrent subscribed WebSocket clients on this 2-core machine (clients in the same process), and fanned one transaction out to all of them. `heapMiBWith1000` is the whole process\'s heap at that moment (server, 1,000 server-side and 1,000 client-side sockets, and whatever earlier scenarios left), not a per-connection figure. Throughput falls as subscribers are added because every transaction is encoded and written to every subscriber on one event loop.',
+  quality: 'Met with room to spare. `degraded` lands on the deadline\'s floor (1 s): on a local link the measured round trips are a few ms, so `srtt + 4·rttvar` is far below the floor and the floor decides. `reconnecting` follows 2 s later (the follow-up probe\'s twice-the-deadline wait) when the game is sending; on an idle link the fault is first noticed by the next probe, up to 1.5 s (the probe interval) after it began, which spreads the idle figures between about 3 and 4.5 s. A bare SDK connection notices nothing until the server closes the socket. An idle connection costs about 40 probes a minute (a `OneOffQuery` and its empty answer).',
+  'quality-soak': 'No false alarm over the whole run: round trips of 300–900 ms push the adaptive deadline (srtt + 4·rttvar) above the largest round trip seen, and calls answered within it never turn the link `degraded`.',
   memory: 'Met since the persistent-map rework: rows are shared with the SDK cache and stored inline in the map\'s node arrays, so the map adds about 40 bytes per row.',
 };

@@ -6,7 +6,7 @@
  * regenerates benchmarks/RESULTS.md with its charts.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { machine, notMeasured, now, type RunConfig, type ScenarioResult } from './harness.ts';
 import { writeReport } from './report.ts';
@@ -19,6 +19,12 @@ import { deltas } from './scenarios/deltas.ts';
 import { devServer } from './scenarios/devserver.ts';
 import { memory } from './scenarios/memory.ts';
 import { spectators } from './scenarios/spectators.ts';
+import { quality, qualitySoak } from './scenarios/quality.ts';
+
+/** Scenarios listed here run only when named with `--only` (too long for every run); their last result is kept. */
+const ON_REQUEST = new Set(['quality-soak']);
+/** Per-scenario deadline (ms) where the default does not fit. */
+const LONG_DEADLINE: Record<string, number> = { quality: 480_000, 'quality-soak': 420_000 };
 
 const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][] = [
   ['stream', 'Stream overhead', streamOverhead],
@@ -30,6 +36,8 @@ const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][]
   ['devserver', 'Dev server', devServer],
   ['memory', 'Memory', memory],
   ['spectators', 'Spectators', spectators],
+  ['quality', 'Connection quality', quality],
+  ['quality-soak', 'Connection quality soak', qualitySoak],
 ];
 
 const argv = process.argv.slice(2);
@@ -76,15 +84,16 @@ console.log(`stdb-rx benchmarks${quick ? ' (quick)' : ''}: Node ${machine.node},
 // A scenario that fails must not hang the run: hard deadline per scenario.
 const DEADLINE_MS = quick ? 60_000 : 240_000;
 for (const [id, title, run] of SCENARIOS) {
-  if (only && !only.includes(id)) continue;
+  if (only ? !only.includes(id) : ON_REQUEST.has(id)) continue;
   const t0 = now();
   process.stdout.write(`• ${title} … `);
   let r: ScenarioResult;
   try {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = LONG_DEADLINE[id] ?? DEADLINE_MS;
     r = await Promise.race([
       run(cfg),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`did not finish within ${DEADLINE_MS / 1000} s`)), DEADLINE_MS))),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`did not finish within ${deadline / 1000} s`)), deadline))),
     ]).finally(() => clearTimeout(timer));
   } catch (e) {
     r = notMeasured(id, title, `failed: ${(e as Error).message}`);
@@ -99,8 +108,20 @@ for (const [id, title, run] of SCENARIOS) {
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 const meta = { command, quick, date: new Date().toISOString(), node: machine.node, cores: machine.cores, cpu: machine.cpu, totalMs: now() - started, code: codeVersion() };
-writeFileSync(`${dir}latest.json`, JSON.stringify(results.map((r) => ({ ...r, command, date: meta.date, meta })), null, 2) + '\n');
-writeReport(results, meta);
+// Scenarios not run this time keep their last result (each entry says when and how it was measured).
+const kept = (() => {
+  try {
+    const prev = JSON.parse(readFileSync(`${dir}latest.json`, 'utf8')) as (ScenarioResult & { command: string; date: string })[];
+    const ran = new Set(results.map((r) => r.id));
+    return prev.filter((r) => !ran.has(r.id) && SCENARIOS.some(([id]) => id === r.id));
+  } catch {
+    return [];
+  }
+})();
+const fresh = results.map((r) => ({ ...r, command, date: meta.date, meta }));
+const all = SCENARIOS.map(([id]) => fresh.find((r) => r.id === id) ?? kept.find((r) => r.id === id)).filter((r) => r !== undefined);
+writeFileSync(`${dir}latest.json`, JSON.stringify(all, null, 2) + '\n');
+writeReport(all, meta);
 console.log(`done in ${(meta.totalMs / 1000).toFixed(0)} s: benchmarks/results/latest.json, benchmarks/RESULTS.md`);
 // Sockets of the SDK may linger a moment after close(); everything was stopped.
 process.exit(0);

@@ -5,7 +5,7 @@
  * and then. One status line per second: state, RTT, calls queued, calls
  * applied.
  */
-import { createSyncClient, type SyncClient } from '../src/index.ts';
+import { ConnectionLostError, createSyncClient, type SyncClient } from '../src/index.ts';
 import { DbConnection, tables } from './arena/bindings/index.ts';
 
 export interface BotsOptions {
@@ -26,10 +26,12 @@ interface Bot {
   queued: number;
   applied: number;
   rejected: number;
+  /** Sent, then the connection died before an answer: outcome unknown (maybe applied), so not "rejected". */
+  lost: number;
   rtt: number | null;
 }
 
-const stateLetter: Record<string, string> = { live: 'L', syncing: 'S', connecting: 'C', reconnecting: 'R', offline: 'O', closed: 'X' };
+const stateLetter: Record<string, string> = { live: 'L', degraded: 'D', syncing: 'S', connecting: 'C', reconnecting: 'R', offline: 'O', closed: 'X' };
 
 export function runBots(options: BotsOptions): { stop(): Promise<void> } {
   const bots: Bot[] = [];
@@ -39,16 +41,16 @@ export function runBots(options: BotsOptions): { stop(): Promise<void> } {
       builder: DbConnection.builder,
       uri: options.uri,
       database: options.database,
-      heartbeat: { interval: 1000, timeout: 3000 },
       retry: { initialInterval: 300, maxInterval: 5000 },
       connectTimeout: 5000,
       reconcile: { conflict: 'client-wins' },
       sdkLogLevel: 'error',
       events: null,
     });
-    const bot: Bot = { name: `bot-${i + 1}`, client, myNode: undefined, creating: false, queued: 0, applied: 0, rejected: 0, rtt: null };
+    const bot: Bot = { name: `bot-${i + 1}`, client, myNode: undefined, creating: false, queued: 0, applied: 0, rejected: 0, lost: 0, rtt: null };
     bots.push(bot);
-    client.metrics$.subscribe((m) => (bot.rtt = m.rtt.lastMs ?? m.callLatency.lastMs));
+    // The smoothed round trip, only while live (undefined otherwise).
+    client.status$.subscribe((s) => (bot.rtt = s.state === 'live' ? (s.rttMs ?? null) : null));
     let me: string | undefined;
     client.identity$.subscribe((id) => {
       me = id.toHexString();
@@ -67,9 +69,10 @@ export function runBots(options: BotsOptions): { stop(): Promise<void> } {
         bot.queued--;
         bot.applied++;
       },
-      () => {
+      (e: unknown) => {
         bot.queued--;
-        bot.rejected++;
+        if (e instanceof ConnectionLostError && e.info.reducer !== undefined) bot.lost++;
+        else bot.rejected++;
       },
     );
   };
@@ -105,14 +108,15 @@ export function runBots(options: BotsOptions): { stop(): Promise<void> } {
   const started = Date.now();
   timers.push(
     setInterval(() => {
-      const states = bots.map((b) => b.client.status.state);
+      // A live bot whose calls or probes go unanswered shows as `D`egraded: live, but not for long if it lasts.
+      const states = bots.map((b) => (b.client.status.quality === 'degraded' ? 'degraded' : b.client.status.state));
       const live = states.filter((s) => s === 'live').length;
       const state = live === bots.length ? 'live' : states.map((s) => stateLetter[s] ?? '?').join('');
       const rtts = bots.map((b) => b.rtt).filter((r): r is number => r !== null);
       const rtt = rtts.length ? `${(rtts.reduce((a, b) => a + b, 0) / rtts.length).toFixed(1)} ms` : '–';
       const sum = (f: (b: Bot) => number) => bots.reduce((a, b) => a + f(b), 0);
       const t = Math.round((Date.now() - started) / 1000);
-      options.out(`t=${t}s state=${state} (${live}/${bots.length} live) rtt=${rtt} queued=${sum((b) => b.queued)} applied=${sum((b) => b.applied)} rejected=${sum((b) => b.rejected)}`);
+      options.out(`t=${t}s state=${state} (${live}/${bots.length} live) rtt=${rtt} queued=${sum((b) => b.queued)} applied=${sum((b) => b.applied)} rejected=${sum((b) => b.rejected)} lost=${sum((b) => b.lost)}`);
     }, 1000),
   );
 

@@ -64,7 +64,13 @@ async function main() {
       host: '127.0.0.1',
       dataDir,
       admin: true,
-      logger: { log: (level, message) => level === 'error' && process.stderr.write(`[devserver] ${message}\n`) },
+      logger: {
+        // Errors, plus what a person running the demo wants to follow: players coming and going, faults injected.
+        log: (level, message) => {
+          if (level === 'error') process.stderr.write(`[devserver] ${message}\n`);
+          else if (/^player |^fault: |^restarted /.test(message)) process.stdout.write(`[${new Date().toTimeString().slice(0, 8)}] ${message}\n`);
+        },
+      },
     });
     uri = devServer.wsUrl;
     database = devServer.database;
@@ -127,5 +133,15 @@ async function probeAdmin(uri: string): Promise<string | undefined> {
 
 main().catch((e) => {
   process.stderr.write(`stdb-rx demo: ${e instanceof Error ? e.message : String(e)}\n`);
+  const clash = e as { code?: string; port?: number };
+  if (clash?.code === 'EADDRINUSE') {
+    process.stderr.write(`${portHint(clash.port)}\n`);
+  }
   process.exit(1);
 });
+
+/** What to do when a port is taken: which flag picks another one. */
+function portHint(port: number | undefined): string {
+  const which = port === undefined ? '' : ` ${port}`;
+  return `Port${which} is already in use (another demo or dev server?). Pick free ports with --port N (dev server) and --page-port N (page), e.g. npm start -- --port 3100 --page-port 8180`;
+}

@@ -1,7 +1,9 @@
 /**
  * Fault injection for the dev server — the conditions stdb-rx exists to
  * survive, on demand. Reached as `server.faults` in tests and, with
- * `--admin`, as `/_dev/…` endpoints for the demo page.
+ * `--admin`, as `/_dev/…` endpoints for the demo page. The `/_dev/…`
+ * endpoints themselves are never subject to these faults: a blackhole holds
+ * every other request, never the one that ends it.
  */
 
 /** Longest delay a Node timer takes (about 24.8 days); longer ones would fire at once. */
@@ -33,6 +35,8 @@ export class FaultState {
 export interface FaultTarget {
   dropAll(): number;
   startBlackhole(ms: number): void;
+  /** End a blackhole now, as if its time were up. */
+  endBlackhole(): void;
   restart(): Promise<void>;
 }
 
@@ -89,8 +93,9 @@ export class DevServerFaults {
     return this.target.restart();
   }
 
-  /** Switch every lasting fault off. */
+  /** Switch every lasting fault off; a blackhole ends as if its time were up (its sockets close, held requests are released). */
   clear(): void {
+    if (this.state.blackholed()) this.target.endBlackhole();
     this.state.blackholeUntil = 0;
     this.state.latencyMs = 0;
     this.state.jitterMs = 0;

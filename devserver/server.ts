@@ -174,6 +174,7 @@ export class DevServer {
     this.faults = new DevServerFaults(this.#faultState, {
       dropAll: () => this.#dropAll(),
       startBlackhole: (ms) => this.#startBlackhole(ms),
+      endBlackhole: () => this.#endBlackhole(),
       restart: () => this.restart(),
     });
   }
@@ -448,8 +449,9 @@ export class DevServer {
   // ---- HTTP ---------------------------------------------------------------
 
   #onRequest(req: IncomingMessage, res: ServerResponse) {
-    if (this.#holdIfBlackholed(req.socket)) return;
     const url = requestUrl(req.url);
+    // The fault endpoints are never subject to the faults they control: a blackhole must be endable.
+    if (!url?.pathname.startsWith('/_dev/') && this.#holdIfBlackholed(req.socket)) return;
     // The public API answers pages of any origin, as SpacetimeDB does: a browser
     // app exchanges its token (POST with Authorization) before every connection.
     // The admin endpoints (`/_dev/`) stay same-origin.
@@ -556,6 +558,7 @@ export class DevServer {
     // which /_dev/ never grants: other web pages open in the same browser
     // cannot drive the faults with a simple form POST.
     if (req.headers[ADMIN_HEADER] !== '1') return send(403, `send the header ${ADMIN_HEADER}: 1 to use the dev controls`);
+    this.#logLine('info', `fault: ${op}${url.search ? ` ${decodeURIComponent(url.search.slice(1)).replace(/&/g, ' ')}` : ''}`);
     try {
       switch (op) {
         case 'drop-all':

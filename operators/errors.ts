@@ -11,17 +11,17 @@
 export interface HeartbeatTimeoutInfo {
   /** Scheduler time of the last inbound activity, or `null` if nothing ever arrived. */
   readonly lastActivityAt: number | null;
-  /** Scheduler time at which the unanswered probe was sent. */
+  /** Scheduler time at which the unanswered (follow-up) probe was sent. */
   readonly probeAt: number;
   /** Number of probes sent during this subscription, the unanswered one included. */
   readonly probesSent: number;
-  /** The configured `timeout` (ms) that elapsed without any activity. */
+  /** The wait (ms) after that probe that elapsed without any activity. */
   readonly timeout: number;
 }
 
 /**
- * Raised by {@link heartbeat} when a probe was sent and no activity of any kind
- * arrived within `timeout` after it.
+ * Raised by {@link heartbeat} when the link was degraded, a follow-up probe was
+ * sent, and no activity of any kind arrived within `info.timeout` after it.
  */
 export class HeartbeatTimeoutError extends Error {
   override readonly name = 'HeartbeatTimeoutError';

@@ -6,7 +6,7 @@
  */
 export { retryBackoff, type RetryBackoffConfig, type RetryScheduled } from './retryBackoff.ts';
 export { computeBackoffDelay, exponentialBackoffDelay, type BackoffInput, type Jitter } from './backoff.ts';
-export { heartbeat, type HeartbeatConfig, type HeartbeatMeasurement } from './heartbeat.ts';
+export { heartbeat, type HeartbeatConfig, type HeartbeatMeasurement, type HeartbeatDegraded, type HeartbeatRecovered, type HeartbeatEvent } from './heartbeat.ts';
 export { jsonPatchDelta, defaultKeyToString, type DeltaOperation, type JsonPatchDeltaConfig } from './jsonPatchDelta.ts';
 export { applyDelta, type ApplyDeltaConfig } from './applyDelta.ts';
 export { encodeValue, decodeValue, type JsonValue } from './jsonCodec.ts';

@@ -37,14 +37,14 @@ import { MemoryStore } from '../storage/store.ts';
 import { ModuleCodecs, moduleFromBindings, type StorageModule } from '../storage/schema.ts';
 import { MigrationError, StorageError, toStorageError } from '../storage/errors.ts';
 import type { MigrationProgress } from '../storage/migrations.ts';
-import { AuthError, CallbackError, ConnectionLostError, ProtocolError, ReceiptsNotFoundError } from '../streams/errors.ts';
+import { AuthError, CallbackError, ConnectionLostError, OutcomeUnknownError, ProtocolError, ReceiptsNotFoundError, withUserMessage, type PlayerFacingError } from '../streams/errors.ts';
 import { GuardedObservable } from '../streams/guard.ts';
 import { supervise, type SessionEvent, type Trigger } from '../streams/lifecycle.ts';
 import { LiveQueries, type ConnectionLike, type SyncProgress, type TableChangeBatch } from '../streams/liveQueries.ts';
 import { createLogger, type Logger, type LoggerOptions } from '../streams/logger.ts';
 import { MetricsRecorder, type ClientMetrics } from '../streams/metrics.ts';
 import { compileQuery, compileRawQuery, type QuerySource, type TableRefLike } from '../streams/query.ts';
-import { createSocketAdapter, type SocketAdapter, type WebSocketCtor } from '../streams/socketAdapter.ts';
+import { createSocketAdapter, probeQuery, type SocketAdapter, type WebSocketCtor } from '../streams/socketAdapter.ts';
 import { initialStatus, reducePhase, reduceStatus, type ConnectionStatus, type LifecycleEvent, type Phase, type SyncStatus } from '../streams/status.ts';
 import type { RowChange, RowKey } from '../streams/tableView.ts';
 
@@ -59,16 +59,25 @@ export interface TokenRequest {
 /** Returns a fresh JWT from an external OIDC provider. */
 export type TokenProvider = (request: TokenRequest) => string | Promise<string>;
 
-/** Heartbeat settings; `false` turns the heartbeat off. */
+/**
+ * Heartbeat and connection-quality settings; `false` turns both off. Every
+ * call or probe gets an answer deadline of `srtt + 4·rttvar` from the
+ * measured round trips (as TCP's RFC 6298), never below `timeout` nor above
+ * `maxTimeout`. Past it, `status.quality` turns `degraded` and a probe goes
+ * out; when that probe stays unanswered for twice the deadline, the
+ * connection is lost and rebuilt. See docs/client.md, "Connection quality".
+ */
 export interface HeartbeatOptions {
-  /** Silence (ms) after which a probe is sent. @default 15_000 */
+  /** Inbound silence (ms) after which a probe is sent. @default 1_500 */
   interval?: number;
-  /** Time (ms) allowed for any inbound frame after a probe. @default 10_000 */
+  /** The floor of the answer deadline (ms). @default 1_000 */
   timeout?: number;
+  /** The ceiling of the answer deadline (ms). @default 10_000 */
+  maxTimeout?: number;
   /**
    * The `OneOffQuery` sent as probe; its result is consumed by the socket
-   * adapter. Any answer, an error included, proves the connection alive.
-   * @default 'SELECT * FROM __stdb_rx_heartbeat__' (an error answer, cheap everywhere)
+   * adapter. Any answer proves the connection alive.
+   * @default `SELECT * FROM "<first table of the bindings>" WHERE FALSE` (valid, answers with no rows), else 'SELECT * FROM __stdb_rx_heartbeat__'
    */
   query?: string;
 }
@@ -101,7 +110,7 @@ export interface SyncClientOptions<C extends AnyConnection> {
    * @default { initialInterval: 500, maxInterval: 30_000, jitter: 'full' }
    */
   retry?: Partial<Omit<RetryBackoffConfig, 'onRetry' | 'resetOnSuccess' | 'scheduler'>>;
-  /** @default { interval: 15_000, timeout: 10_000 } */
+  /** @default { interval: 1_500, timeout: 1_000, maxTimeout: 10_000 } */
   heartbeat?: HeartbeatOptions | false;
   /** Time (ms) allowed from starting a connection to `InitialConnection`. @default 15_000 */
   connectTimeout?: number;
@@ -230,7 +239,7 @@ type ReducerArgs<C extends AnyConnection, K extends ReducerName<C>> = C['reducer
 
 /** The client a game uses. */
 export interface SyncClient<C extends AnyConnection> {
-  /** Connection status, with `stale` and `storage`; replays the current one. Completes on `close()`. */
+  /** Connection status, with `quality`, `stale` and `storage`; replays the current one. Completes on `close()`. */
   readonly status$: Observable<SyncStatus>;
   /** Game flow phase; replays the current one. */
   readonly phase$: Observable<Phase>;
@@ -240,8 +249,8 @@ export interface SyncClient<C extends AnyConnection> {
   readonly identity: Identity | undefined;
   /** Initial sync progress of the current connection. */
   readonly syncProgress$: Observable<SyncProgress>;
-  /** Recoverable errors (never ending a data stream). */
-  readonly errors$: Observable<Error>;
+  /** Recoverable errors (never ending a data stream), each with a `userMessage` to show a player as is. */
+  readonly errors$: Observable<PlayerFacingError>;
   /** Network metrics. */
   readonly metrics$: Observable<ClientMetrics>;
   /** Current status, synchronously. */
@@ -320,7 +329,6 @@ export function mergeRetry(user: SyncClientOptions<AnyConnection>['retry'] = {})
   if (given.maxInterval !== undefined && given.initialInterval === undefined && merged.maxInterval < merged.initialInterval) merged.initialInterval = merged.maxInterval;
   return merged as RetryBackoffConfig;
 }
-const DEFAULT_PROBE = 'SELECT * FROM __stdb_rx_heartbeat__';
 
 function lostReason(err: unknown): ConnectionLostError['info']['reason'] {
   if (err instanceof HeartbeatTimeoutError) return 'heartbeat';
@@ -343,7 +351,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   if (!options.uri && !probeBuilder.getUri()) throw new TypeError('createSyncClient: no server URI: pass `uri` or a builder with `withUri`.');
   if (!options.database && !probeBuilder.getModuleName()) throw new TypeError('createSyncClient: no database: pass `database` or a builder with `withDatabaseName`.');
   const retry = mergeRetry(options.retry);
-  const hb = options.heartbeat === false ? undefined : { interval: 15_000, timeout: 10_000, query: DEFAULT_PROBE, ...options.heartbeat };
+  const hbOptions = options.heartbeat === false ? undefined : { interval: 1_500, timeout: 1_000, maxTimeout: 10_000, ...options.heartbeat };
   const connectTimeout = options.connectTimeout ?? 15_000;
   const scheduler = options.scheduler ?? asyncScheduler;
   const log = createLogger(options.logger);
@@ -369,6 +377,8 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const toAccessor = new Map<string, string>([...toCanonical].map(([a, c]) => [c, a]));
   const tableSource = new Map<string, string>(Object.entries(bindings?.tables ?? {}).map(([accessor, t]) => [accessor, t.sourceName]));
   const knownTables = bindings ? new Set(tableSource.values()) : undefined;
+  // A valid query that answers with no rows: nothing for a real server to log as an error.
+  const hb = hbOptions ? { ...hbOptions, query: hbOptions.query ?? probeQuery(knownTables ?? []) } : undefined;
 
   const storageOption: SyncClientOptions<C>['storage'] = options.storage;
   if (storageOption && typeof storageOption === 'object' && !(storageOption instanceof Promise) && !('outbox' in storageOption) && typeof (storageOption as { open?: unknown }).open !== 'function') {
@@ -390,20 +400,28 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   /** Rows were shown (cache or server): when not live, they are stale. */
   let shown = false;
   let storageMode: SyncStatus['storage'] = storageOption ? 'durable' : 'none';
-  const decorate = (s: ConnectionStatus): SyncStatus => ({ ...s, stale: shown && s.state !== 'live', storage: storageMode });
+  const decorate = (s: ConnectionStatus): SyncStatus => ({ ...s, lastError: s.lastError as PlayerFacingError | null, stale: shown && s.state !== 'live', storage: storageMode });
   const statusSubject = new BehaviorSubject<SyncStatus>(decorate(baseStatus));
   const publishStatus = () => {
     const next = decorate(baseStatus);
     const cur = statusSubject.value;
     if (statusSubject.closed) return;
-    if (cur.state !== next.state || cur.since !== next.since || cur.attempt !== next.attempt || cur.nextRetryAt !== next.nextRetryAt || cur.lastError !== next.lastError || cur.stale !== next.stale || cur.storage !== next.storage) {
+    if (
+      cur.state !== next.state || cur.since !== next.since || cur.attempt !== next.attempt || cur.nextRetryAt !== next.nextRetryAt || cur.lastError !== next.lastError ||
+      cur.stale !== next.stale || cur.storage !== next.storage || cur.quality !== next.quality || cur.rttMs !== next.rttMs || cur.rttVarianceMs !== next.rttVarianceMs
+    ) {
       statusSubject.next(next);
     }
   };
   const phaseSubject = new BehaviorSubject<Phase>('connect');
   const identitySubject = new BehaviorSubject<Identity | undefined>(undefined);
   const progressSubject = new BehaviorSubject<SyncProgress>({ applied: 0, total: 0, rows: 0 });
-  const errorsSubject = new Subject<Error>();
+  const errorSubject = new Subject<PlayerFacingError>();
+  /** Whether any connection of this client got live: network failures before that read "Can't reach the server". */
+  let everLive = false;
+  /** Every error reported (errors$, status.lastError) gets its player-facing text. */
+  const present = (e: unknown): PlayerFacingError => withUserMessage(e, { connectedBefore: everLive });
+  const errorsSubject = { next: (e: unknown) => errorSubject.next(present(e)), complete: () => errorSubject.complete() };
   const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
   /** Application code threw: a CallbackError on errors$, never a connection failure. */
   const callbackFailed = (callback: CallbackError['info']['callback'], e: unknown, stream?: string) => {
@@ -536,6 +554,11 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       // Latency only from answers this client saw: a receipt or another tab's record says nothing of it.
       metrics.callConfirmed(ev.via === 'answer' ? ev.latencyMs : undefined);
       debug(() => `call ${ev.reducer} confirmed ${ev.latencyMs === undefined ? `(${ev.via})` : `in ${ev.latencyMs.toFixed(1)} ms`}`);
+    } else if (ev.status === 'rejected' && ((ev.error instanceof ConnectionLostError && ev.error.info.reducer !== undefined) || ev.error instanceof OutcomeUnknownError)) {
+      // Sent, then the connection died (or a durable call's outcome was never recorded): unknown, not a rejection.
+      metrics.callLost();
+      debug(() => `call ${ev.reducer} lost: its outcome is unknown`);
+      errorsSubject.next(ev.error);
     } else if (ev.status === 'rejected') {
       metrics.callRejected();
       debug(() => `call ${ev.reducer} rejected: ${ev.error.message}`);
@@ -626,7 +649,11 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       let protocolError: ProtocolError | undefined;
       let closeInfo: { code?: number; reason?: string } = {};
       const subs: Subscription[] = [];
-      const activity = new Subject<void>();
+      /** The heartbeat's latest round-trip estimates for this connection. */
+      let estimate: { rttMs?: number; rttVarianceMs?: number } = {};
+      let isLive = false;
+      /** `in` per inbound frame, `out` per frame the SDK sends (each expects an answer). */
+      const activity = new Subject<'in' | 'out'>();
 
       const teardown = (reason: ConnectionLostError['info']['reason'], cause?: unknown) => {
         for (const s of subs) s.unsubscribe();
@@ -663,20 +690,48 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
               debug(() => `socket open (${protocol})`);
               sub.next({ type: 'opened' });
               if (hb) {
+                let lastRttAt = -Infinity;
                 subs.push(
                   activity
-                    .pipe(heartbeat({ interval: hb.interval, timeout: hb.timeout, probe: () => void thisAdapter.probe(hb.query), scheduler }))
-                    .subscribe({ error: (e) => fail(e) }),
+                    .pipe(
+                      heartbeat({
+                        interval: hb.interval,
+                        timeout: hb.timeout,
+                        maxTimeout: hb.maxTimeout,
+                        probe: () => void thisAdapter.probe(hb.query),
+                        isRequest: (v) => v === 'out',
+                        scheduler,
+                      }),
+                    )
+                    .subscribe({
+                      next: (ev) => {
+                        if (ev.type === 'rtt') {
+                          estimate = { rttMs: Math.round(ev.srttMs * 10) / 10, rttVarianceMs: Math.round(ev.rttVarMs * 10) / 10 };
+                          // At most one round-trip update per second: a status a game can render as is.
+                          const t = scheduler.now();
+                          if (t - lastRttAt < 1000 || !isLive) return;
+                          lastRttAt = t;
+                          sub.next({ type: 'quality', quality: 'good', ...estimate });
+                        } else if (ev.type === 'degraded') {
+                          log.log('info', `no answer within ${Math.round(ev.deadlineMs)} ms: connection degraded, probing`);
+                          if (isLive) sub.next({ type: 'quality', quality: 'degraded', ...estimate });
+                        } else if (isLive) {
+                          sub.next({ type: 'quality', quality: 'good', ...estimate });
+                        }
+                      },
+                      error: (e) => fail(e),
+                    }),
                 );
               }
             },
             frameIn: (f) => {
               metrics.frameIn(f);
-              activity.next();
+              activity.next('in');
               debug(() => `← ${f.messages.map((m) => m.kind + (m.tableBytes ? `[${[...m.tableBytes].map(([t, n]) => `${t}:${n}B`).join(',')}]` : '')).join(' ')} (${f.wireBytes} B)`);
             },
             frameOut: (f) => {
               metrics.frameOut(f);
+              if (!f.probe) activity.next('out');
               debug(() => `→ ${f.messages.map((m) => (m.reducer ? `${m.kind} ${m.reducer}` : m.kind)).join(' ')}${f.probe ? ' (probe)' : ''} (${f.bytes} B)`);
             },
             probeAnswered: (ms) => metrics.probeAnswered(ms),
@@ -712,7 +767,10 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
           if (st && persistToken) void st.tokens.set(tok, identity).catch((e) => errorsSubject.next(toStorageError('tokens.set', e)));
           debug(() => `logged in as ${identity.toHexString().slice(0, 16)}…`);
           sub.next({ type: 'connected', identity, token: tok });
-          liveCheck = () => thisAdapter.probe(hb?.query ?? DEFAULT_PROBE);
+          // A page resume: probe now, with an answer deadline like any request (no answer → degraded → lost).
+          liveCheck = () => {
+            if (thisAdapter.probe(hb?.query ?? probeQuery(knownTables ?? []))) activity.next('out');
+          };
           queries.attach(c as unknown as ConnectionLike, () => {
             if (ended) return;
             void (async () => {
@@ -730,7 +788,10 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
                 return fn(args);
               });
               sendable = () => receiptIds(c as unknown as ConnectionLike);
+              everLive = true;
+              isLive = true;
               sub.next({ type: 'synced' });
+              if (estimate.rttMs !== undefined) sub.next({ type: 'quality', quality: 'good', ...estimate });
               maybeDrain();
             })().catch((e) => fail(e instanceof Error ? e : new Error(String(e))));
           });
@@ -817,6 +878,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   });
 
   const onEvent = (e: LifecycleEvent) => {
+    if (e.type === 'lost' || e.type === 'failed' || e.type === 'offline') present(e.error);
     const next = reduceStatus(baseStatus, e);
     if (next !== baseStatus) baseStatus = next;
     if (e.type === 'synced') shown = true;
@@ -934,7 +996,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     phase$: guarded(phaseSubject, 'phase$'),
     identity$: guarded(identitySubject.pipe(filter((i): i is Identity => i !== undefined)), 'identity$'),
     syncProgress$: guarded(progressSubject, 'syncProgress$'),
-    errors$: guarded(errorsSubject, 'errors$'),
+    errors$: guarded(errorSubject, 'errors$'),
     metrics$: guarded(metrics.metrics$, 'metrics$'),
     get status() {
       return statusSubject.value;
@@ -1099,7 +1161,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
         if (ownsStorage) await storage.close();
         else await storage.lease?.stop();
       }
-      for (const s of [statusSubject, phaseSubject, progressSubject, errorsSubject] as Subject<unknown>[]) s.complete();
+      for (const s of [statusSubject, phaseSubject, progressSubject, errorSubject] as Subject<unknown>[]) s.complete();
       identitySubject.complete();
       metrics.complete();
     },

@@ -35,7 +35,7 @@ export {
   OfflineRefusedError,
   MigrationError,
 } from '../storage/errors.ts';
-export type { ConnectionStatus, ConnectionState, Phase, LifecycleEvent } from '../streams/status.ts';
+export type { ConnectionStatus, ConnectionState, ConnectionQuality, Phase, LifecycleEvent } from '../streams/status.ts';
 export type { SyncProgress } from '../streams/liveQueries.ts';
 export type { RowChange, RowKey } from '../streams/tableView.ts';
 export type { ClientMetrics, LatencyStats } from '../streams/metrics.ts';
@@ -53,6 +53,10 @@ export {
   CallbackError,
   type CallbackErrorInfo,
   type CallbackName,
+  userMessage,
+  withUserMessage,
+  type PlayerFacingError,
+  type UserMessageContext,
   type AuthErrorInfo,
   type ConnectionLostInfo,
   type SubscriptionErrorInfo,

@@ -25,7 +25,7 @@ import type { DeltaOperation } from '../operators/jsonPatchDelta.ts';
 import { heartbeat } from '../operators/heartbeat.ts';
 import { encodeValue, unescapeKey, escapeKey, type JsonValue } from '../operators/jsonCodec.ts';
 import { retryBackoff, type RetryBackoffConfig } from '../operators/retryBackoff.ts';
-import { ConnectionLostError } from '../streams/errors.ts';
+import { ConnectionLostError, withUserMessage, type PlayerFacingError } from '../streams/errors.ts';
 import type { WebSocketCtor } from '../streams/socketAdapter.ts';
 import { initialStatus, reduceStatus, type LifecycleEvent, type SyncStatus } from '../streams/status.ts';
 import type { RowChange, RowKey } from '../streams/tableView.ts';
@@ -288,12 +288,17 @@ export function createSpectator(options: SpectatorOptions): Spectator {
   let upstream = 'live';
   let shown = false;
   let connection = 0;
-  let base: SyncStatus = { ...initialStatus(Date.now()), stale: false, storage: 'none' };
+  let base: SyncStatus = { ...initialStatus(Date.now()), lastError: null, stale: false, storage: 'none' };
   const status$ = new BehaviorSubject<SpectatorStatus>({ ...base, delayMs, version, upstream });
   const publish = () => status$.next({ ...base, stale: shown && base.state !== 'live', delayMs, version, upstream });
+  /** Whether this spectator was ever live: failures before that read "Can't reach the server". */
+  let everLive = false;
   const lifecycle = (e: LifecycleEvent) => {
+    if (e.type === 'lost' || e.type === 'failed' || e.type === 'offline') withUserMessage(e.error, { connectedBefore: everLive });
     const next = reduceStatus(base, e);
-    base = { ...base, ...next };
+    if (next.state === 'live') everLive = true;
+    // The error was given its userMessage above (withUserMessage sets it on the error itself).
+    base = { ...base, ...next, lastError: next.lastError as PlayerFacingError | null };
     publish();
   };
 

@@ -20,6 +20,8 @@ export interface AuthErrorInfo {
 /** The server refused the token. Not retried: the client stops in `offline` with this as `lastError`. */
 export class AuthError extends Error {
   override readonly name = 'AuthError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: AuthErrorInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -36,6 +38,8 @@ export interface ConnectionLostInfo {
 /** The socket went away (retried). Also settles reducer calls that were in flight when it happened. */
 export class ConnectionLostError extends Error {
   override readonly name = 'ConnectionLostError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: ConnectionLostInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -50,6 +54,8 @@ export interface SubscriptionErrorInfo {
 /** The server refused or dropped a subscription. Reported on `errors$` and as the error of that query's streams. */
 export class SubscriptionError extends Error {
   override readonly name = 'SubscriptionError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: SubscriptionErrorInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -73,6 +79,8 @@ export interface ReducerRejectedInfo {
 /** The server rejected a reducer call. */
 export class ReducerRejectedError extends Error {
   override readonly name = 'ReducerRejectedError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: ReducerRejectedInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -87,6 +95,8 @@ export interface ProtocolErrorInfo {
 /** A frame could not be read (bad compression tag, truncated message…). The connection is dropped and retried. */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
+  /** The player-facing text, once the client reported this error (see {@link userMessage}). */
+  declare readonly userMessage?: string;
   constructor(message: string, readonly info: ProtocolErrorInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -163,4 +173,127 @@ export class CallbackError extends Error {
   constructor(message: string, readonly info: CallbackErrorInfo, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/** An error as `errors$` and `status.lastError` carry it: with a short text a game can show a player as is. */
+export type PlayerFacingError = Error & {
+  /**
+   * A short sentence in the player's language ("Connection lost — reconnecting",
+   * "Can't reach the server", "The server rejected this change: …"): no
+   * timestamps, protocol message names or exception class names.
+   */
+  readonly userMessage: string;
+};
+
+/** What {@link userMessage} needs to know beyond the error itself. */
+export interface UserMessageContext {
+  /**
+   * Whether this client was ever live. A network failure before that reads
+   * "Can't reach the server", after it "Connection lost — reconnecting".
+   * @default true
+   */
+  readonly connectedBefore?: boolean;
+}
+
+const REJECTION_DETAIL_MAX = 120;
+
+/** The server's own rejection text, when it reads like a sentence for people (no stack, no tags), else ''. */
+function rejectionDetail(err: ReducerRejectedError): string {
+  const cause = err.cause as { message?: unknown } | undefined;
+  let text = typeof cause?.message === 'string' ? cause.message : err.message.replace(/^[\w.]+ rejected: /, '');
+  text = text.split('\n')[0].trim();
+  if (!text || text.length > REJECTION_DETAIL_MAX || /\w*(Error|Exception)\b|\bpanic|[{}<>]|\bat \w+ \(|\d{10,}/.test(text)) return '';
+  return text;
+}
+
+/**
+ * The short, player-facing sentence for an error of this package (or any
+ * other error: a generic one). Pure: the same error and context always give
+ * the same text.
+ *
+ * | error                                   | text                                                   |
+ * |-----------------------------------------|--------------------------------------------------------|
+ * | network failure, never live yet         | Can't reach the server                                 |
+ * | network failure after being live        | Connection lost — reconnecting                         |
+ * | a call in flight when the link died     | Connection lost — this change may not have been saved  |
+ * | browser offline                         | You're offline                                         |
+ * | token refused                           | Sign-in was refused — please sign in again             |
+ * | reducer rejected (`SenderError`)        | The server rejected this change: <its message>         |
+ * | unreadable frame                        | Sync problem — reconnecting                            |
+ * | storage failure                         | Can't save on this device — changes are kept until you close the game |
+ */
+export function userMessage(error: unknown, context: UserMessageContext = {}): string {
+  const connectedBefore = context.connectedBefore ?? true;
+  const name = (error as { name?: unknown } | null)?.name;
+  if (error instanceof ConnectionLostError) {
+    if (error.info.reducer !== undefined) return 'Connection lost — this change may not have been saved';
+    switch (error.info.reason) {
+      case 'offline':
+        return "You're offline";
+      case 'closed':
+        return 'Disconnected';
+      case 'reconnect':
+      case 'resume':
+        return 'Reconnecting…';
+      default:
+        return connectedBefore ? 'Connection lost — reconnecting' : "Can't reach the server";
+    }
+  }
+  if (error instanceof AuthError) return 'Sign-in was refused — please sign in again';
+  if (error instanceof ReducerRejectedError) {
+    switch (error.info.kind) {
+      case 'superseded':
+        return 'Replaced by a newer change';
+      case 'expired':
+        return 'This change expired before it could be sent';
+      case 'discarded':
+        return 'This change was discarded before it was sent';
+      case 'internal':
+        return 'The server could not apply this change';
+      case 'sender': {
+        const detail = rejectionDetail(error);
+        return detail ? `The server rejected this change: ${detail}` : 'The server rejected this change';
+      }
+    }
+  }
+  if (error instanceof OutcomeUnknownError) return "We couldn't confirm whether this change was saved";
+  if (error instanceof ReceiptsNotFoundError) return 'Some changes may be applied twice after a reconnect';
+  if (error instanceof CallbackError) return 'Something went wrong in the game';
+  if (error instanceof ProtocolError) return connectedBefore ? 'Sync problem — reconnecting' : "Can't reach the server";
+  if (error instanceof SubscriptionError) return "Some game data couldn't be loaded";
+  switch (name) {
+    case 'HeartbeatTimeoutError':
+      return connectedBefore ? 'Connection lost — reconnecting' : "Can't reach the server";
+    case 'StorageQuotaError':
+      return 'This device is out of space — changes are kept until you close the game';
+    case 'StorageUpgradeBlockedError':
+      return 'Close the other tabs of this game to finish updating';
+    case 'MigrationError':
+      return "A saved change couldn't be carried over to this version";
+    case 'InvalidArgsError':
+    case 'UnknownReducerError':
+      return "This action isn't possible";
+    case 'OfflineRefusedError':
+      return "This action needs a connection — you're offline";
+    case 'SpectatorRefusedError':
+      return "This match can't be watched right now";
+    case 'SpectatorDesyncError':
+    case 'SpectatorUnknownTableError':
+      return connectedBefore ? 'Sync problem — reconnecting' : "Can't reach the server";
+  }
+  if (typeof name === 'string' && name.startsWith('Storage')) return "Can't save on this device — changes are kept until you close the game";
+  return 'Something went wrong';
+}
+
+/**
+ * Give `error` its {@link PlayerFacingError.userMessage} (kept when it already
+ * has one) and return it. The property is not enumerable, so the error logs
+ * and compares as before.
+ */
+export function withUserMessage(error: unknown, context?: UserMessageContext): PlayerFacingError {
+  const err = error instanceof Error ? error : new Error(String(error));
+  if (typeof (err as Partial<PlayerFacingError>).userMessage !== 'string') {
+    Object.defineProperty(err, 'userMessage', { value: userMessage(err, context), enumerable: false, configurable: true, writable: false });
+  }
+  return err as PlayerFacingError;
 }

@@ -29,7 +29,9 @@ export type SessionEvent =
   | { readonly type: 'opened' }
   | { readonly type: 'connected'; readonly identity: Identity; readonly token: string }
   | { readonly type: 'synced' }
-  | { readonly type: 'migrating'; readonly phase: 'migration-download' | 'migration-upload' };
+  | { readonly type: 'migrating'; readonly phase: 'migration-download' | 'migration-upload' }
+  /** The heartbeat's view of the link (see {@link LifecycleEvent} `quality`). */
+  | { readonly type: 'quality'; readonly quality: 'good' | 'degraded'; readonly rttMs?: number; readonly rttVarianceMs?: number };
 
 /** `restart`: replace the current session with a fresh attempt, whatever its state (sign-out). */
 export type Trigger = 'now' | 'online' | 'offline' | 'resume' | 'restart';
@@ -148,5 +150,7 @@ function toLifecycle(ev: SessionEvent, at: number): LifecycleEvent {
       return { type: 'synced', at };
     case 'migrating':
       return { type: 'migrating', at, phase: ev.phase };
+    case 'quality':
+      return { type: 'quality', at, quality: ev.quality, rttMs: ev.rttMs, rttVarianceMs: ev.rttVarianceMs };
   }
 }

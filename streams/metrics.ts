@@ -36,7 +36,14 @@ export interface ClientMetrics {
   /** Reducer calls: call → confirmed. */
   readonly callLatency: LatencyStats;
   readonly callsConfirmed: number;
+  /** Calls the server refused (or that were superseded, expired or never sent). */
   readonly callsRejected: number;
+  /**
+   * Calls sent without storage whose connection died before an answer: their
+   * outcome is unknown (the server may have applied them), so they are
+   * neither confirmed nor rejected.
+   */
+  readonly callsLost: number;
   /** Connections that reached `live`, the first one included. */
   readonly connections: number;
 }
@@ -59,6 +66,7 @@ export function emptyMetrics(): ClientMetrics {
     callLatency: EMPTY_LATENCY,
     callsConfirmed: 0,
     callsRejected: 0,
+    callsLost: 0,
     connections: 0,
   };
 }
@@ -118,6 +126,10 @@ export class MetricsRecorder {
 
   callRejected(): void {
     this.#update((m) => ({ ...m, callsRejected: m.callsRejected + 1 }));
+  }
+
+  callLost(): void {
+    this.#update((m) => ({ ...m, callsLost: m.callsLost + 1 }));
   }
 
   connectionLive(): void {

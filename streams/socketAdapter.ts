@@ -106,6 +106,19 @@ export interface SocketAdapter {
   readonly isOpen: boolean;
 }
 
+/** The probe used when the bindings name no table: answered with an error, so only for servers that log none. */
+export const FALLBACK_PROBE = 'SELECT * FROM __stdb_rx_heartbeat__';
+
+/**
+ * The heartbeat probe for a module: a `OneOffQuery` that is valid SQL on a
+ * table the client may read, and answers with no rows (`WHERE FALSE`), so it
+ * costs the server almost nothing and shows up nowhere as an error.
+ */
+export function probeQuery(tables: Iterable<string>): string {
+  for (const t of tables) return `SELECT * FROM "${t.replace(/"/g, '""')}" WHERE FALSE`;
+  return FALLBACK_PROBE;
+}
+
 /** Probe request ids live in the top of the u32 range, far from the SDK's counter. */
 export const PROBE_ID_BASE = 0xf000_0000;
 

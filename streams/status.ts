@@ -13,11 +13,24 @@
  *   network offline / non-retryable failure ──► offline      close ──► closed (final)
  * ```
  *
+ * While `live`, `quality` follows the heartbeat: `good`, or `degraded` when a
+ * call or probe went unanswered past its deadline (a follow-up probe is out;
+ * if that goes unanswered too, the connection is `lost` and rebuilt). In every
+ * other state `quality` is `lost` and the round-trip figures are `undefined`.
+ *
  * @module
  */
 import type { Identity } from 'spacetimedb';
+import type { PlayerFacingError } from './errors.ts';
 
 export type ConnectionState = 'connecting' | 'syncing' | 'live' | 'reconnecting' | 'offline' | 'closed';
+
+/**
+ * How well the connection carries traffic right now: `good`; `degraded` (live,
+ * but a call or probe is unanswered past its deadline — show it, keep playing);
+ * `lost` (not live: connecting, syncing, reconnecting, offline or closed).
+ */
+export type ConnectionQuality = 'good' | 'degraded' | 'lost';
 
 /** What `status$` emits. */
 export interface ConnectionStatus {
@@ -30,6 +43,12 @@ export interface ConnectionStatus {
   readonly lastError: Error | null;
   /** Epoch ms at which `state` was entered. */
   readonly since: number;
+  /** `good` or `degraded` while live; `lost` otherwise. */
+  readonly quality: ConnectionQuality;
+  /** Smoothed round trip (ms) of this connection, while live and once measured; else `undefined`. */
+  readonly rttMs: number | undefined;
+  /** Variation of the round trip (ms), as `rttMs`. */
+  readonly rttVarianceMs: number | undefined;
 }
 
 /**
@@ -37,6 +56,8 @@ export interface ConnectionStatus {
  * about its data and its storage.
  */
 export interface SyncStatus extends ConnectionStatus {
+  /** The error that caused the current state, with its player-facing `userMessage`. */
+  readonly lastError: PlayerFacingError | null;
   /**
    * The tables show rows that are not being kept up to date: rows from the
    * offline cache before the first sync, or the last rows seen while the
@@ -78,15 +99,19 @@ export type LifecycleEvent =
   | { readonly type: 'offline'; readonly at: number; readonly error: Error }
   /** A non-retryable failure (token refused, retries exhausted): the client stops until `reconnectNow()`. */
   | { readonly type: 'failed'; readonly at: number; readonly error: Error }
+  /** The heartbeat's view of a live link changed: quality, or new round-trip estimates (`undefined` when not measured yet). */
+  | { readonly type: 'quality'; readonly at: number; readonly quality: 'good' | 'degraded'; readonly rttMs?: number; readonly rttVarianceMs?: number }
   /** `close()`: final. */
   | { readonly type: 'closed'; readonly at: number };
 
 export function initialStatus(at: number): ConnectionStatus {
-  return { state: 'connecting', attempt: 0, nextRetryAt: null, lastError: null, since: at };
+  return { state: 'connecting', attempt: 0, nextRetryAt: null, lastError: null, since: at, quality: 'lost', rttMs: undefined, rttVarianceMs: undefined };
 }
 
+const NOT_LIVE = { quality: 'lost', rttMs: undefined, rttVarianceMs: undefined } as const;
+
 function enter(s: ConnectionStatus, state: ConnectionState, at: number, patch: Partial<ConnectionStatus> = {}): ConnectionStatus {
-  return { ...s, ...patch, state, since: state === s.state ? s.since : at };
+  return { ...s, ...(state === 'live' ? {} : NOT_LIVE), ...patch, state, since: state === s.state ? s.since : at };
 }
 
 /** The status reducer. `closed` absorbs everything. */
@@ -102,7 +127,11 @@ export function reduceStatus(s: ConnectionStatus, e: LifecycleEvent): Connection
     case 'connected':
       return enter(s, 'syncing', e.at, { nextRetryAt: null });
     case 'synced':
-      return enter(s, 'live', e.at, { attempt: 0, nextRetryAt: null, lastError: null });
+      return enter(s, 'live', e.at, { attempt: 0, nextRetryAt: null, lastError: null, quality: 'good' });
+    case 'quality':
+      if (s.state !== 'live') return s;
+      if (s.quality === e.quality && s.rttMs === e.rttMs && s.rttVarianceMs === e.rttVarianceMs) return s;
+      return { ...s, quality: e.quality, rttMs: e.rttMs, rttVarianceMs: e.rttVarianceMs };
     case 'lost':
       return enter(s, 'reconnecting', e.at, { lastError: e.error, nextRetryAt: null });
     case 'retry-scheduled':
@@ -127,6 +156,8 @@ export function reducePhase(p: Phase, e: LifecycleEvent): Phase {
       return 'connect';
     case 'opened':
       return 'login';
+    case 'quality':
+      return p;
     case 'connected':
       return 'server-sync';
     case 'synced':

@@ -282,13 +282,11 @@ export const client_connected = spacetimedb.clientConnected(ctx => {
   const existing = ctx.db.player.identity.find(ctx.sender);
   if (existing) {
     ctx.db.player.identity.update({ ...existing, online: true, lastSeen: ctx.timestamp });
+    if (!existing.online) console.info(`player ${existing.name} joined`);
   } else {
-    ctx.db.player.insert({
-      identity: ctx.sender,
-      name: defaultName(ctx.sender),
-      online: true,
-      lastSeen: ctx.timestamp,
-    });
+    const name = defaultName(ctx.sender);
+    ctx.db.player.insert({ identity: ctx.sender, name, online: true, lastSeen: ctx.timestamp });
+    console.info(`player ${name} joined (new)`);
   }
 });
 
@@ -296,6 +294,7 @@ export const client_disconnected = spacetimedb.clientDisconnected(ctx => {
   const existing = ctx.db.player.identity.find(ctx.sender);
   if (existing) {
     ctx.db.player.identity.update({ ...existing, online: false, lastSeen: ctx.timestamp });
+    console.info(`player ${existing.name} left`);
   }
 });
 

@@ -13,6 +13,8 @@ import { tables, type Session } from './session.ts';
 
 export const BOARD_WIDTH = 640;
 export const BOARD_HEIGHT = 420;
+/** Node centres stay this far inside the edges, so no node is ever drawn or dropped half off the board. */
+export const NODE_MARGIN = 20;
 
 interface NodeRow {
   id: bigint;
@@ -37,12 +39,41 @@ interface Drawn {
 }
 
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
+const clampX = (x: number) => clamp(x, NODE_MARGIN, BOARD_WIDTH - NODE_MARGIN);
+const clampY = (y: number) => clamp(y, NODE_MARGIN, BOARD_HEIGHT - NODE_MARGIN);
+
+/**
+ * The board keeps its own 640×420 coordinates and is scaled down to fit a
+ * narrower column (a 390 px phone): the frame takes the scaled height.
+ */
+function fitToFrame(el: HTMLElement): () => void {
+  const frame = el.parentElement;
+  if (!frame) return () => {};
+  const fit = () => {
+    const scale = Math.min(1, frame.clientWidth / BOARD_WIDTH) || 1;
+    el.style.transform = scale === 1 ? '' : `scale(${scale})`;
+    frame.style.height = `${Math.round(BOARD_HEIGHT * scale)}px`;
+  };
+  fit();
+  const observer = new ResizeObserver(fit);
+  observer.observe(frame);
+  return () => observer.disconnect();
+}
+
+/** Pointer position in board coordinates, whatever the board's scale. */
+function boardPoint(el: HTMLElement, e: PointerEvent): { x: number; y: number } {
+  const box = el.getBoundingClientRect();
+  const scale = box.width / BOARD_WIDTH || 1;
+  return { x: (e.clientX - box.left) / scale, y: (e.clientY - box.top) / scale };
+}
 
 /** Mount the board into `el`; `myHex()` is the current identity (hex) or undefined before the first login. */
 export function mountBoard(el: HTMLElement, addButton: HTMLButtonElement, session: Session, storage: Storage, myHex: () => string | undefined): Subscription {
   const elements = new Map<string, HTMLElement>();
   let dragging: { key: string; el: HTMLElement; dx: number; dy: number; moved: boolean } | undefined;
   let lastDrawn = new Map<string, Drawn>();
+  const unfit = fitToFrame(el);
+  addButton.disabled = myHex() === undefined;
 
   const emptyOutbox: OutboxState = { pending: [], queued: 0, sent: 0, rejected: [], quarantined: [] };
   const sub = combineLatest([session.client.optimistic$(tables.gameNode), storage.outbox.outbox$.pipe(startWith(emptyOutbox))]).subscribe(([view, outbox]) => {
@@ -97,6 +128,10 @@ export function mountBoard(el: HTMLElement, addButton: HTMLButtonElement, sessio
 
   function draw(drawn: Map<string, Drawn>) {
     lastDrawn = drawn;
+    // Before the first login there is no identity to own a node: say so instead of doing nothing.
+    const ready = myHex() !== undefined;
+    addButton.disabled = !ready;
+    addButton.title = ready ? 'add a node of yours' : 'available once connected for the first time';
     for (const [key, node] of elements) {
       if (!drawn.has(key) && dragging?.key !== key) {
         node.remove();
@@ -122,8 +157,8 @@ export function mountBoard(el: HTMLElement, addButton: HTMLButtonElement, sessio
       if (dragging?.key === d.key) continue;
       node.dataset.x = String(d.x);
       node.dataset.y = String(d.y);
-      node.style.left = `${clamp(d.x, 0, BOARD_WIDTH)}px`;
-      node.style.top = `${clamp(d.y, 0, BOARD_HEIGHT)}px`;
+      node.style.left = `${clampX(d.x)}px`;
+      node.style.top = `${clampY(d.y)}px`;
     }
   }
 
@@ -134,15 +169,15 @@ export function mountBoard(el: HTMLElement, addButton: HTMLButtonElement, sessio
     e.preventDefault();
     node.setPointerCapture(e.pointerId);
     node.classList.add('dragging');
-    const box = el.getBoundingClientRect();
-    dragging = { key, el: node, dx: e.clientX - box.left - d.x, dy: e.clientY - box.top - d.y, moved: false };
+    const p = boardPoint(el, e);
+    dragging = { key, el: node, dx: p.x - clampX(d.x), dy: p.y - clampY(d.y), moved: false };
   }
 
   const onMove = (e: PointerEvent) => {
     if (!dragging) return;
-    const box = el.getBoundingClientRect();
-    const x = clamp(Math.round(e.clientX - box.left - dragging.dx), 0, BOARD_WIDTH);
-    const y = clamp(Math.round(e.clientY - box.top - dragging.dy), 0, BOARD_HEIGHT);
+    const p = boardPoint(el, e);
+    const x = clampX(Math.round(p.x - dragging.dx));
+    const y = clampY(Math.round(p.y - dragging.dy));
     dragging.moved = true;
     dragging.el.style.left = `${x}px`;
     dragging.el.style.top = `${y}px`;
@@ -181,8 +216,8 @@ export function mountBoard(el: HTMLElement, addButton: HTMLButtonElement, sessio
   const addNode = () => {
     const me = myHex();
     if (!me) return;
-    const x = 40 + Math.round(Math.random() * (BOARD_WIDTH - 80));
-    const y = 40 + Math.round(Math.random() * (BOARD_HEIGHT - 80));
+    const x = 2 * NODE_MARGIN + Math.round(Math.random() * (BOARD_WIDTH - 4 * NODE_MARGIN));
+    const y = 2 * NODE_MARGIN + Math.round(Math.random() * (BOARD_HEIGHT - 4 * NODE_MARGIN));
     const owner = Identity.fromString(me);
     const mutationId = crypto.randomUUID();
     const key = `new:${mutationId}`;
@@ -201,6 +236,7 @@ export function mountBoard(el: HTMLElement, addButton: HTMLButtonElement, sessio
   addButton.addEventListener('click', addNode);
 
   sub.add(() => {
+    unfit();
     addButton.removeEventListener('click', addNode);
     el.removeEventListener('pointermove', onMove);
     el.removeEventListener('pointerup', onUp);

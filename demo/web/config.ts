@@ -15,7 +15,7 @@ export interface PageConfig {
 
 /** Defaults chosen so that a person watching the demo sees the layer heal within seconds. */
 export const DEFAULT_PAGE_TIMINGS: Pick<PageConfig, 'heartbeat' | 'retry' | 'connectTimeout'> = {
-  heartbeat: { interval: 3000, timeout: 3000 },
+  heartbeat: { interval: 1500, timeout: 1000 },
   retry: { initialInterval: 500, maxInterval: 8000 },
   connectTimeout: 5000,
 };

@@ -4,7 +4,7 @@
  * resume the stored session or show the login.
  */
 import { Subscription, interval } from 'rxjs';
-import { AuthError, ConnectionLostError, HeartbeatTimeoutError, ProtocolError, ReducerRejectedError, SubscriptionError, type SyncStatus, type Phase } from '../../src/index.ts';
+import { AuthError, ConnectionLostError, HeartbeatTimeoutError, ProtocolError, ReducerRejectedError, SubscriptionError, withUserMessage, type SyncStatus, type Phase } from '../../src/index.ts';
 import type { OutboxEntry, OutboxState, Storage } from '../../storage/index.ts';
 import { mountBoard } from './board.ts';
 import type { PageConfig } from './config.ts';
@@ -66,8 +66,6 @@ const REDUCER_LABEL: Record<string, string> = {
   setName: 'Rename',
 };
 const label = (reducer: string) => REDUCER_LABEL[reducer] ?? reducer;
-/** `moveNode rejected: node 3 …` → the server's own words. */
-const reason = (e: ReducerRejectedError) => (e.cause instanceof Error ? e.cause.message : e.message);
 
 // ---- the page --------------------------------------------------------------
 
@@ -77,6 +75,10 @@ class Page {
   #status: SyncStatus | undefined;
   #outbox: OutboxState = { pending: [], queued: 0, sent: 0, rejected: [], quarantined: [] };
   #identityHex: string | undefined;
+  /** Whether this session's client was ever live: before that, a failure means "can't reach", not "lost". */
+  #sawLive = false;
+  /** `Reconnect now` was pressed: show that it is trying until the attempt ends one way or the other. */
+  #trying: { attempt: number } | undefined;
 
   constructor(
     readonly config: PageConfig,
@@ -87,9 +89,15 @@ class Page {
       this.renderQueue();
       this.renderConnection();
     });
-    storage.errors$.subscribe((e) => toast({ cls: 'storage', kind: 'warn', text: `Storage: ${e.message}. Changes are kept in memory only.` }));
+    storage.errors$.subscribe((e) => toast({ cls: 'storage', kind: 'warn', text: withUserMessage(e).userMessage }));
     interval(250).subscribe(() => this.renderConnection());
-    byId('reconnect-now').addEventListener('click', () => this.session?.client.reconnectNow());
+    byId('reconnect-now').addEventListener('click', () => {
+      const client = this.session?.client;
+      if (!client) return;
+      this.#trying = { attempt: client.status.attempt };
+      client.reconnectNow();
+      this.renderConnection();
+    });
     byId('sign-out').addEventListener('click', () => void this.signOut());
     byId('play-anon').addEventListener('click', () => this.signIn());
     byId('token-sign-in').addEventListener('click', async () => {
@@ -119,16 +127,15 @@ class Page {
     );
     bag.add(
       client.status$.subscribe((s) => {
+        const before = this.#status;
         this.#status = s;
-        if (s.state === 'live') dismissToast('connection');
+        if (s.state === 'live') this.#sawLive = true;
+        // A toast about a condition goes when the condition ends.
+        if (s.state === 'live') for (const cls of ['connection', 'sync', 'auth', 'quality']) dismissToast(cls);
+        if (s.quality !== 'degraded') dismissToast('quality');
+        // `Reconnect now` is answered once the attempt it started ends (live, or failed and rescheduled).
+        if (this.#trying && s !== before && (s.state !== 'reconnecting' || s.attempt !== this.#trying.attempt)) this.#trying = undefined;
         this.renderConnection();
-      }),
-    );
-    bag.add(
-      client.metrics$.subscribe((m) => {
-        // The heartbeat probes only a quiet connection; while busy, the last call's round trip says as much.
-        const ms = m.rtt.lastMs ?? m.callLatency.lastMs;
-        byId('rtt').textContent = ms === null ? 'RTT –' : `RTT ${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
       }),
     );
     bag.add(this.mountProgress(client.phase$, client.syncProgress$));
@@ -143,6 +150,8 @@ class Page {
     this.#bag.unsubscribe();
     this.#status = undefined;
     this.#identityHex = undefined;
+    this.#trying = undefined;
+    this.#sawLive = false;
     await session?.close();
     await this.storage.signOut();
     this.showLogin();
@@ -153,38 +162,31 @@ class Page {
     byId('game').hidden = true;
     byId('sign-out').hidden = true;
     byId('progress').hidden = true;
-    byId('rtt').textContent = 'RTT –';
     this.renderConnection();
   }
 
-  onError(e: Error): void {
-    const session = this.session;
+  /** Every toast shows the error's `userMessage` (the player's language); the technical message goes to the console. */
+  onError(error: Error): void {
+    const e = withUserMessage(error);
+    console.debug(`[stdb-rx] ${e.name}: ${e.message}`);
     if (e instanceof AuthError) {
-      toast({ cls: 'auth', kind: 'error', text: `Not signed in: ${e.message}`, action: { label: 'Sign in again', run: () => this.signOut() } });
+      toast({ cls: 'auth', kind: 'error', text: e.userMessage, action: { label: 'Sign in again', run: () => this.signOut() } });
     } else if (e instanceof ReducerRejectedError) {
       if (e.info.kind === 'superseded') return; // a newer move of the same node replaced it: expected
+      // The change is already rolled back on screen: the toast says so, and offers nothing to undo;
+      // its outbox entry is dismissed, so the queue and the banner count only what is still to be sent.
       const mutationId = (e.info.args as { mutationId?: string } | undefined)?.mutationId;
-      toast({
-        cls: `rejected:${e.info.reducer}`,
-        kind: 'error',
-        text: `${label(e.info.reducer)} rejected: ${reason(e)}. It was rolled back.`,
-        action: { label: 'Discard', run: () => mutationId && this.storage.outbox.dismiss([mutationId]) },
-        ttl: 15_000,
-      });
+      if (mutationId) void this.storage.outbox.dismiss([mutationId]).catch(() => undefined);
+      toast({ cls: `rejected:${e.info.reducer}`, kind: 'error', text: `${label(e.info.reducer)}: ${e.userMessage}. It was undone.`, ttl: 8_000 });
     } else if (e instanceof ConnectionLostError && e.info.reducer) {
-      const { reducer } = e.info;
-      toast({
-        cls: `lost:${reducer}`,
-        kind: 'warn',
-        text: `The connection dropped while “${label(reducer)}” was on its way; it is sent again once back (at most once).`,
-        ttl: 10_000,
-      });
+      toast({ cls: `lost:${e.info.reducer}`, kind: 'warn', text: `${label(e.info.reducer)}: ${e.userMessage}`, ttl: 8_000 });
     } else if (e instanceof ConnectionLostError || e instanceof HeartbeatTimeoutError) {
-      toast({ cls: 'connection', kind: 'warn', text: `Connection lost: ${e.message}`, action: { label: 'Retry now', run: () => session?.client.reconnectNow() } });
+      // The top bar and the banner already say it; a toast would only repeat them.
+      return;
     } else if (e instanceof SubscriptionError || e instanceof ProtocolError) {
-      toast({ cls: 'sync', kind: 'error', text: `Sync problem: ${e.message}`, action: { label: 'Reconnect', run: () => session?.client.reconnectNow() } });
+      toast({ cls: 'sync', kind: 'error', text: e.userMessage });
     } else {
-      toast({ cls: 'other', kind: 'error', text: e.message, ttl: 10_000 });
+      toast({ cls: 'other', kind: 'error', text: e.userMessage, ttl: 8_000 });
     }
   }
 
@@ -194,25 +196,39 @@ class Page {
     let state: string;
     let text: string;
     if (!this.session) [state, text] = ['signed-out', 'signed out'];
-    else if (!s) [state, text] = ['connecting', 'connecting'];
+    else if (!s || s.state === 'connecting') [state, text] = ['connecting', 'connecting…'];
+    else if (s.state === 'syncing') [state, text] = ['syncing', 'syncing…'];
+    else if (s.state === 'live') [state, text] = s.quality === 'degraded' ? ['degraded', 'weak connection'] : ['live', 'live'];
     else if (s.state === 'reconnecting') {
       state = 'reconnecting';
       const secs = s.nextRetryAt === null ? 0 : Math.max(0, Math.ceil((s.nextRetryAt - Date.now()) / 1000));
-      text = s.nextRetryAt === null || secs === 0 ? 'reconnecting…' : `reconnecting in ${secs} s`;
-    } else if (s.state === 'offline' && s.lastError instanceof AuthError) [state, text] = ['signed-out', 'token refused'];
+      text = this.#trying ? 'trying now…' : s.nextRetryAt === null || secs === 0 ? 'reconnecting…' : `reconnecting in ${secs} s`;
+    } else if (s.state === 'offline' && s.lastError instanceof AuthError) [state, text] = ['signed-out', 'sign-in refused'];
+    else if (s.state === 'offline') [state, text] = ['offline', this.#trying ? 'trying now…' : 'offline'];
     else [state, text] = [s.state, s.state];
     if (conn.dataset.state !== state) conn.dataset.state = state;
     byId('conn-text').textContent = text;
-    byId('reconnect-now').hidden = !(state === 'reconnecting' || state === 'offline');
+    // The round trip is shown only while it is measured on a live connection.
+    byId('rtt').textContent = s && s.state === 'live' && s.rttMs !== undefined ? `RTT ${Math.round(s.rttMs)} ms` : 'RTT –';
+    const reconnect = byId<HTMLButtonElement>('reconnect-now');
+    reconnect.hidden = !(state === 'reconnecting' || state === 'offline');
+    reconnect.disabled = !!this.#trying;
+    reconnect.textContent = this.#trying ? 'Trying…' : 'Reconnect now';
     byId('stale').hidden = !(this.session && s?.stale);
     byId('who').textContent = this.#identityHex ? shortHex(this.#identityHex) : '';
     byId('who').title = this.#identityHex ?? '';
     const n = this.#outbox.pending.length;
+    const rejected = this.#outbox.rejected.length;
     byId('queue-count').textContent = `queue ${n}`;
     const showBanner = state === 'reconnecting' || state === 'offline' || (state === 'connecting' && n > 0);
     byId('offline-banner').hidden = !showBanner;
-    byId('banner-text').textContent = `Offline — ${n} change${n === 1 ? '' : 's'} queued`;
+    byId('offline-banner').dataset.state = state;
+    const headline =
+      state === 'reconnecting' ? (this.#sawLive ? 'Connection lost — reconnecting' : "Can't reach the server — retrying") : state === 'connecting' ? 'Connecting' : state === 'signed-out' ? 'Signed out' : "You're offline";
+    const counted = n === 0 ? 'nothing queued' : `${n} change${n === 1 ? '' : 's'} queued`;
+    byId('banner-text').textContent = `${headline} · ${counted}${rejected ? ` · ${rejected} rejected` : ''}`;
   }
+
 
   renderQueue(): void {
     const describe = (e: OutboxEntry) => {

@@ -32,7 +32,7 @@ try {
     await p.page.press('#chat-input', 'Enter');
   }
   await a.page.waitForSelector('#chat li:nth-child(3)');
-  arena.dev.faults.latency(3000);
+  arena.dev.faults.latency(450); // under the answer deadline: pending for a moment, the link still "live"
   const mine = (await boardNodes(a.page)).find((n) => n.mine)!;
   await dragNode(a.page, mine.id, 90, 40);
   await until('the move drawn as pending', async () => (await boardNodes(a.page)).some((n) => n.pending));

@@ -67,7 +67,7 @@ describe('sync client: exceptions thrown by application callbacks', () => {
     const errors = callbackErrors(client);
     const status = await next(client.status$, (s) => s.state === 'offline');
     expect(status.lastError).to.be.instanceOf(CallbackError);
-    expect((status.lastError as CallbackError).info.callback).to.equal('token');
+    expect((status.lastError as unknown as CallbackError).info.callback).to.equal('token');
     expect(status.nextRetryAt).to.equal(null);
     // Reported as the error that stopped the client (the same error, whichever way errors$ carries it).
     expect(new Set(errors.filter((e) => e instanceof CallbackError)).size).to.equal(1);

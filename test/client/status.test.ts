@@ -50,7 +50,30 @@ describe('connection state machine', () => {
         { type: 'synced', at: 280 },
       ] as LifecycleEvent[];
       const live = back.reduce(reduceStatus, s);
-      expect(live).to.deep.equal({ state: 'live', attempt: 0, nextRetryAt: null, lastError: null, since: 280 } satisfies ConnectionStatus);
+      expect(live).to.deep.equal({ state: 'live', attempt: 0, nextRetryAt: null, lastError: null, since: 280, quality: 'good', rttMs: undefined, rttVarianceMs: undefined } satisfies ConnectionStatus);
+    });
+
+    it('tracks quality and round trips only while live, and clears them when the connection is lost', () => {
+      let s = [
+        { type: 'connecting', at: 0 },
+        { type: 'connected', at: 1, identity: ID, token: 't' },
+      ].reduce(reduceStatus as (s: ConnectionStatus, e: any) => ConnectionStatus, initialStatus(0));
+      expect(s).to.deep.include({ state: 'syncing', quality: 'lost', rttMs: undefined });
+      // quality before live is ignored: the figures describe a live connection only
+      expect(reduceStatus(s, { type: 'quality', at: 2, quality: 'good', rttMs: 40, rttVarianceMs: 5 })).to.equal(s);
+      s = reduceStatus(s, { type: 'synced', at: 3 });
+      expect(s).to.deep.include({ state: 'live', quality: 'good', rttMs: undefined, rttVarianceMs: undefined });
+      s = reduceStatus(s, { type: 'quality', at: 4, quality: 'good', rttMs: 40, rttVarianceMs: 5 });
+      expect(s).to.deep.include({ state: 'live', quality: 'good', rttMs: 40, rttVarianceMs: 5, since: 3 });
+      const same = reduceStatus(s, { type: 'quality', at: 5, quality: 'good', rttMs: 40, rttVarianceMs: 5 });
+      expect(same).to.equal(s);
+      s = reduceStatus(s, { type: 'quality', at: 6, quality: 'degraded', rttMs: 40, rttVarianceMs: 5 });
+      expect(s).to.deep.include({ state: 'live', quality: 'degraded', since: 3 });
+      s = reduceStatus(s, { type: 'lost', at: 7, error: new Error('heartbeat') });
+      expect(s).to.deep.include({ state: 'reconnecting', quality: 'lost', rttMs: undefined, rttVarianceMs: undefined });
+      s = reduceStatus(s, { type: 'retry-scheduled', at: 7, attempt: 1, delay: 100 });
+      expect(s).to.deep.include({ quality: 'lost', rttMs: undefined });
+      expect(reducePhase('active', { type: 'quality', at: 8, quality: 'good' })).to.equal('active');
     });
 
     it('keeps `since` when the state does not change and treats closed as final', () => {
@@ -91,6 +114,31 @@ describe('connection state machine', () => {
         expectObservable(states(events)).toBe('K--Y-L--R------------Y-L', STATES);
         expectSubscriptions(s1.subscriptions).toBe('^-------!');
         expectSubscriptions(s2.subscriptions).toBe('------------------^');
+      });
+    });
+
+    it('passes the session\'s quality reports through: live good → degraded → good, then lost clears them', () => {
+      newScheduler().run(({ cold, expectObservable }) => {
+        const values: Record<string, SessionEvent> = {
+          ...SESSION_VALUES,
+          g: { type: 'quality', quality: 'good', rttMs: 12, rttVarianceMs: 3 },
+          d: { type: 'quality', quality: 'degraded', rttMs: 12, rttVarianceMs: 3 },
+        };
+        const session = cold('-o-c-s-g-d-g-#', values);
+        const events = supervise({ session: () => session, retry: { initialInterval: 1000 } });
+        const shown = events.pipe(
+          scan((s, e) => reduceStatus(s, e), initialStatus(0)),
+          map((s) => `${s.state}/${s.quality}/${s.rttMs ?? '-'}`),
+          distinctUntilChanged(),
+        );
+        expectObservable(shown, '^--------------!').toBe('a--b-c-d-e-d-f', {
+          a: 'connecting/lost/-',
+          b: 'syncing/lost/-',
+          c: 'live/good/-',
+          d: 'live/good/12',
+          e: 'live/degraded/12',
+          f: 'reconnecting/lost/-',
+        });
       });
     });
 

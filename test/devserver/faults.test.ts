@@ -305,6 +305,22 @@ describe('dev server durability, faults and limits', function () {
       expect((await fetch(`${s.url}/_dev/drop-all`, admin).then((r) => r.json())).dropped).to.equal(1);
     });
 
+    it('are never held by the blackhole they control: clear ends it at once', async () => {
+      const s = await server({ admin: true });
+      let disconnected = false;
+      await client(s, { onDisconnect: () => (disconnected = true) });
+      const admin = { method: 'POST', headers: { 'x-stdb-rx-admin': '1' } };
+      expect((await fetch(`${s.url}/_dev/blackhole?ms=60000`, admin)).status).to.equal(200);
+      // Another request is held by the blackhole; the admin ones answer.
+      const held = fetch(`${s.url}/v1/ping`).then((r) => r.status, () => 'closed');
+      const stats = await (await fetch(`${s.url}/_dev/stats`)).json();
+      expect(stats.connections).to.equal(1);
+      expect((await fetch(`${s.url}/_dev/clear`, admin)).status).to.equal(200);
+      expect(await held, 'the held request is released when the blackhole ends').to.equal('closed');
+      await until(() => disconnected, 5000, 'the blackholed socket to close');
+      expect((await fetch(`${s.url}/v1/ping`)).status, 'requests answer again').to.equal(200);
+    });
+
     it('accept only loopback addresses', () => {
       for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) expect(isLoopback(a), a).to.equal(true);
       for (const a of ['10.0.0.1', '192.168.1.2', '::ffff:10.0.0.1', 'fe80::1', undefined]) expect(isLoopback(a), String(a)).to.equal(false);

@@ -4,21 +4,22 @@ import { TestScheduler } from 'rxjs/testing';
 import { heartbeat, HeartbeatTimeoutError } from '../../operators/index.ts';
 import { errorAsValue, newScheduler } from './marbles.ts';
 
+const isOut = (v: string) => v === 'o';
+
 describe('heartbeat', () => {
-  it('probes after interval of silence, emits the round trip, and errors when a probe goes unanswered', () => {
+  it('probes after interval of silence, measures the round trip, degrades past the deadline and errors when the follow-up probe goes unanswered', () => {
     const probes: number[] = [];
-    newScheduler().run(({ hot, expectObservable, time }) => {
-      const activity = hot('--a-a--------a-----------');
-      const expected = '    -------------m--------(e|)';
-      const result = activity.pipe(
-        heartbeat({ interval: time('-----|'), timeout: time('----|'), probe: () => probes.push(asyncScheduler.now()) }),
-      );
-      expectObservable(result.pipe(errorAsValue())).toBe(expected, {
-        m: { rttMs: 4, probeAt: 9 },
-        e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: 13, probeAt: 18, probesSent: 2, timeout: 4 } },
+    newScheduler().run(({ hot, expectObservable }) => {
+      const activity = hot('--a-a--------a');
+      // probe at 9, answered at 13 (srtt 4, rttvar 2, deadline 12); probe at 18, degraded at 30, lost at 54
+      const result = activity.pipe(heartbeat({ interval: 5, timeout: 4, probe: () => probes.push(asyncScheduler.now()) }), errorAsValue());
+      expectObservable(result).toBe('-------------m----------------d-----------------------(e|)', {
+        m: { type: 'rtt', rttMs: 4, probeAt: 9, source: 'probe', srttMs: 4, rttVarMs: 2, deadlineMs: 12 },
+        d: { type: 'degraded', waitingSince: 18, deadlineMs: 12, cause: 'probe' },
+        e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: 13, probeAt: 30, probesSent: 3, timeout: 24 } },
       });
     });
-    expect(probes).to.deep.equal([9, 18]);
+    expect(probes).to.deep.equal([9, 18, 30]);
   });
 
   describe('interval', () => {
@@ -32,51 +33,132 @@ describe('heartbeat', () => {
       expect(probes).to.equal(0);
     });
 
-    it('counts silence from the subscription when nothing ever arrived', () => {
+    it('counts silence from the subscription when nothing ever arrived, and uses timeout as the first deadline', () => {
       const probeTimes: number[] = [];
       newScheduler().run(({ hot, expectObservable }) => {
         const activity = hot('-');
         expectObservable(activity.pipe(heartbeat({ interval: 5, timeout: 3, probe: () => probeTimes.push(asyncScheduler.now()) }), errorAsValue())).toBe(
-          '--------(e|)',
-          { e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: null, probeAt: 5, probesSent: 1, timeout: 3 } } },
+          '--------d-----(e|)',
+          {
+            d: { type: 'degraded', waitingSince: 5, deadlineMs: 3, cause: 'probe' },
+            e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: null, probeAt: 8, probesSent: 2, timeout: 6 } },
+          },
         );
       });
-      expect(probeTimes).to.deep.equal([5]);
+      expect(probeTimes).to.deep.equal([5, 8]);
     });
 
-    it('probes again interval after each answer', () => {
+    it('probes again interval after each answer, smoothing the round trips', () => {
       newScheduler().run(({ cold, expectObservable }) => {
-        // the probe is answered 1 frame later by the reply stream below
         const replies = new Subject<string>();
         const unsub = '^-------------------!';
         const result = replies.pipe(heartbeat({ interval: 5, timeout: 3, probe: () => cold('-r').subscribe(replies) }));
         expectObservable(result, unsub).toBe('------a-----b-----c-', {
-          a: { rttMs: 1, probeAt: 5 },
-          b: { rttMs: 1, probeAt: 11 },
-          c: { rttMs: 1, probeAt: 17 },
+          a: { type: 'rtt', rttMs: 1, probeAt: 5, source: 'probe', srttMs: 1, rttVarMs: 0.5, deadlineMs: 3 },
+          b: { type: 'rtt', rttMs: 1, probeAt: 11, source: 'probe', srttMs: 1, rttVarMs: 0.375, deadlineMs: 3 },
+          c: { type: 'rtt', rttMs: 1, probeAt: 17, source: 'probe', srttMs: 1, rttVarMs: 0.28125, deadlineMs: 3 },
+        });
+      });
+    });
+  });
+
+  describe('adaptive deadline', () => {
+    it('follows RFC 6298: srtt + 4·rttvar, updated with gains 1/8 and 1/4, within [timeout, maxTimeout]', () => {
+      const scheduler = new TestScheduler(() => {});
+      const wire = new Subject<string>();
+      const seen: any[] = [];
+      wire.pipe(heartbeat({ interval: 1000, timeout: 50, maxTimeout: 500, probe: () => {}, isRequest: isOut, scheduler })).subscribe((e) => seen.push(e));
+      // request at 0 answered at 40; request at 200 answered at 230; request at 300 answered only at 500
+      for (const [t, v] of [[0, 'o'], [40, 'a'], [200, 'o'], [230, 'a'], [300, 'o'], [500, 'a']] as const) scheduler.schedule(() => wire.next(v), t);
+      scheduler.flush();
+      // 1st: srtt 40, var 20 → 120.  2nd: var .75·20 + .25·|40−30| = 17.5, srtt .875·40 + .125·30 = 38.75 → 108.75.
+      expect(seen.slice(0, 2).map((e) => [e.rttMs, e.srttMs, e.rttVarMs, e.deadlineMs])).to.deep.equal([
+        [40, 40, 20, 120],
+        [30, 38.75, 17.5, 108.75],
+      ]);
+      // 3rd: unanswered at 300 + 108.75 → degraded; the answer at 500 recovers without a sample (Karn).
+      expect(seen[2]).to.deep.equal({ type: 'degraded', waitingSince: 300, deadlineMs: 108.75, cause: 'request' });
+      expect(seen[3]).to.deep.equal({ type: 'recovered', degradedMs: 91.25 });
+      expect(seen).to.have.length(4);
+    });
+
+    it('never goes below timeout nor above maxTimeout', () => {
+      const scheduler = new TestScheduler(() => {});
+      const wire = new Subject<string>();
+      const seen: any[] = [];
+      wire.pipe(heartbeat({ interval: 10_000, timeout: 40, maxTimeout: 100, probe: () => {}, isRequest: isOut, scheduler })).subscribe({ next: (e) => seen.push(e), error: (e) => seen.push({ type: e.name, at: scheduler.now() }) });
+      scheduler.schedule(() => wire.next('o'), 0);
+      scheduler.schedule(() => wire.next('a'), 1); // srtt 1, var .5 → 3, floored to 40
+      scheduler.schedule(() => wire.next('o'), 10);
+      scheduler.schedule(() => wire.next('a'), 90); // 80 > 40 → degraded at 50, recovered at 90
+      scheduler.schedule(() => wire.next('o'), 100);
+      scheduler.schedule(() => wire.next('a'), 400); // srtt unchanged (Karn), so deadline 40 again: degraded at 140
+      scheduler.flush();
+      expect(seen.map((e) => e.type === 'rtt' ? ['rtt', e.deadlineMs] : e.type === 'degraded' ? ['degraded', e.waitingSince, e.deadlineMs] : [e.type])).to.deep.equal([
+        ['rtt', 40],
+        ['degraded', 10, 40],
+        ['recovered'],
+        ['degraded', 100, 40],
+        ['HeartbeatTimeoutError'],
+      ]);
+      // the follow-up probe at 140 waits min(100, 2·40) = 80: lost at 220, before the answer at 400
+      expect(seen[4].at).to.equal(220);
+    });
+  });
+
+  describe('requests', () => {
+    it('an unanswered request degrades the link after the deadline and sends a probe at once', () => {
+      const probes: number[] = [];
+      newScheduler().run(({ hot, expectObservable }) => {
+        const wire = hot('-o--------');
+        const unsub = '   ^--------!';
+        expectObservable(wire.pipe(heartbeat({ interval: 20, timeout: 3, probe: () => probes.push(asyncScheduler.now()), isRequest: isOut })), unsub).toBe('----d', {
+          d: { type: 'degraded', waitingSince: 1, deadlineMs: 3, cause: 'request' },
+        });
+      });
+      expect(probes).to.deep.equal([4]);
+    });
+
+    it('the oldest unanswered request sets the deadline; an answer to it measures the round trip', () => {
+      newScheduler().run(({ hot, expectObservable }) => {
+        const wire = hot('-o-o-a----');
+        const unsub = '   ^--------!';
+        expectObservable(wire.pipe(heartbeat({ interval: 20, timeout: 5, probe: () => {}, isRequest: isOut })), unsub).toBe('-----m', {
+          m: { type: 'rtt', rttMs: 4, probeAt: 1, source: 'request', srttMs: 4, rttVarMs: 2, deadlineMs: 12 },
+        });
+      });
+    });
+
+    it('a request does not count as activity: the silence timer keeps running for a link that only sends', () => {
+      newScheduler().run(({ hot, expectObservable }) => {
+        const wire = hot('o-o-o-o-o-o-');
+        expectObservable(wire.pipe(heartbeat({ interval: 50, timeout: 3, probe: () => {}, isRequest: isOut }), errorAsValue())).toBe('---d-----(e|)', {
+          d: { type: 'degraded', waitingSince: 0, deadlineMs: 3, cause: 'request' },
+          e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: null, probeAt: 3, probesSent: 1, timeout: 6 } },
         });
       });
     });
   });
 
   describe('timeout', () => {
-    it('any activity within timeout after the probe counts as its answer', () => {
+    it('any activity after the probe counts as its answer', () => {
       newScheduler().run(({ hot, expectObservable }) => {
         const activity = hot('------x---');
         const unsub = '      ^---------!';
         expectObservable(activity.pipe(heartbeat({ interval: 3, timeout: 4, probe: () => {} })), unsub).toBe('------m---', {
-          m: { rttMs: 3, probeAt: 3 },
+          m: { type: 'rtt', rttMs: 3, probeAt: 3, source: 'probe', srttMs: 3, rttVarMs: 1.5, deadlineMs: 9 },
         });
       });
     });
 
-    it('errors with HeartbeatTimeoutError exactly timeout after the probe and unsubscribes from the activity', () => {
+    it('errors with HeartbeatTimeoutError and unsubscribes from the activity', () => {
       newScheduler().run(({ hot, expectObservable, expectSubscriptions }) => {
-        const activity = hot('-a------x');
-        expectObservable(activity.pipe(heartbeat({ interval: 2, timeout: 4, probe: () => {} }), errorAsValue())).toBe('-------(e|)', {
-          e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: 1, probeAt: 3, probesSent: 1, timeout: 4 } },
+        const activity = hot('-a--------------x');
+        expectObservable(activity.pipe(heartbeat({ interval: 2, timeout: 4, probe: () => {} }), errorAsValue())).toBe('-------d-------(e|)', {
+          d: { type: 'degraded', waitingSince: 3, deadlineMs: 4, cause: 'probe' },
+          e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: 1, probeAt: 7, probesSent: 2, timeout: 8 } },
         });
-        expectSubscriptions(activity.subscriptions).toBe('^------!');
+        expectSubscriptions(activity.subscriptions).toBe('^--------------!');
       });
     });
 
@@ -88,7 +170,7 @@ describe('heartbeat', () => {
       });
       expect(errors).to.have.length(1);
       expect(errors[0]).to.be.instanceOf(HeartbeatTimeoutError);
-      expect((errors[0] as Error).message).to.match(/No activity within 1 ms/);
+      expect((errors[0] as Error).message).to.match(/No activity within 2 ms/);
     });
   });
 
@@ -97,7 +179,10 @@ describe('heartbeat', () => {
       newScheduler().run(({ expectObservable }) => {
         const activity = new Subject<void>();
         const result = activity.pipe(heartbeat({ interval: 2, timeout: 5, probe: () => activity.next() }));
-        expectObservable(result, '^-----!').toBe('--a-b-', { a: { rttMs: 0, probeAt: 2 }, b: { rttMs: 0, probeAt: 4 } });
+        expectObservable(result, '^-----!').toBe('--a-b-', {
+          a: { type: 'rtt', rttMs: 0, probeAt: 2, source: 'probe', srttMs: 0, rttVarMs: 0, deadlineMs: 5 },
+          b: { type: 'rtt', rttMs: 0, probeAt: 4, source: 'probe', srttMs: 0, rttVarMs: 0, deadlineMs: 5 },
+        });
       });
     });
 
@@ -122,11 +207,12 @@ describe('heartbeat', () => {
       const scheduler = new TestScheduler(() => {});
       const activity = new Subject<void>();
       const seen: unknown[] = [];
-      activity.pipe(heartbeat({ interval: 10, timeout: 5, probe: () => {}, scheduler })).subscribe({ next: (m) => seen.push(m), error: (e) => seen.push(e.name) });
+      activity.pipe(heartbeat({ interval: 10, timeout: 5, probe: () => {}, scheduler })).subscribe({ next: (m) => seen.push(m.type), error: (e) => seen.push(e.name) });
       scheduler.schedule(() => activity.next(), 13);
       scheduler.flush();
-      // probe at 10, answered at 13, probe at 23, timeout at 28
-      expect(seen).to.deep.equal([{ rttMs: 3, probeAt: 10 }, 'HeartbeatTimeoutError']);
+      // probe at 10, answered at 13 (deadline 3 + 4·1.5 = 9), probe at 23, degraded at 32, lost at 50
+      expect(seen).to.deep.equal(['rtt', 'degraded', 'HeartbeatTimeoutError']);
+      expect(scheduler.now()).to.equal(50);
     });
   });
 
@@ -151,6 +237,8 @@ describe('heartbeat', () => {
       ['zero interval', { interval: 0, timeout: 1, probe: () => {} }],
       ['negative timeout', { interval: 1, timeout: -1, probe: () => {} }],
       ['infinite interval', { interval: Infinity, timeout: 1, probe: () => {} }],
+      ['maxTimeout below timeout', { interval: 1, timeout: 10, maxTimeout: 5, probe: () => {} }],
+      ['isRequest not a function', { interval: 1, timeout: 1, probe: () => {}, isRequest: 3 }],
       ['missing probe', { interval: 1, timeout: 1 }],
     ] as const) {
       it(`throws a TypeError at creation for ${label}`, () => {
@@ -165,12 +253,12 @@ describe('heartbeat', () => {
         const op = heartbeat({ interval: 3, timeout: 2, probe: () => {} });
         const quiet = hot('---------');
         const chatty = hot('-a-a-a-a-a-a-a-a');
-        expectObservable(quiet.pipe(op, errorAsValue())).toBe('-----(e|)', {
-          e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: null, probeAt: 3, probesSent: 1, timeout: 2 } },
+        expectObservable(quiet.pipe(op, errorAsValue())).toBe('-----d---(e|)', {
+          d: { type: 'degraded', waitingSince: 3, deadlineMs: 2, cause: 'probe' },
+          e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: null, probeAt: 5, probesSent: 2, timeout: 4 } },
         });
         expectObservable(chatty.pipe(op), '^--------------!').toBe('-');
       });
     });
   });
 });
-

@@ -68,11 +68,11 @@ describe('spectator client (dev server, relay, real sockets)', () => {
     spectator = spectate(relay, `match/${matchId}`, { token: () => 'wrong' });
     const offline = await next(spectator.status$, (s) => s.state === 'offline');
     expect(offline.lastError).to.be.instanceOf(SpectatorRefusedError);
-    expect((offline.lastError as SpectatorRefusedError).info).to.deep.equal({ kind: 'unauthorized', code: 4401, reason: 'token refused', stream: `match/${matchId}` });
+    expect((offline.lastError as unknown as SpectatorRefusedError).info).to.deep.equal({ kind: 'unauthorized', code: 4401, reason: 'token refused', stream: `match/${matchId}` });
     await spectator.close();
     spectator = spectate(relay, 'nope/1');
     const unknown = await next(spectator.status$, (s) => s.state === 'offline');
-    expect((unknown.lastError as SpectatorRefusedError).info.kind).to.equal('unknown-stream');
+    expect((unknown.lastError as unknown as SpectatorRefusedError).info.kind).to.equal('unknown-stream');
   });
 
   it('heals a connection that went silent (heartbeat) and one cut off, resuming from its version without a snapshot', async () => {
