@@ -17,7 +17,8 @@ import type { ReducerDesc } from './host/moduleDef.ts';
 import { negotiateProtocol, parseCompression, ServerFrameBatcher, decodeClientFrame, type Compression, type WsProtocol } from './protocol/framing.ts';
 import { ProtocolDecodeError, encodeServerMessage, type ClientMessage, type ServerMessage } from './protocol/messages.ts';
 import { SqlError } from './sql/errors.ts';
-import { compileQuerySet, querySetRows, TransactionEffects, type QuerySet } from './subscriptions.ts';
+import { accessFor, compileQuerySet, querySetRows, TransactionEffects, type Access, type QuerySet } from './subscriptions.ts';
+import { ViewError } from './views.ts';
 import type { ChangeSet } from './types.ts';
 
 export interface DevServerOptions {
@@ -55,6 +56,12 @@ export interface DevServerOptions {
   readonly maxHttpBodyBytes?: number;
   /** Take a snapshot (and restart the commit log) after this many transactions. @default 1000 */
   readonly snapshotEvery?: number;
+  /**
+   * Identity (hex) of the database owner, as the one who publishes a database
+   * on SpacetimeDB: its clients read private tables and no client visibility
+   * filter applies to them. @default no owner: every client is filtered
+   */
+  readonly owner?: string;
 }
 
 export interface DevServerStats {
@@ -164,6 +171,7 @@ export class DevServer {
     const auth = options.dataDir ? TokenAuthority.fromDataDir(options.dataDir) : TokenAuthority.ephemeral();
     const module = await ModuleInstance.load(options.module, { databaseIdentity, logger: options.logger });
     const server = new DevServer(options, module, auth, data, database, databaseIdentity);
+    void server.#access; // refuse a module whose visibility filters are invalid before serving anything
     const fresh = server.#recover();
     if (fresh) server.#runLifecycle('init', Identity.zero(), null);
     await server.#listen(options.port ?? 3000);
@@ -313,6 +321,11 @@ export class DevServer {
     }
     await this.#listen(this.#port);
     this.#logLine('info', `restarted on port ${this.#port}`);
+  }
+
+  /** Visibility filters, views and owner of the hosted module. */
+  get #access(): Access {
+    return accessFor(this.#module, this.#options.owner ? Identity.fromString(this.#options.owner) : undefined);
   }
 
   #logLine(level: LogLevel, message: string) {
@@ -701,15 +714,22 @@ export class DevServer {
     if (conn.querySets.has(setId)) return fail(`query set ${setId} is already subscribed on this connection`);
     let queries;
     try {
-      queries = compileQuerySet(queryStrings, conn.identity, this.#module.description.tables);
+      queries = compileQuerySet(queryStrings, conn.identity, this.#module.description.tables, this.#access);
     } catch (e) {
       if (e instanceof SqlError) return fail(e.message);
+      throw e;
+    }
+    let rows;
+    try {
+      rows = querySetRows(queries, this.#module.datastore);
+    } catch (e) {
+      if (e instanceof ViewError) return fail(e.message);
       throw e;
     }
     conn.querySets.set(setId, { id: setId, queries });
     this.#send(conn, {
       tag: 'SubscribeApplied',
-      value: { requestId, querySetId: { id: setId }, rows: querySetRows(queries, this.#module.datastore) },
+      value: { requestId, querySetId: { id: setId }, rows },
     });
   }
 
@@ -735,13 +755,13 @@ export class DevServer {
   #oneOffQuery(conn: Connection, requestId: number, sql: string) {
     let result: ServerMessage & { tag: 'OneOffQueryResult' };
     try {
-      const queries = compileQuerySet([sql], conn.identity, this.#module.description.tables);
+      const queries = compileQuerySet([sql], conn.identity, this.#module.description.tables, this.#access);
       result = {
         tag: 'OneOffQueryResult',
         value: { requestId, result: { tag: 'Ok', value: querySetRows(queries, this.#module.datastore) } },
       };
     } catch (e) {
-      if (!(e instanceof SqlError)) throw e;
+      if (!(e instanceof SqlError) && !(e instanceof ViewError)) throw e;
       result = { tag: 'OneOffQueryResult', value: { requestId, result: { tag: 'Err', value: e.message } } };
     }
     this.#send(conn, result);
@@ -804,6 +824,7 @@ export class DevServer {
       this.#data.append(persistentChanges(changes, this.#module));
       if (this.#data.snapshotDue(this.#options.snapshotEvery ?? 1000)) this.#data.snapshot(this.#module.datastore.allRows());
     }
+    this.#access.views.invalidate(changes);
     const effects = new TransactionEffects(changes, this.#module.datastore);
     const encoded = new Map<string, Uint8Array>();
     for (const conn of this.#connections) {
@@ -828,6 +849,7 @@ export class DevServer {
       this.#sendBytes(conn, bytes);
     }
     this.#module.datastore.dropEventRows();
+    for (const e of effects.errors) this.#logLine('warn', `${e.message}; its subscribers keep the rows they have`);
     return effects;
   }
 

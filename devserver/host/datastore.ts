@@ -136,6 +136,8 @@ export class Datastore implements DataSource {
   readonly #indexes = new Map<number, IndexState>();
   readonly #indexByName = new Map<string, number>();
   #tx: TxState | undefined;
+  /** Set while {@link trackReads} runs: names of the tables read. */
+  #reads: Set<string> | undefined;
 
   constructor(readonly module: ModuleDescription) {
     this.tables = module.tables.map((d) => new TableState(d, module.typespace));
@@ -182,13 +184,28 @@ export class Datastore implements DataSource {
   #table(id: number): TableState {
     const t = this.#byId.get(id);
     if (!t) throw new HostCallError(Errno.NoSuchTable, `no such table id: ${id}`);
+    this.#reads?.add(t.desc.name);
     return t;
   }
 
   #index(id: number): IndexState {
     const ix = this.#indexes.get(id);
     if (!ix) throw new HostCallError(Errno.NoSuchIndex, `no such index id: ${id}`);
+    this.#reads?.add(ix.table.desc.name);
     return ix;
+  }
+
+  /** Run `fn` and report the tables the module read through the host functions meanwhile (for views). */
+  trackReads<T>(fn: () => T): { result: T; tables: Set<string> } {
+    const outer = this.#reads;
+    const tables = new Set<string>();
+    this.#reads = tables;
+    try {
+      return { result: fn(), tables };
+    } finally {
+      this.#reads = outer;
+      if (outer) for (const t of tables) outer.add(t);
+    }
   }
 
   // ---- transactions -----------------------------------------------------

@@ -6,7 +6,7 @@ import { ConnectionId, Identity, type Timestamp } from 'spacetimedb';
 import type { ChangeSet, StoredRow } from '../types.ts';
 import { loadModule, type LoadedModule, type SysFunctions } from './bundle.ts';
 import { Datastore, Errno, HostCallError } from './datastore.ts';
-import { describeModule, type ModuleDescription, type ReducerDesc } from './moduleDef.ts';
+import { describeModule, type ModuleDescription, type ReducerDesc, type ViewDesc } from './moduleDef.ts';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -81,7 +81,6 @@ export class ModuleInstance {
     self = new ModuleInstance(path, description, loaded, new Datastore(description), options);
     const unsupported = [
       ...description.procedures.map((p) => `procedure ${p}`),
-      ...description.views.map((v) => `view ${v}`),
       ...description.httpHandlers.map((h) => `HTTP handler ${h}`),
       ...description.schedules.map((s) => `schedule ${s.table} → ${s.reducer}`),
     ];
@@ -139,6 +138,29 @@ export class ModuleInstance {
     this.#closeIters();
     const changes = this.datastore.commit();
     return { status: 'committed', changes, durationMicros: Math.round((performance.now() - started) * 1000) };
+  }
+
+  /**
+   * Run a view function on the committed state: for `sender`, or for nobody
+   * when the view is anonymous. Returns its raw result (a `ViewResultHeader`
+   * then rows or SQL) and the tables it read. Throws what the view throws.
+   */
+  callView(view: ViewDesc, sender: Identity): { data: Uint8Array; reads: Set<string> } {
+    const hooks = this.#loaded.hooks as unknown as {
+      __call_view__(id: number, sender: bigint, args: Uint8Array): Uint8Array | { data: Uint8Array };
+      __call_view_anon__(id: number, args: Uint8Array): Uint8Array | { data: Uint8Array };
+    };
+    const args = new Uint8Array(0);
+    try {
+      const { result, tables } = this.datastore.trackReads(() =>
+        this.#loaded.run(() =>
+          view.isAnonymous ? hooks.__call_view_anon__(view.fnIndex, args) : hooks.__call_view__(view.fnIndex, sender.__identity__, args),
+        ),
+      );
+      return { data: result instanceof Uint8Array ? result : result.data, reads: tables };
+    } finally {
+      this.#closeIters();
+    }
   }
 
   #closeIters() {

@@ -80,6 +80,23 @@ export interface ModuleDescription {
   readonly schedules: readonly { readonly table: string; readonly reducer: string }[];
   readonly typespace: { readonly types: readonly AlgebraicType[] };
   readonly casePolicy: 'None' | 'SnakeCase';
+  /** The module's client visibility filters (row-level security), as SQL. */
+  readonly rowLevelSecurity: readonly string[];
+  /** Views (`spacetimedb.view` / `anonymousView`), with the table shape clients see. */
+  readonly viewDefs: readonly ViewDesc[];
+}
+
+/** A view as clients see it: a read-only table whose rows a module function computes. */
+export interface ViewDesc extends TableInfo {
+  readonly sourceName: string;
+  /** Index among the module's views of its kind (`__call_view__` / `__call_view_anon__` take it). */
+  readonly fnIndex: number;
+  /** Anonymous views return the same rows to every caller; the others see `ctx.sender`. */
+  readonly isAnonymous: boolean;
+  /** The view's row type, every `Ref` resolved. */
+  readonly rowType: AlgebraicType & { tag: 'Product' };
+  /** The view's parameters (a view with parameters cannot be subscribed to). */
+  readonly paramCount: number;
 }
 
 /**
@@ -258,7 +275,45 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
     schedules: sectionsOf(sections, 'Schedules').map((s) => ({ table: s.tableName, reducer: s.functionName })),
     typespace: { types },
     casePolicy,
+    rowLevelSecurity: sectionsOf(sections, 'RowLevelSecurity').map((r) => r.sql as string),
+    viewDefs: describeViews(sections, types, (n) => explicitFunctions.get(n) ?? convert(n), convert),
   };
+}
+
+function describeViews(
+  sections: RawSection[],
+  types: readonly AlgebraicType[],
+  viewName: (source: string) => string,
+  convert: (n: string) => string,
+): ViewDesc[] {
+  const pks = new Map<string, string[]>();
+  for (const pk of sectionsOf(sections, 'ViewPrimaryKeys')) pks.set(pk.viewSourceName, pk.columns);
+  return sectionsOf(sections, 'Views').map((raw): ViewDesc => {
+    const ret = resolveType(raw.returnType as AlgebraicType, types);
+    // Views return an array of rows or an optional row.
+    const row = ret.tag === 'Array' ? ret.value : ret.tag === 'Sum' ? ret.value.variants[0]?.algebraicType : undefined;
+    if (!row || row.tag !== 'Product') {
+      throw new ModuleDefError(`view ${raw.sourceName}: returns neither an array of rows nor an optional row`);
+    }
+    const columns: ColumnInfo[] = row.value.elements.map((e, index) => {
+      if (!e.name) throw new ModuleDefError(`view ${raw.sourceName}: column ${index} has no name`);
+      return { index, name: convert(e.name), field: e.name, type: e.algebraicType };
+    });
+    const pk = (pks.get(raw.sourceName) ?? []).map((c) => columns.findIndex((col) => col.field === c || col.name === c)).filter((i) => i >= 0);
+    return {
+      name: viewName(raw.sourceName),
+      sourceName: raw.sourceName,
+      fnIndex: raw.index,
+      isAnonymous: raw.isAnonymous,
+      rowType: row as AlgebraicType & { tag: 'Product' },
+      paramCount: (raw.params as RawProductType).elements.length,
+      columns,
+      primaryKey: pk,
+      indexedColumns: new Set(),
+      isPublic: raw.isPublic,
+      isEvent: false,
+    };
+  });
 }
 
 function maxForType(ty: AlgebraicType | undefined): bigint {

@@ -26,6 +26,8 @@ export interface CompileContext {
   allTables(): readonly TableInfo[];
   /** The subscriber, the value of `:sender`. */
   readonly sender: Identity;
+  /** Let the query read private tables (the database owner, a view's own query). @default false */
+  readonly allowPrivate?: boolean;
 }
 
 /** The join half of a compiled `SELECT a.* FROM a JOIN b ON a.x = b.y`. */
@@ -196,7 +198,7 @@ class Compiler {
   private table(ref: TableRef): TableInfo {
     const table = this.ctx.resolveTable(ref.name);
     if (!table) throw new SqlError(`unknown table "${ref.name}"`, ref.pos);
-    if (!table.isPublic) throw new SqlError(`table "${ref.name}" is private`, ref.pos);
+    if (!table.isPublic && !this.ctx.allowPrivate) throw new SqlError(`table "${ref.name}" is private`, ref.pos);
     return table;
   }
 
