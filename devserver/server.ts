@@ -19,6 +19,7 @@ import { ProtocolDecodeError, encodeServerMessage, type ClientMessage, type Serv
 import { SqlError } from './sql/errors.ts';
 import { accessFor, compileQuerySet, querySetRows, TransactionEffects, type Access, type QuerySet } from './subscriptions.ts';
 import { ViewError } from './views.ts';
+import { handleDatabaseApi, type HttpApiHost } from './httpApi.ts';
 import type { ChangeSet } from './types.ts';
 
 export interface DevServerOptions {
@@ -323,6 +324,28 @@ export class DevServer {
     this.#logLine('info', `restarted on port ${this.#port}`);
   }
 
+  /** What the HTTP database API (sql, call, schema) needs from the server. */
+  get #httpApiHost(): HttpApiHost {
+    return {
+      database: this.database,
+      module: this.#module,
+      access: this.#access,
+      authenticate: (token) => (token ? { ...this.#auth.verify(token), token } : this.#auth.mint()),
+      asConnection: (caller, fn) => {
+        const id = new ConnectionId(randomU128());
+        const jwt = JSON.stringify(caller.claims);
+        const connected = this.#runLifecycle('onConnect', caller.identity, id, jwt);
+        if (connected && connected.status === 'failed') return { refused: connected.message };
+        try {
+          return { value: fn(id) };
+        } finally {
+          this.#runLifecycle('onDisconnect', caller.identity, id, jwt);
+        }
+      },
+      runReducer: (reducer, caller, connectionId, args) => this.#runInternal(reducer, caller.identity, connectionId, args, JSON.stringify(caller.claims)),
+    };
+  }
+
   /** Visibility filters, views and owner of the hosted module. */
   get #access(): Access {
     return accessFor(this.#module, this.#options.owner ? Identity.fromString(this.#options.owner) : undefined);
@@ -390,10 +413,10 @@ export class DevServer {
         res.setHeader('access-control-max-age', '600');
       }
     }
-    const send = (status: number, body?: unknown) => {
+    const send = (status: number, body?: unknown, headers?: Record<string, string>) => {
       if (res.headersSent) return;
       const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
-      res.writeHead(status, { 'content-type': typeof body === 'string' || body === undefined ? 'text/plain' : 'application/json' });
+      res.writeHead(status, { 'content-type': typeof body === 'string' || body === undefined ? 'text/plain' : 'application/json', ...headers });
       res.end(text);
     };
     const limit = this.#options.maxHttpBodyBytes ?? 64 * 1024;
@@ -416,7 +439,7 @@ export class DevServer {
       if (refused) return;
       if (!url) return send(400, 'malformed request target');
       try {
-        this.#route(req, url, send);
+        this.#route(req, url, send, Buffer.concat(chunks));
       } catch (e) {
         this.#logLine('error', `HTTP ${req.method} ${url.pathname}: ${String(e)}`);
         send(500, 'internal error');
@@ -424,8 +447,10 @@ export class DevServer {
     });
   }
 
-  #route(req: IncomingMessage, url: URL, send: (status: number, body?: unknown) => void) {
+  #route(req: IncomingMessage, url: URL, send: (status: number, body?: unknown, headers?: Record<string, string>) => void, body: Buffer) {
     const path = url.pathname;
+    const api = path.startsWith('/v1/database/') ? handleDatabaseApi(this.#httpApiHost, req, url, body) : undefined;
+    if (api) return send(api.status, api.body, { ...api.headers, 'content-type': api.contentType });
     if (path.startsWith('/_dev/')) return this.#admin(req, url, send);
     if (req.method === 'OPTIONS' && path.startsWith('/v1/')) return send(204); // CORS preflight (headers set in #onRequest)
     if (path === '/v1/ping' && req.method === 'GET') return send(200);

@@ -125,7 +125,8 @@ export function compileQuerySet(
   const all = access ? [...tables, ...access.views.tables] : tables;
   const byName = new Map(all.map((t) => [t.name, t]));
   const isOwner = access?.owner?.isEqual(sender) ?? false;
-  const ctx = { resolveTable: (n: string) => byName.get(n), allTables: () => all, sender, allowPrivate: isOwner };
+  // `SELECT * FROM *` names the tables; views are subscribed to by name.
+  const ctx = { resolveTable: (n: string) => byName.get(n), allTables: () => tables, sender, allowPrivate: isOwner };
   const visibility = access?.rls.forSender(sender);
   const out: BoundQuery[] = [];
   for (const sql of queryStrings) {

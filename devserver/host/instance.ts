@@ -163,6 +163,11 @@ export class ModuleInstance {
     }
   }
 
+  /** The module's own description (`__describe_module__`'s bytes), for the schema endpoint. */
+  describeModuleBytes(): Uint8Array {
+    return this.#loaded.run(() => this.#loaded.hooks.__describe_module__());
+  }
+
   #closeIters() {
     this.#iters.clear();
   }
