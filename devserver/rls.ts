@@ -12,7 +12,7 @@
  */
 import type { Identity } from 'spacetimedb';
 import type { ChangeSet, DataSource, StoredRow, TableChange, TableInfo } from './types.ts';
-import { compileQuery, type CompiledQuery } from './sql/compile.ts';
+import { compileQuery, tableResolver, type CompiledQuery } from './sql/compile.ts';
 import { SqlError } from './sql/errors.ts';
 
 /** A module's visibility filters are malformed (the module cannot be hosted safely). */
@@ -38,7 +38,7 @@ interface Rule {
 export class RowLevelSecurity {
   readonly #rules = new Map<string, Rule[]>();
   readonly #tables: readonly TableInfo[];
-  readonly #byName: ReadonlyMap<string, TableInfo>;
+  readonly #resolve: (name: string) => TableInfo | undefined;
   readonly #owner: Identity | undefined;
 
   /**
@@ -49,7 +49,7 @@ export class RowLevelSecurity {
    */
   constructor(sqls: readonly string[], tables: readonly TableInfo[], owner: Identity | undefined, probeSender: Identity) {
     this.#tables = tables;
-    this.#byName = new Map(tables.map((t) => [t.name, t]));
+    this.#resolve = tableResolver(tables);
     this.#owner = owner;
     for (const sql of sqls) {
       let q: CompiledQuery;
@@ -85,7 +85,7 @@ export class RowLevelSecurity {
   }
 
   #context(sender: Identity) {
-    return { resolveTable: (n: string) => this.#byName.get(n), allTables: () => this.#tables, sender };
+    return { resolveTable: this.#resolve, allTables: () => this.#tables, sender };
   }
 
   #checkCycle(table: string, path: string[]) {

@@ -2,8 +2,8 @@
  * SpacetimeDB's JSON encoding of typed values ("SATS JSON"), as its HTTP API
  * speaks it: products as arrays (values) or objects (typed definitions),
  * sums as `{"Variant": payload}`, options as `{"some": x}` / `{"none": []}`,
- * the unit value as `[]`, byte arrays as hex strings, integers as JSON
- * numbers of any size.
+ * the unit value as `[]`, byte arrays as hex strings, integers up to 128 bits
+ * as JSON numbers of any size, 256-bit ones as `"0x…"` strings.
  */
 import { Identity, ConnectionId, type AlgebraicType } from 'spacetimedb';
 
@@ -76,8 +76,14 @@ export function toSatsJson(ty: AlgebraicType, value: unknown, types: Types = [],
     case 'F32':
     case 'F64':
       return Number.isFinite(value as number) ? String(value) : 'null';
+    case 'U256':
+    case 'I256': {
+      // 256-bit integers travel as "0x"-prefixed hex strings without leading zeros (SpacetimeDB's JSON for them).
+      const n = BigInt(value as bigint);
+      return JSON.stringify(n < 0n ? `-0x${(-n).toString(16)}` : `0x${n.toString(16)}`);
+    }
     default:
-      // Integers, any width.
+      // Other integers: JSON numbers, every digit kept.
       return String(value);
   }
 }
@@ -160,10 +166,12 @@ export function fromSatsJson(ty: AlgebraicType, json: unknown, types: Types = []
         }
       }
       const out: Record<string, unknown> = {};
+      const special = (o: Record<string, unknown>) =>
+        only === '__identity__' ? new Identity(o.__identity__ as bigint) : only === '__connection_id__' ? new ConnectionId(o.__connection_id__ as bigint) : o;
       if (Array.isArray(json)) {
         if (json.length !== els.length) fail(`an array of ${els.length} element${els.length === 1 ? '' : 's'}`);
         els.forEach((e, i) => (out[e.name ?? String(i)] = fromSatsJson(e.algebraicType, json[i], types, `${at}[${i}]`)));
-        return out;
+        return special(out);
       }
       if (json && typeof json === 'object') {
         const given = json as Record<string, unknown>;
@@ -175,7 +183,7 @@ export function fromSatsJson(ty: AlgebraicType, json: unknown, types: Types = []
           if (v === undefined) throw new SatsJsonError(`missing field ${JSON.stringify(name)}`, { path: at });
           out[name] = fromSatsJson(e.algebraicType, v, types, at ? `${at}.${name}` : name);
         }
-        return out;
+        return special(out);
       }
       return fail(els.length === 0 ? '[]' : 'an array or an object');
     }
@@ -215,7 +223,7 @@ export function fromSatsJson(ty: AlgebraicType, json: unknown, types: Types = []
       if (!range) return fail(`a value of type ${t.tag}`);
       let n: bigint;
       if (typeof json === 'string' && json.startsWith(NUM) && /^-?\d+$/.test(json.slice(NUM.length))) n = BigInt(json.slice(NUM.length));
-      else if (typeof json === 'string' && /^(-?\d+|0x[0-9a-fA-F]+)$/.test(json)) n = BigInt(json);
+      else if (typeof json === 'string' && /^-?(\d+|0x[0-9a-fA-F]+)$/.test(json)) n = json.startsWith('-') ? -BigInt(json.slice(1)) : BigInt(json);
       else return fail(`an integer (${t.tag.toLowerCase()})`);
       if (n < range[0] || n > range[1]) throw new SatsJsonError(`${n} is out of range for ${t.tag.toLowerCase()}`, { path: at });
       return ['I64', 'U64', 'I128', 'U128', 'I256', 'U256'].includes(t.tag) ? n : Number(n);

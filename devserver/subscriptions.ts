@@ -7,7 +7,7 @@
 import { Identity as IdentityClass, type Identity } from 'spacetimedb';
 import type { ModuleInstance } from './host/instance.ts';
 import type { ChangeSet, DataSource, StoredRow, TableInfo } from './types.ts';
-import { compileQuery, type CompiledQuery } from './sql/compile.ts';
+import { compileQuery, tableResolver, type CompiledQuery } from './sql/compile.ts';
 import { SqlError } from './sql/errors.ts';
 import { RowLevelSecurity, type Visibility } from './rls.ts';
 import { ViewError, ViewHost } from './views.ts';
@@ -123,10 +123,10 @@ export function compileQuerySet(
   access?: Access,
 ): BoundQuery[] {
   const all = access ? [...tables, ...access.views.tables] : tables;
-  const byName = new Map(all.map((t) => [t.name, t]));
+  const resolveTable = tableResolver(all);
   const isOwner = access?.owner?.isEqual(sender) ?? false;
   // `SELECT * FROM *` names the tables; views are subscribed to by name.
-  const ctx = { resolveTable: (n: string) => byName.get(n), allTables: () => tables, sender, allowPrivate: isOwner };
+  const ctx = { resolveTable, allTables: () => tables, sender, allowPrivate: isOwner };
   const visibility = access?.rls.forSender(sender);
   const out: BoundQuery[] = [];
   for (const sql of queryStrings) {

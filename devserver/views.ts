@@ -13,7 +13,7 @@ import { AlgebraicType, BinaryReader, type Identity } from 'spacetimedb';
 import type { ChangeSet, DataSource, StoredRow, TableInfo } from './types.ts';
 import type { ModuleInstance } from './host/instance.ts';
 import type { ViewDesc } from './host/moduleDef.ts';
-import { compileQuery } from './sql/compile.ts';
+import { compileQuery, tableResolver } from './sql/compile.ts';
 import { initialRows } from './sql/evaluate.ts';
 
 /** A view function failed or returned something the dev server cannot read. */
@@ -97,8 +97,7 @@ export class ViewHost {
         // The view returned a query: its rows are that query's (views read every table, unfiltered).
         const sql = reader.readString();
         const tables = this.#module.description.tables;
-        const byName = new Map(tables.map((t) => [t.name, t]));
-        const ctx = { resolveTable: (n: string) => byName.get(n), allTables: () => tables, sender, allowPrivate: true };
+        const ctx = { resolveTable: tableResolver(tables), allTables: () => tables, sender, allowPrivate: true };
         const [q] = compileQuery(sql, ctx);
         const rows = initialRows(q, this.#module.datastore);
         return { rows: dedupe(rows), reads: new Set([...out.reads, ...q.tables]) };

@@ -94,6 +94,17 @@ export function compileQuery(sql: string, ctx: CompileContext): CompiledQuery[] 
 
 const TRUE: RowFilter = () => true;
 
+/**
+ * A table lookup by canonical name or by the module's own (source) name, as
+ * SpacetimeDB resolves names in SQL (a view's query builder writes source names).
+ */
+export function tableResolver(tables: readonly (TableInfo & { sourceName?: string })[]): (name: string) => TableInfo | undefined {
+  const byName = new Map<string, TableInfo>();
+  for (const t of tables) if (t.sourceName !== undefined) byName.set(t.sourceName, t);
+  for (const t of tables) byName.set(t.name, t);
+  return (name) => byName.get(name);
+}
+
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
@@ -203,7 +214,10 @@ class Compiler {
   }
 
   private addScope(ref: TableRef, table: TableInfo, side: Side): void {
-    this.scopes.set(ref.alias, { table, side, columns: new Map(table.columns.map((c) => [c.name, c])) });
+    // A column is found by its canonical name or by the module's own name for it, as in SpacetimeDB.
+    const columns = new Map(table.columns.map((c) => [c.field, c]));
+    for (const c of table.columns) columns.set(c.name, c);
+    this.scopes.set(ref.alias, { table, side, columns });
   }
 
   private resolve(ref: ColumnRef): ResolvedColumn {
