@@ -135,6 +135,12 @@ export function writeReport(results: ScenarioResult[], meta: RunMeta, analysis: 
   for (const r of results) {
     lines.push(`## ${esc(r.title)}`);
     lines.push('');
+    // A scenario merged in from another run (`--merge`) says which.
+    const own = r as ScenarioResult & { command?: string; date?: string; meta?: RunMeta };
+    if (own.command && own.command !== meta.command) {
+      lines.push(`Measured in a separate run: \`${own.command}\` on ${own.date}${own.meta?.code ? `, code ${own.meta.code}` : ''}.`);
+      lines.push('');
+    }
     if (r.status !== 'measured') {
       lines.push(`**Not measured yet — ${esc(r.reason ?? '')}**`);
       lines.push('');

@@ -1,5 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --only stream,latency]`
+ * `npm run bench [-- --quick] [-- --only stream,latency [--merge]]`
+ *
+ * With `--merge`, the scenarios not run keep their saved results (and the
+ * report's header keeps the run they came from); the ones run replace theirs.
  *
  * Runs the scenarios one after another (each starts and stops its own dev
  * server on 127.0.0.1), writes benchmarks/results/latest.json and
@@ -18,6 +21,7 @@ import { bandwidth } from './scenarios/bandwidth.ts';
 import { deltas } from './scenarios/deltas.ts';
 import { devServer } from './scenarios/devserver.ts';
 import { memory } from './scenarios/memory.ts';
+import { viewsCost } from './scenarios/views.ts';
 
 const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][] = [
   ['stream', 'Stream overhead', streamOverhead],
@@ -28,6 +32,7 @@ const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][]
   ['deltas', 'Deltas', deltas],
   ['devserver', 'Dev server', devServer],
   ['memory', 'Memory', memory],
+  ['views', 'Views and RLS', viewsCost],
 ];
 
 const argv = process.argv.slice(2);
@@ -97,8 +102,19 @@ for (const [id, title, run] of SCENARIOS) {
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
 const meta = { command, quick, date: new Date().toISOString(), node: machine.node, cores: machine.cores, cpu: machine.cpu, totalMs: now() - started, code: codeVersion() };
-writeFileSync(`${dir}latest.json`, JSON.stringify(results.map((r) => ({ ...r, command, date: meta.date, meta })), null, 2) + '\n');
-writeReport(results, meta);
+const fresh = results.map((r) => ({ ...r, command, date: meta.date, meta }));
+if (argv.includes('--merge')) {
+  const { existsSync, readFileSync } = await import('node:fs');
+  const saved = existsSync(`${dir}latest.json`) ? (JSON.parse(readFileSync(`${dir}latest.json`, 'utf8')) as (ScenarioResult & { meta?: RunMetaLike })[]) : [];
+  const byId = new Map(fresh.map((r) => [r.id, r]));
+  const merged: (ScenarioResult & { meta?: RunMetaLike })[] = saved.map((r) => byId.get(r.id) ?? r);
+  for (const r of fresh) if (!saved.some((x) => x.id === r.id)) merged.push(r);
+  writeFileSync(`${dir}latest.json`, JSON.stringify(merged, null, 2) + '\n');
+  writeReport(merged, saved.find((r) => !byId.has(r.id))?.meta ?? meta);
+} else {
+  writeFileSync(`${dir}latest.json`, JSON.stringify(fresh, null, 2) + '\n');
+  writeReport(results, meta);
+}
 console.log(`done in ${(meta.totalMs / 1000).toFixed(0)} s: benchmarks/results/latest.json, benchmarks/RESULTS.md`);
 // Sockets of the SDK may linger a moment after close(); everything was stopped.
 process.exit(0);
