@@ -449,7 +449,7 @@ export class DevServer {
 
   #route(req: IncomingMessage, url: URL, send: (status: number, body?: unknown, headers?: Record<string, string>) => void, body: Buffer) {
     const path = url.pathname;
-    const api = path.startsWith('/v1/database/') ? handleDatabaseApi(this.#httpApiHost, req, url, body) : undefined;
+    const api = path.startsWith('/v1/database/') && req.method !== 'OPTIONS' ? handleDatabaseApi(this.#httpApiHost, req, url, body) : undefined;
     if (api) return send(api.status, api.body, { ...api.headers, 'content-type': api.contentType });
     if (path.startsWith('/_dev/')) return this.#admin(req, url, send);
     if (req.method === 'OPTIONS' && path.startsWith('/v1/')) return send(204); // CORS preflight (headers set in #onRequest)

@@ -180,6 +180,15 @@ describe('row-level security (client visibility filters)', function () {
       expect([...owner.conn.db.message.iter()].map((r) => r.text).sort()).to.deep.equal(['not the owner', 'owner']);
       await subscribeSecure(other, ['SELECT * FROM message']);
       expect([...other.conn.db.message.iter()].map((r) => r.text)).to.deep.equal(['not the owner']);
+      // The owner also reads private tables; others are told the table is private.
+      const sql = (token: string) =>
+        fetch(`${server.url}/v1/database/${server.database}/sql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'SELECT * FROM audit' });
+      const asOwner = await sql(minted.token);
+      expect(asOwner.status).to.equal(200);
+      expect(((await asOwner.json()) as { rows: unknown[][] }[])[0].rows.map((r) => r[1]).sort()).to.deep.equal(['post: not the owner', 'post: owner']);
+      const asOther = await sql(other.token);
+      expect(asOther.status).to.equal(400);
+      expect(await asOther.text()).to.match(/private/);
     } finally {
       for (const c of open.splice(0)) c.conn.disconnect();
       await server.stop();
