@@ -166,6 +166,9 @@ export class DevServer {
   }
 
   static async start(options: DevServerOptions): Promise<DevServer> {
+    if (options.owner !== undefined && !/^(0x)?[0-9a-fA-F]{64}$/.test(options.owner)) {
+      throw new TypeError(`owner must be an identity as 64 hex digits, got ${JSON.stringify(options.owner)}`);
+    }
     const database = options.database ?? databaseNameFor(options.module);
     const databaseIdentity = identityFromClaims('stdb-rx-devserver', `database:${database}`);
     const data = options.dataDir ? new DataDir(options.dataDir) : undefined;

@@ -196,6 +196,16 @@ describe('row-level security (client visibility filters)', function () {
     }
   });
 
+  it('refuses an owner that is not an identity', async () => {
+    let error: unknown;
+    await startSecureServer({ owner: 'me' }).then(
+      (s) => s.stop(),
+      (e) => (error = e),
+    );
+    expect(error).to.be.instanceOf(TypeError);
+    expect((error as Error).message).to.equal('owner must be an identity as 64 hex digits, got "me"');
+  });
+
   it('refuses to host a module whose filter is invalid (it would leak rows otherwise)', async () => {
     const bad = fileURLToPath(new URL('../fixtures/badfilter.module.ts', import.meta.url));
     let error: unknown;
