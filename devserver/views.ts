@@ -5,7 +5,8 @@
  *
  * A view's rows are computed on demand and cached, per caller for a
  * per-caller view. A commit drops the cached results of the views that read
- * a table the commit changed (the host records which tables each run read);
+ * something the commit changed (the host records what each run read: whole
+ * tables, or the index keys it looked up with `find`/`filter`);
  * subscriptions to those views are then recomputed and compared with what
  * their subscribers have, and the difference is sent.
  */
@@ -13,6 +14,7 @@ import { AlgebraicType, BinaryReader, type Identity } from 'spacetimedb';
 import type { ChangeSet, DataSource, StoredRow, TableInfo } from './types.ts';
 import type { ModuleInstance } from './host/instance.ts';
 import type { ViewDesc } from './host/moduleDef.ts';
+import type { ReadSet } from './host/datastore.ts';
 import { compileQuery, tableResolver } from './sql/compile.ts';
 import { initialRows } from './sql/evaluate.ts';
 
@@ -29,7 +31,8 @@ export class ViewError extends Error {
 
 interface Cached {
   readonly rows: StoredRow[];
-  readonly reads: ReadonlySet<string>;
+  /** What the run read: a commit that changes none of it leaves the result as it is. */
+  readonly reads: ReadSet;
 }
 
 const latin1 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
@@ -83,7 +86,7 @@ export class ViewHost {
       throw new ViewError(`view ${view.name} takes parameters; only views without parameters can be read`, { view: view.name });
     }
     this.runs++;
-    let out: { data: Uint8Array; reads: Set<string> };
+    let out: { data: Uint8Array; reads: ReadSet };
     try {
       out = this.#module.callView(view, sender);
     } catch (e) {
@@ -100,7 +103,8 @@ export class ViewHost {
         const ctx = { resolveTable: tableResolver(tables), allTables: () => tables, sender, allowPrivate: true };
         const [q] = compileQuery(sql, ctx);
         const rows = initialRows(q, this.#module.datastore);
-        return { rows: dedupe(rows), reads: new Set([...out.reads, ...q.tables]) };
+        for (const t of q.tables) out.reads.tables.add(t);
+        return { rows: dedupe(rows), reads: out.reads };
       }
       if (tag !== 0) throw new RangeError(`unknown view result header ${tag}`);
       const decode = this.#decoders.get(view.name)!;
@@ -124,13 +128,11 @@ export class ViewHost {
   /** After a commit: drop the results of views that read a changed table. */
   invalidate(changes: ChangeSet): void {
     this.#dropped = new Set();
+    const ds = this.#module.datastore;
     for (const [key, c] of this.#cache) {
-      for (const t of c.reads) {
-        if (changes.has(t)) {
-          this.#cache.delete(key);
-          this.#dropped.add(key);
-          break;
-        }
+      if (ds.touches(c.reads, changes)) {
+        this.#cache.delete(key);
+        this.#dropped.add(key);
       }
     }
   }

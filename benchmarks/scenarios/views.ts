@@ -67,7 +67,7 @@ async function measure(kind: Kind, subscribers: number, calls: number): Promise<
 
 export async function viewsCost(cfg: RunConfig): Promise<ScenarioResult> {
   const subscribers = cfg.quick ? 20 : 100;
-  const calls = cfg.quick ? 300 : 2000;
+  const calls = cfg.quick ? 300 : 500;
   const reps = cfg.quick ? 1 : 3;
   const kinds = Object.keys(KINDS) as Kind[];
   const rates: Record<Kind, number[]> = { table: [], rls: [], view: [], anonView: [] };

@@ -5,7 +5,7 @@
 import { ConnectionId, Identity, type Timestamp } from 'spacetimedb';
 import type { ChangeSet, StoredRow } from '../types.ts';
 import { loadModule, type LoadedModule, type SysFunctions } from './bundle.ts';
-import { Datastore, Errno, HostCallError } from './datastore.ts';
+import { Datastore, Errno, HostCallError, type ReadSet } from './datastore.ts';
 import { describeModule, type ModuleDescription, type ReducerDesc, type ViewDesc } from './moduleDef.ts';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -145,19 +145,19 @@ export class ModuleInstance {
    * when the view is anonymous. Returns its raw result (a `ViewResultHeader`
    * then rows or SQL) and the tables it read. Throws what the view throws.
    */
-  callView(view: ViewDesc, sender: Identity): { data: Uint8Array; reads: Set<string> } {
+  callView(view: ViewDesc, sender: Identity): { data: Uint8Array; reads: ReadSet } {
     const hooks = this.#loaded.hooks as unknown as {
       __call_view__(id: number, sender: bigint, args: Uint8Array): Uint8Array | { data: Uint8Array };
       __call_view_anon__(id: number, args: Uint8Array): Uint8Array | { data: Uint8Array };
     };
     const args = new Uint8Array(0);
     try {
-      const { result, tables } = this.datastore.trackReads(() =>
+      const { result, reads } = this.datastore.trackReads(() =>
         this.#loaded.run(() =>
           view.isAnonymous ? hooks.__call_view_anon__(view.fnIndex, args) : hooks.__call_view__(view.fnIndex, sender.__identity__, args),
         ),
       );
-      return { data: result instanceof Uint8Array ? result : result.data, reads: tables };
+      return { data: result instanceof Uint8Array ? result : result.data, reads };
     } finally {
       this.#closeIters();
     }

@@ -37,8 +37,12 @@ describe('views', function () {
     const name = (c: SecureClient) => [...c.conn.db.myAccount.iter()].map((r) => r.name);
     expect(name(a)).to.deep.equal(['ann']);
     expect(name(b)).to.deep.equal(['bob']);
+    // Each run records the keys it looked up: A's rename runs A's view again, not B's.
+    const views = accessFor(server.module, undefined).views;
+    const runs = views.runs;
     await a.conn.reducers.setName({ name: 'anna' });
     await until(() => name(a)[0] === 'anna', 5000, 'renamed view row');
+    expect(views.runs).to.equal(runs + 1);
     expect(name(a)).to.deep.equal(['anna']);
     // B's own call is answered after any update the rename caused for B: none reached it.
     await b.conn.reducers.post({ text: 'sync' });
