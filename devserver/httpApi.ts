@@ -7,7 +7,7 @@
  * status codes and bodies for good and bad input.
  */
 import type { IncomingMessage } from 'node:http';
-import { AlgebraicType, BinaryWriter, type Identity } from 'spacetimedb';
+import { AlgebraicType, BinaryWriter, type ConnectionId } from 'spacetimedb';
 import type { ModuleInstance, ReducerOutcome } from './host/instance.ts';
 import type { ReducerDesc } from './host/moduleDef.ts';
 import { rawModuleDefTypes } from './host/rawModuleDef.ts';
@@ -38,9 +38,9 @@ export interface HttpApiHost {
    * clientConnected and clientDisconnected, as SpacetimeDB runs every
    * HTTP call; `refused` when clientConnected failed.
    */
-  asConnection<T>(caller: VerifiedToken, fn: (connectionId: import('spacetimedb').ConnectionId) => T): { refused: string } | { value: T };
+  asConnection<T>(caller: VerifiedToken, fn: (connectionId: ConnectionId) => T): { refused: string } | { value: T };
   /** Run a reducer and publish what it committed. */
-  runReducer(reducer: ReducerDesc, caller: VerifiedToken, connectionId: import('spacetimedb').ConnectionId, args: Uint8Array): ReducerOutcome;
+  runReducer(reducer: ReducerDesc, caller: VerifiedToken, connectionId: ConnectionId, args: Uint8Array): ReducerOutcome;
 }
 
 const text = (status: number, body: string, headers?: Record<string, string>): HttpReply => ({ status, body, contentType: 'text/plain', headers });
@@ -185,5 +185,3 @@ function safeDecode(s: string): string | undefined {
     return undefined;
   }
 }
-
-export type { Identity };

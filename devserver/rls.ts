@@ -45,6 +45,7 @@ export class RowLevelSecurity {
    * @param sqls The module's filters.
    * @param tables The module's tables.
    * @param owner The database owner's identity, which no filter applies to.
+   * @param probeSender Any identity: the filters are compiled once with it to check them.
    * @throws {RowLevelSecurityError} when a filter does not compile or the filters form a cycle.
    */
   constructor(sqls: readonly string[], tables: readonly TableInfo[], owner: Identity | undefined, probeSender: Identity) {

@@ -103,7 +103,7 @@ export async function viewsCost(cfg: RunConfig): Promise<ScenarioResult> {
     targets: [],
     notes: [
       `${subscribers} clients each own ${ROWS_EACH} rows and subscribe to one query; a caller makes ${calls} 'bump' calls (32 in flight), each changing one row in the plain table and one in the filtered table. A call counts once every subscriber has received every byte the server sent.`,
-      'Filtered table: the filter reads only the row, so each transaction\'s changes are filtered per subscriber (no recomputation). Per-caller view: the commit invalidates the cached result of every subscriber whose view read the changed table, and each is run again and compared with what its subscriber has (viewRunsPerCall_view ≈ subscribers). Anonymous view: run once per commit for everyone (viewRunsPerCall_anonView ≈ 1), here a scan of the whole table.',
+      'Filtered table: the filter reads only the row, so each transaction\'s changes are filtered per subscriber (no recomputation). Per-caller view (`ctx.db.item.owner.filter(ctx.sender)`): each run records the index keys it looked up, so a commit reruns only the views of the subscriber whose row changed (viewRunsPerCall_view ≈ 1), compares the result with what that subscriber has and sends the difference. Anonymous view: it scans the whole table, so every commit reruns it — once for all subscribers (viewRunsPerCall_anonView ≈ 1).',
     ],
     charts: [
       {
