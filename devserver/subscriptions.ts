@@ -46,6 +46,7 @@ type Bag = Map<string, { row: StoredRow; n: number }>;
 export class QueryReader {
   /** The last result sent (recompute mode). */
   last: Bag | undefined;
+  readonly #viewKeys: readonly string[];
 
   constructor(
     readonly sender: Identity,
@@ -55,7 +56,9 @@ export class QueryReader {
     /** Tables whose changes can change the result (recompute mode), views excluded. */
     readonly dependencies: readonly string[],
     readonly viewTables: readonly ViewDesc[],
-  ) {}
+  ) {
+    this.#viewKeys = viewTables.map((v) => views.keyFor(v, sender));
+  }
 
   /** The datastore as this subscriber reads it. */
   source(base: DataSource): DataSource {
@@ -64,7 +67,7 @@ export class QueryReader {
 
   /** Whether a transaction may have changed the result (recompute mode). */
   affected(changes: ChangeSet): boolean {
-    return this.dependencies.some((t) => changes.has(t)) || this.viewTables.some((v) => this.views.affected(v, this.sender));
+    return this.dependencies.some((t) => changes.has(t)) || this.#viewKeys.some((k) => this.views.affected(k));
   }
 }
 

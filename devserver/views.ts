@@ -66,13 +66,14 @@ export class ViewHost {
     return this.#byName.get(name);
   }
 
-  #key(view: ViewDesc, sender: Identity): string {
+  /** The cache key of `view`'s result for `sender` (compute once: it is checked after every commit). */
+  keyFor(view: ViewDesc, sender: Identity): string {
     return view.isAnonymous ? view.name : `${view.name}\u0000${sender.toHexString()}`;
   }
 
   /** The rows `view` returns to `sender` now. @throws {ViewError} */
   rows(view: ViewDesc, sender: Identity): StoredRow[] {
-    const key = this.#key(view, sender);
+    const key = this.keyFor(view, sender);
     let c = this.#cache.get(key);
     if (!c) {
       c = this.#run(view, sender);
@@ -129,17 +130,18 @@ export class ViewHost {
   invalidate(changes: ChangeSet): void {
     this.#dropped = new Set();
     const ds = this.#module.datastore;
+    const memo = new Map<number, Map<StoredRow, string>>();
     for (const [key, c] of this.#cache) {
-      if (ds.touches(c.reads, changes)) {
+      if (ds.touches(c.reads, changes, memo)) {
         this.#cache.delete(key);
         this.#dropped.add(key);
       }
     }
   }
 
-  /** Whether the last commit changed what `view` returns to `sender` (as far as its reads tell). */
-  affected(view: ViewDesc, sender: Identity): boolean {
-    return this.#dropped.has(this.#key(view, sender));
+  /** Whether the last commit changed the result under `key` (see {@link keyFor}), as far as its reads tell. */
+  affected(key: string): boolean {
+    return this.#dropped.has(key);
   }
 
   /** Forget every cached result (a new module instance, a restart). */

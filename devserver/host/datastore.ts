@@ -219,15 +219,25 @@ export class Datastore implements DataSource {
     }
   }
 
-  /** Whether a transaction's `changes` inserted or deleted a row that `reads` saw or would have seen. */
-  touches(reads: ReadSet, changes: ChangeSet): boolean {
+  /**
+   * Whether a transaction's `changes` inserted or deleted a row that `reads`
+   * saw or would have seen. Pass the same `memo` for every check against one
+   * transaction: each changed row's index keys are then encoded once.
+   */
+  touches(reads: ReadSet, changes: ChangeSet, memo: Map<number, Map<StoredRow, string>> = new Map()): boolean {
     for (const t of reads.tables) if (changes.has(t)) return true;
     for (const [indexId, { table, keys }] of reads.points) {
       const change = changes.get(table);
       const ix = this.#indexes.get(indexId);
       if (!change || !ix) continue;
+      let encoded = memo.get(indexId);
+      if (!encoded) memo.set(indexId, (encoded = new Map()));
       for (const list of [change.inserts, change.deletes]) {
-        for (const row of list) if (keys.has(encodeKey(ix.serializers, ix.fields, row.value))) return true;
+        for (const row of list) {
+          let key = encoded.get(row);
+          if (key === undefined) encoded.set(row, (key = encodeKey(ix.serializers, ix.fields, row.value)));
+          if (keys.has(key)) return true;
+        }
       }
     }
     return false;
