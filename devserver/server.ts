@@ -853,7 +853,9 @@ export class DevServer {
       if (this.#data.snapshotDue(this.#options.snapshotEvery ?? 1000)) this.#data.snapshot(this.#module.datastore.allRows());
     }
     this.#access.views.invalidate(changes);
-    const effects = new TransactionEffects(changes, this.#module.datastore);
+    const effects = new TransactionEffects(changes, this.#module.datastore, (e) =>
+      this.#logLine('warn', `${e.message}; its subscribers keep the rows they have`),
+    );
     const encoded = new Map<string, Uint8Array>();
     for (const conn of this.#connections) {
       if (conn === caller || conn.querySets.size === 0) continue;
@@ -877,7 +879,6 @@ export class DevServer {
       this.#sendBytes(conn, bytes);
     }
     this.#module.datastore.dropEventRows();
-    for (const e of effects.errors) this.#logLine('warn', `${e.message}; its subscribers keep the rows they have`);
     return effects;
   }
 

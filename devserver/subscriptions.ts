@@ -179,6 +179,8 @@ export class TransactionEffects {
   constructor(
     readonly changes: ChangeSet,
     readonly source: DataSource,
+    /** Told of each view failure as it happens. */
+    readonly onViewError?: (e: ViewError) => void,
   ) {}
 
   #delta(q: BoundQuery): QueryDelta {
@@ -222,6 +224,7 @@ export class TransactionEffects {
     } catch (e) {
       if (!(e instanceof ViewError)) throw e;
       this.errors.push(e);
+      this.onViewError?.(e);
       return EMPTY_DELTA;
     }
     const before = r.last ?? new Map();

@@ -118,6 +118,31 @@ describe('views', function () {
     raw.close();
   });
 
+  it('keeps the rows subscribers have when a view fails while updates are computed, and logs it', async () => {
+    await server.stop();
+    const lines: string[] = [];
+    server = await startSecureServer({ logger: { log: (level, message) => lines.push(`${level} ${message}`) } });
+    const raw = await RawClient.open(server);
+    await raw.next('InitialConnection');
+    raw.send({ tag: 'Subscribe', value: { requestId: 1, querySetId: { id: 1 }, queryStrings: ['SELECT * FROM fragile'] } });
+    await raw.next('SubscribeApplied', (m) => m.value.requestId === 1);
+    const post = (requestId: number, text: string) => {
+      const bytes = Buffer.from(text, 'utf8');
+      const args = new Uint8Array(4 + bytes.length);
+      new DataView(args.buffer).setUint32(0, bytes.length, true);
+      args.set(bytes, 4);
+      raw.send({ tag: 'CallReducer', value: { requestId, flags: 0, reducer: 'post', args } });
+    };
+    post(2, 'boom');
+    const failed = await raw.next('ReducerResult', (m) => m.value.requestId === 2);
+    // The call itself committed; the view's failure sent no update (no delete of the row the client has).
+    expect(failed.value.result.tag).to.equal('Ok');
+    const update = (failed.value.result as { value: { transactionUpdate: { querySets: unknown[] } } }).value.transactionUpdate;
+    expect(update.querySets).to.deep.equal([]);
+    expect(lines.some((l) => /^warn view fragile failed: Error: boom found; its subscribers keep the rows they have$/.test(l)), lines.join('\n')).to.equal(true);
+    raw.close();
+  });
+
   it('fails a subscription to a view that throws, with its message, and keeps the connection', async () => {
     const raw = await RawClient.open(server);
     await raw.next('InitialConnection');
