@@ -170,6 +170,17 @@ await withServer('sdk-test-case-conversion-ts', 'modules/sdk-test-case-conversio
   }
 });
 
+await withServer('llm-chat-ts', 'templates/llm-chat-ts/spacetimedb/src', async (s) => {
+  // Views returning a query filtered by ctx.sender (the template's procedures are another matter).
+  const a = await mint(s);
+  for (const view of ['chat', 'message']) {
+    const rows = await sql(s, a.token, `SELECT * FROM ${view}`);
+    check(`llm-chat: ${view} view readable`, Array.isArray(rows), JSON.stringify(rows));
+    const r = await subscribe(s, a.token, [`SELECT * FROM ${view}`]);
+    check(`llm-chat: subscription to ${view} applies`, r === 'applied', r);
+  }
+});
+
 rmSync(work, { recursive: true, force: true });
 console.log(failures === 0 ? 'all checks passed' : `${failures} check(s) failed`);
 process.exit(failures === 0 ? 0 : 1);
