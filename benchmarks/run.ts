@@ -1,6 +1,9 @@
 /**
  * `npm run bench [-- --quick] [-- --only stream,latency]`
  *
+ * The scenarios not run keep their saved results (the report says which run
+ * each came from); the ones run replace theirs.
+ *
  * Runs the scenarios one after another (each starts and stops its own dev
  * server on 127.0.0.1), writes benchmarks/results/latest.json and
  * regenerates benchmarks/RESULTS.md with its charts.
@@ -18,6 +21,7 @@ import { bandwidth } from './scenarios/bandwidth.ts';
 import { deltas } from './scenarios/deltas.ts';
 import { devServer } from './scenarios/devserver.ts';
 import { memory } from './scenarios/memory.ts';
+import { viewsCost } from './scenarios/views.ts';
 import { spectators } from './scenarios/spectators.ts';
 import { quality, qualitySoak } from './scenarios/quality.ts';
 
@@ -38,6 +42,7 @@ const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][]
   ['spectators', 'Spectators', spectators],
   ['quality', 'Connection quality', quality],
   ['quality-soak', 'Connection quality soak', qualitySoak],
+  ['views', 'Views and RLS', viewsCost],
 ];
 
 const argv = process.argv.slice(2);

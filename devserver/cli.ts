@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `stdb-rx-devserver [--port 3000] [--host 127.0.0.1] [--module FILE] [--db name] [--data dir] [--admin] [--watch] [--log-level info]`
+ * `stdb-rx-devserver [--port 3000] [--host 127.0.0.1] [--module FILE] [--db name] [--data dir] [--admin] [--watch] [--owner HEX] [--log-level info]`
  * `stdb-rx-devserver generate --module FILE --out DIR`
  * (in this repository: `npm run devserver -- …`). The default module is the arena demo.
  */
@@ -45,13 +45,14 @@ async function main() {
       data: { type: 'string' },
       admin: { type: 'boolean', default: false },
       watch: { type: 'boolean', default: false },
+      owner: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: stdb-rx-devserver [--port N] [--host ADDR] [--module FILE] [--db NAME] [--data DIR] [--admin] [--watch] [--log-level error|warn|info|debug|trace]\n       stdb-rx-devserver generate --module FILE --out DIR\n');
+    process.stdout.write('usage: stdb-rx-devserver [--port N] [--host ADDR] [--module FILE] [--db NAME] [--data DIR] [--admin] [--watch] [--owner HEX] [--log-level error|warn|info|debug|trace]\n       stdb-rx-devserver generate --module FILE --out DIR\n');
     return;
   }
   // Default module: the arena demo — the copy the package ships next to this file, else (in the repository) demo/arena.
@@ -69,6 +70,7 @@ async function main() {
     dataDir: values.data,
     admin: values.admin,
     watch: values.watch,
+    owner: values.owner,
     logger: {
       log(level, message) {
         if (LEVELS.indexOf(level) <= threshold) process.stderr.write(`[${level}] ${message}\n`);

@@ -21,7 +21,9 @@ import type { ProcedureOutcome } from './host/procedures.ts';
 import { negotiateProtocol, parseCompression, ServerFrameBatcher, decodeClientFrame, type Compression, type WsProtocol } from './protocol/framing.ts';
 import { ProtocolDecodeError, encodeServerMessage, type ClientMessage, type ServerMessage } from './protocol/messages.ts';
 import { SqlError } from './sql/errors.ts';
-import { compileQuerySet, querySetRows, TransactionEffects, type QuerySet } from './subscriptions.ts';
+import { accessFor, compileQuerySet, querySetRows, TransactionEffects, type Access, type QuerySet } from './subscriptions.ts';
+import { ViewError } from './views.ts';
+import { handleDatabaseApi, type HttpApiHost } from './httpApi.ts';
 import type { ChangeSet } from './types.ts';
 
 export interface DevServerOptions {
@@ -70,6 +72,12 @@ export interface DevServerOptions {
    * the data when SpacetimeDB would migrate the change automatically. @default false
    */
   readonly watch?: boolean;
+  /**
+   * Identity (hex) of the database owner, as the one who publishes a database
+   * on SpacetimeDB: its clients read private tables and no client visibility
+   * filter applies to them. @default no owner: every client is filtered
+   */
+  readonly owner?: string;
 }
 
 export interface DevServerStats {
@@ -180,12 +188,16 @@ export class DevServer {
   }
 
   static async start(options: DevServerOptions): Promise<DevServer> {
+    if (options.owner !== undefined && !/^(0x)?[0-9a-fA-F]{64}$/.test(options.owner)) {
+      throw new TypeError(`owner must be an identity as 64 hex digits, got ${JSON.stringify(options.owner)}`);
+    }
     const database = options.database ?? databaseNameFor(options.module);
     const databaseIdentity = identityFromClaims('stdb-rx-devserver', `database:${database}`);
     const data = options.dataDir ? new DataDir(options.dataDir) : undefined;
     const auth = options.dataDir ? TokenAuthority.fromDataDir(options.dataDir) : TokenAuthority.ephemeral();
     const module = await ModuleInstance.load(options.module, { databaseIdentity, logger: options.logger });
     const server = new DevServer(options, module, auth, data, database, databaseIdentity);
+    void server.#access; // refuse a module whose visibility filters are invalid before serving anything
     const fresh = server.#recover();
     server.#startScheduler();
     if (fresh) server.#runLifecycle('init', Identity.zero(), null);
@@ -401,6 +413,33 @@ export class DevServer {
     this.#logLine('info', `restarted on port ${this.#port}`);
   }
 
+  /** What the HTTP database API (sql, call, schema) needs from the server. */
+  get #httpApiHost(): HttpApiHost {
+    return {
+      database: this.database,
+      module: this.#module,
+      access: this.#access,
+      authenticate: async (token) => (token ? { ...(await this.#auth.verify(token)), token } : this.#auth.mint()),
+      asConnection: (caller, fn) => {
+        const id = new ConnectionId(randomU128());
+        const jwt = JSON.stringify(caller.claims);
+        const connected = this.#runLifecycle('onConnect', caller.identity, id, jwt);
+        if (connected && connected.status === 'failed') return { refused: connected.message };
+        try {
+          return { value: fn(id) };
+        } finally {
+          this.#runLifecycle('onDisconnect', caller.identity, id, jwt);
+        }
+      },
+      runReducer: (reducer, caller, connectionId, args) => this.#runInternal(reducer, caller.identity, connectionId, args, JSON.stringify(caller.claims)),
+    };
+  }
+
+  /** Visibility filters, views and owner of the hosted module. */
+  get #access(): Access {
+    return accessFor(this.#module, this.#options.owner ? Identity.fromString(this.#options.owner) : undefined);
+  }
+
   #logLine(level: LogLevel, message: string) {
     this.#log.log(level, message);
   }
@@ -464,10 +503,10 @@ export class DevServer {
         res.setHeader('access-control-max-age', '600');
       }
     }
-    const send = (status: number, body?: unknown) => {
+    const send = (status: number, body?: unknown, headers?: Record<string, string>) => {
       if (res.headersSent) return;
       const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
-      res.writeHead(status, { 'content-type': typeof body === 'string' || body === undefined ? 'text/plain' : 'application/json' });
+      res.writeHead(status, { 'content-type': typeof body === 'string' || body === undefined ? 'text/plain' : 'application/json', ...headers });
       res.end(text);
     };
     const limit = this.#options.maxHttpBodyBytes ?? 64 * 1024;
@@ -490,7 +529,7 @@ export class DevServer {
       if (refused) return;
       if (!url) return send(400, 'malformed request target');
       try {
-        this.#route(req, url, send);
+        this.#route(req, url, send, Buffer.concat(chunks));
       } catch (e) {
         this.#logLine('error', `HTTP ${req.method} ${url.pathname}: ${String(e)}`);
         send(500, 'internal error');
@@ -498,8 +537,19 @@ export class DevServer {
     });
   }
 
-  #route(req: IncomingMessage, url: URL, send: (status: number, body?: unknown) => void) {
+  #route(req: IncomingMessage, url: URL, send: (status: number, body?: unknown, headers?: Record<string, string>) => void, body: Buffer) {
     const path = url.pathname;
+    const api = path.startsWith('/v1/database/') && req.method !== 'OPTIONS' ? handleDatabaseApi(this.#httpApiHost, req, url, body) : undefined;
+    if (api) {
+      void api.then(
+        (reply) => send(reply.status, reply.body, { ...reply.headers, 'content-type': reply.contentType }),
+        (e) => {
+          this.#logLine('error', `HTTP ${req.method} ${path}: ${String(e)}`);
+          send(500, 'internal error');
+        },
+      );
+      return;
+    }
     if (path.startsWith('/_dev/')) return this.#admin(req, url, send);
     if (req.method === 'OPTIONS' && path.startsWith('/v1/')) return send(204); // CORS preflight (headers set in #onRequest)
     if (path === '/v1/ping' && req.method === 'GET') return send(200);
@@ -799,15 +849,22 @@ export class DevServer {
     if (conn.querySets.has(setId)) return fail(`query set ${setId} is already subscribed on this connection`);
     let queries;
     try {
-      queries = compileQuerySet(queryStrings, conn.identity, this.#module.description.tables);
+      queries = compileQuerySet(queryStrings, conn.identity, this.#module.description.tables, this.#access);
     } catch (e) {
       if (e instanceof SqlError) return fail(e.message);
+      throw e;
+    }
+    let rows;
+    try {
+      rows = querySetRows(queries, this.#module.datastore);
+    } catch (e) {
+      if (e instanceof ViewError) return fail(e.message);
       throw e;
     }
     conn.querySets.set(setId, { id: setId, queries });
     this.#send(conn, {
       tag: 'SubscribeApplied',
-      value: { requestId, querySetId: { id: setId }, rows: querySetRows(queries, this.#module.datastore) },
+      value: { requestId, querySetId: { id: setId }, rows },
     });
   }
 
@@ -833,13 +890,13 @@ export class DevServer {
   #oneOffQuery(conn: Connection, requestId: number, sql: string) {
     let result: ServerMessage & { tag: 'OneOffQueryResult' };
     try {
-      const queries = compileQuerySet([sql], conn.identity, this.#module.description.tables);
+      const queries = compileQuerySet([sql], conn.identity, this.#module.description.tables, this.#access);
       result = {
         tag: 'OneOffQueryResult',
         value: { requestId, result: { tag: 'Ok', value: querySetRows(queries, this.#module.datastore) } },
       };
     } catch (e) {
-      if (!(e instanceof SqlError)) throw e;
+      if (!(e instanceof SqlError) && !(e instanceof ViewError)) throw e;
       result = { tag: 'OneOffQueryResult', value: { requestId, result: { tag: 'Err', value: e.message } } };
     }
     this.#send(conn, result);
@@ -907,7 +964,10 @@ export class DevServer {
     } catch (e) {
       this.#logLine('error', `scheduling the rows of a committed transaction failed: ${e instanceof Error ? e.message : String(e)}`);
     }
-    const effects = new TransactionEffects(changes, this.#module.datastore);
+    this.#access.views.invalidate(changes);
+    const effects = new TransactionEffects(changes, this.#module.datastore, (e) =>
+      this.#logLine('warn', `${e.message}; its subscribers keep the rows they have`),
+    );
     const encoded = new Map<string, Uint8Array>();
     for (const conn of this.#connections) {
       if (conn === caller || conn.querySets.size === 0) continue;

@@ -136,6 +136,8 @@ export class Datastore implements DataSource {
   readonly #indexes = new Map<number, IndexState>();
   readonly #indexByName = new Map<string, number>();
   #tx: TxState | undefined;
+  /** Set while {@link trackReads} runs: what was read. */
+  #reads: ReadSet | undefined;
 
   constructor(readonly module: ModuleDescription) {
     this.tables = module.tables.map((d) => new TableState(d, module.typespace));
@@ -182,6 +184,8 @@ export class Datastore implements DataSource {
   #table(id: number): TableState {
     const t = this.#byId.get(id);
     if (!t) throw new HostCallError(Errno.NoSuchTable, `no such table id: ${id}`);
+    // Scans and row counts read the whole table.
+    this.#reads?.tables.add(t.desc.name);
     return t;
   }
 
@@ -189,6 +193,54 @@ export class Datastore implements DataSource {
     const ix = this.#indexes.get(id);
     if (!ix) throw new HostCallError(Errno.NoSuchIndex, `no such index id: ${id}`);
     return ix;
+  }
+
+  /**
+   * Run `fn` and report what the module read through the host functions
+   * meanwhile (for views): whole tables (scans, counts, range scans) and
+   * index points (`find`, `filter` on one value).
+   */
+  trackReads<T>(fn: () => T): { result: T; reads: ReadSet } {
+    const outer = this.#reads;
+    const reads: ReadSet = { tables: new Set(), points: new Map() };
+    this.#reads = reads;
+    try {
+      return { result: fn(), reads };
+    } finally {
+      this.#reads = outer;
+      if (outer) {
+        for (const t of reads.tables) outer.tables.add(t);
+        for (const [id, p] of reads.points) {
+          const o = outer.points.get(id);
+          if (o) for (const k of p.keys) o.keys.add(k);
+          else outer.points.set(id, { table: p.table, keys: new Set(p.keys) });
+        }
+      }
+    }
+  }
+
+  /**
+   * Whether a transaction's `changes` inserted or deleted a row that `reads`
+   * saw or would have seen. Pass the same `memo` for every check against one
+   * transaction: each changed row's index keys are then encoded once.
+   */
+  touches(reads: ReadSet, changes: ChangeSet, memo: Map<number, Map<StoredRow, string>> = new Map()): boolean {
+    for (const t of reads.tables) if (changes.has(t)) return true;
+    for (const [indexId, { table, keys }] of reads.points) {
+      const change = changes.get(table);
+      const ix = this.#indexes.get(indexId);
+      if (!change || !ix) continue;
+      let encoded = memo.get(indexId);
+      if (!encoded) memo.set(indexId, (encoded = new Map()));
+      for (const list of [change.inserts, change.deletes]) {
+        for (const row of list) {
+          let key = encoded.get(row);
+          if (key === undefined) encoded.set(row, (key = encodeKey(ix.serializers, ix.fields, row.value)));
+          if (keys.has(key)) return true;
+        }
+      }
+    }
+    return false;
   }
 
   // ---- transactions -----------------------------------------------------
@@ -472,7 +524,13 @@ export class Datastore implements DataSource {
     if (reader.offset !== point.length) {
       throw new HostCallError(Errno.BsatnDecodeError, `index key for ${ix.desc.sourceName} has trailing bytes`);
     }
-    const bucket = ix.map.get(latin1(point));
+    const key = latin1(point);
+    if (this.#reads) {
+      const p = this.#reads.points.get(indexId);
+      if (p) p.keys.add(key);
+      else this.#reads.points.set(indexId, { table: ix.table.desc.name, keys: new Set([key]) });
+    }
+    const bucket = ix.map.get(key);
     return bucket ? [...bucket.values()] : [];
   }
 
@@ -493,6 +551,7 @@ export class Datastore implements DataSource {
     rendLen: number,
   ): StoredRow[] {
     const ix = this.#index(indexId);
+    this.#reads?.tables.add(ix.table.desc.name);
     if (ix.desc.algorithm === 'hash') {
       throw new HostCallError(Errno.HostCallFailure, `index ${ix.desc.sourceName} is a hash index and has no range scans`);
     }
@@ -577,6 +636,14 @@ export class Datastore implements DataSource {
     const cmp = makeComparator(t.desc.columns[column].type);
     return [...t.rows.values()].filter((r) => cmp(r.value[field], value) === 0);
   }
+}
+
+/** What a tracked run read (see {@link Datastore.trackReads}). */
+export interface ReadSet {
+  /** Tables read as a whole. */
+  readonly tables: Set<string>;
+  /** Index id → the table and the encoded keys looked up in it. */
+  readonly points: Map<number, { readonly table: string; readonly keys: Set<string> }>;
 }
 
 export type { TableState, IndexState };

@@ -5,8 +5,8 @@
 import { ConnectionId, Identity } from 'spacetimedb';
 import type { ChangeSet, StoredRow } from '../types.ts';
 import { loadModule, type LoadedModule, type SysFunctions } from './bundle.ts';
-import { Datastore, Errno, HostCallError } from './datastore.ts';
-import { describeModule, type ModuleDescription, type ProcedureDesc, type ReducerDesc } from './moduleDef.ts';
+import { Datastore, Errno, HostCallError, type ReadSet } from './datastore.ts';
+import { describeModule, type ModuleDescription, type ProcedureDesc, type ReducerDesc, type ViewDesc } from './moduleDef.ts';
 import { ProcedureSession, refuseHttpRequest, type ProcedureCall, type ProcedureOutcome } from './procedures.ts';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
@@ -82,7 +82,6 @@ export class ModuleInstance {
     const description = describeModule(loaded.run(() => loaded.hooks.__describe_module__()));
     self = new ModuleInstance(path, description, loaded, new Datastore(description), options);
     const unsupported = [
-      ...description.views.map((v) => `view ${v}`),
       ...description.httpHandlers.map((h) => `HTTP handler ${h}`),
       ...description.httpRoutes.map((r) => `HTTP route ${r.method} ${r.path} → ${r.handler}`),
       ...description.ignoredSections.map((s) => `module section ${s}`),
@@ -156,6 +155,34 @@ export class ModuleInstance {
     this.#closeIters();
     const changes = this.datastore.commit();
     return { status: 'committed', changes, durationMicros: Math.round((performance.now() - started) * 1000) };
+  }
+
+  /**
+   * Run a view function on the committed state: for `sender`, or for nobody
+   * when the view is anonymous. Returns its raw result (a `ViewResultHeader`
+   * then rows or SQL) and the tables it read. Throws what the view throws.
+   */
+  callView(view: ViewDesc, sender: Identity): { data: Uint8Array; reads: ReadSet } {
+    const hooks = this.#loaded.hooks as unknown as {
+      __call_view__(id: number, sender: bigint, args: Uint8Array): Uint8Array | { data: Uint8Array };
+      __call_view_anon__(id: number, args: Uint8Array): Uint8Array | { data: Uint8Array };
+    };
+    const args = new Uint8Array(0);
+    try {
+      const { result, reads } = this.datastore.trackReads(() =>
+        this.#loaded.run(() =>
+          view.isAnonymous ? hooks.__call_view_anon__(view.fnIndex, args) : hooks.__call_view__(view.fnIndex, sender.__identity__, args),
+        ),
+      );
+      return { data: result instanceof Uint8Array ? result : result.data, reads };
+    } finally {
+      this.#closeIters();
+    }
+  }
+
+  /** The module's own description (`__describe_module__`'s bytes), for the schema endpoint. */
+  describeModuleBytes(): Uint8Array {
+    return this.#loaded.run(() => this.#loaded.hooks.__describe_module__());
   }
 
   #closeIters() {

@@ -116,6 +116,23 @@ export interface ModuleDescription {
   readonly ignoredSections: readonly string[];
   readonly typespace: { readonly types: readonly AlgebraicType[] };
   readonly casePolicy: 'None' | 'SnakeCase';
+  /** The module's client visibility filters (row-level security), as SQL. */
+  readonly rowLevelSecurity: readonly string[];
+  /** Views (`spacetimedb.view` / `anonymousView`), with the table shape clients see. */
+  readonly viewDefs: readonly ViewDesc[];
+}
+
+/** A view as clients see it: a read-only table whose rows a module function computes. */
+export interface ViewDesc extends TableInfo {
+  readonly sourceName: string;
+  /** Index among the module's views of its kind (`__call_view__` / `__call_view_anon__` take it). */
+  readonly fnIndex: number;
+  /** Anonymous views return the same rows to every caller; the others see `ctx.sender`. */
+  readonly isAnonymous: boolean;
+  /** The view's row type, every `Ref` resolved. */
+  readonly rowType: AlgebraicType & { tag: 'Product' };
+  /** The view's parameters (a view with parameters cannot be subscribed to). */
+  readonly paramCount: number;
 }
 
 /**
@@ -221,6 +238,8 @@ interface Collected {
   readonly httpRoutes: HttpRouteDesc[];
   readonly schedules: ScheduleDesc[];
   readonly submodules: string[];
+  readonly rowLevelSecurity: string[];
+  readonly viewDefs: ViewDesc[];
   readonly ignored: Set<string>;
   nextIndexId: number;
 }
@@ -241,6 +260,7 @@ const HANDLED_SECTIONS = new Set([
   'HttpRoutes',
   'ViewPrimaryKeys',
   'Submodules',
+  'RowLevelSecurity',
 ]);
 
 /**
@@ -263,6 +283,8 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
     httpRoutes: [],
     schedules: [],
     submodules: [],
+    rowLevelSecurity: [],
+    viewDefs: [],
     ignored: new Set(),
     nextIndexId: 1,
   };
@@ -276,6 +298,8 @@ export function describeModule(bytes: Uint8Array): ModuleDescription {
     httpRoutes: out.httpRoutes,
     schedules: out.schedules,
     submodules: out.submodules,
+    rowLevelSecurity: out.rowLevelSecurity,
+    viewDefs: out.viewDefs,
     ignoredSections: [...out.ignored],
     typespace: { types: out.types },
     casePolicy,
@@ -423,6 +447,14 @@ function describeInto(sections: RawSection[], prefix: string, out: Collected): '
   }
 
   for (const v of sectionsOf(sections, 'Views')) out.views.push(prefix + v.sourceName);
+  // Visibility filters and view definitions are read for the root module; a submodule's are listed as not run.
+  if (prefix === '') {
+    out.rowLevelSecurity.push(...sectionsOf(sections, 'RowLevelSecurity').map((r) => r.sql as string));
+    out.viewDefs.push(...describeViews(sections, types, (n) => explicitFunctions.get(n) ?? convert(n), convert));
+  } else {
+    if (sectionsOf(sections, 'RowLevelSecurity').length > 0) out.ignored.add(`RowLevelSecurity (submodule ${prefix.slice(0, -1)})`);
+    if (sectionsOf(sections, 'Views').length > 0) out.ignored.add(`Views (submodule ${prefix.slice(0, -1)})`);
+  }
   for (const h of sectionsOf(sections, 'HttpHandlers')) out.httpHandlers.push(prefix + h.sourceName);
   for (const r of sectionsOf(sections, 'HttpRoutes')) {
     const method = r.method.tag === 'Any' ? 'any' : r.method.value.tag === 'Extension' ? r.method.value.value : r.method.value.tag.toUpperCase();
@@ -435,6 +467,42 @@ function describeInto(sections: RawSection[], prefix: string, out: Collected): '
     describeInto(sub.module.sections as RawSection[], `${ns}.`, out);
   }
   return casePolicy;
+}
+
+function describeViews(
+  sections: RawSection[],
+  types: readonly AlgebraicType[],
+  viewName: (source: string) => string,
+  convert: (n: string) => string,
+): ViewDesc[] {
+  const pks = new Map<string, string[]>();
+  for (const pk of sectionsOf(sections, 'ViewPrimaryKeys')) pks.set(pk.viewSourceName, pk.columns);
+  return sectionsOf(sections, 'Views').map((raw): ViewDesc => {
+    const ret = resolveType(raw.returnType as AlgebraicType, types);
+    // Views return an array of rows or an optional row.
+    const row = ret.tag === 'Array' ? ret.value : ret.tag === 'Sum' ? ret.value.variants[0]?.algebraicType : undefined;
+    if (!row || row.tag !== 'Product') {
+      throw new ModuleDefError(`view ${raw.sourceName}: returns neither an array of rows nor an optional row`);
+    }
+    const columns: ColumnInfo[] = row.value.elements.map((e, index) => {
+      if (!e.name) throw new ModuleDefError(`view ${raw.sourceName}: column ${index} has no name`);
+      return { index, name: convert(e.name), field: e.name, type: e.algebraicType };
+    });
+    const pk = (pks.get(raw.sourceName) ?? []).map((c) => columns.findIndex((col) => col.field === c || col.name === c)).filter((i) => i >= 0);
+    return {
+      name: viewName(raw.sourceName),
+      sourceName: raw.sourceName,
+      fnIndex: raw.index,
+      isAnonymous: raw.isAnonymous,
+      rowType: row as AlgebraicType & { tag: 'Product' },
+      paramCount: (raw.params as RawProductType).elements.length,
+      columns,
+      primaryKey: pk,
+      indexedColumns: new Set(),
+      isPublic: raw.isPublic,
+      isEvent: false,
+    };
+  });
 }
 
 function maxForType(ty: AlgebraicType | undefined): bigint {

@@ -213,3 +213,19 @@ export function decodeRawModuleDef(bytes: Uint8Array): RawSection[] {
   }
   return def.sections;
 }
+
+/** The BSATN types of a V10 module description and of an algebraic type, for JSON renderings (the schema endpoint). */
+export const rawModuleDefTypes = {
+  get moduleDef(): AlgebraicTypeValue {
+    return RawModuleDefV10T.algebraicType;
+  },
+  get algebraicType(): AlgebraicTypeValue {
+    return AlgebraicTypeT.algebraicType;
+  },
+  /** Decode a V10 description (after its variant byte) into values of {@link moduleDef}. */
+  decode(bytes: Uint8Array): unknown {
+    const reader = new BinaryReader(bytes);
+    if (reader.readU8() !== 2) throw new ModuleDefError('module description is not RawModuleDef V10');
+    return RawModuleDefV10T.deserialize(reader);
+  },
+};

@@ -26,6 +26,8 @@ export interface CompileContext {
   allTables(): readonly TableInfo[];
   /** The subscriber, the value of `:sender`. */
   readonly sender: Identity;
+  /** Let the query read private tables (the database owner, a view's own query). @default false */
+  readonly allowPrivate?: boolean;
 }
 
 /** The join half of a compiled `SELECT a.* FROM a JOIN b ON a.x = b.y`. */
@@ -91,6 +93,17 @@ export function compileQuery(sql: string, ctx: CompileContext): CompiledQuery[] 
 }
 
 const TRUE: RowFilter = () => true;
+
+/**
+ * A table lookup by canonical name or by the module's own (source) name, as
+ * SpacetimeDB resolves names in SQL (a view's query builder writes source names).
+ */
+export function tableResolver(tables: readonly (TableInfo & { sourceName?: string })[]): (name: string) => TableInfo | undefined {
+  const byName = new Map<string, TableInfo>();
+  for (const t of tables) if (t.sourceName !== undefined) byName.set(t.sourceName, t);
+  for (const t of tables) byName.set(t.name, t);
+  return (name) => byName.get(name);
+}
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -196,12 +209,15 @@ class Compiler {
   private table(ref: TableRef): TableInfo {
     const table = this.ctx.resolveTable(ref.name);
     if (!table) throw new SqlError(`unknown table "${ref.name}"`, ref.pos);
-    if (!table.isPublic) throw new SqlError(`table "${ref.name}" is private`, ref.pos);
+    if (!table.isPublic && !this.ctx.allowPrivate) throw new SqlError(`table "${ref.name}" is private`, ref.pos);
     return table;
   }
 
   private addScope(ref: TableRef, table: TableInfo, side: Side): void {
-    this.scopes.set(ref.alias, { table, side, columns: new Map(table.columns.map((c) => [c.name, c])) });
+    // A column is found by its canonical name or by the module's own name for it, as in SpacetimeDB.
+    const columns = new Map(table.columns.map((c) => [c.field, c]));
+    for (const c of table.columns) columns.set(c.name, c);
+    this.scopes.set(ref.alias, { table, side, columns });
   }
 
   private resolve(ref: ColumnRef): ResolvedColumn {

@@ -375,7 +375,7 @@ describe('subscription SQL', () => {
       ['SELECT * FROM Player', 'unknown table "Player"'],
       ['SELECT * FROM player WHERE nope = 1', 'unknown column "nope" on table "player"', 27],
       ['SELECT * FROM player WHERE ID = 1', 'unknown column "ID" on table "player"'],
-      ['SELECT * FROM player WHERE ownerId = 1', 'unknown column "ownerId" on table "player"'],
+      ['SELECT * FROM player WHERE ownerID = 1', 'unknown column "ownerID" on table "player"'],
       ['SELECT * FROM player WHERE guild.id = 1', 'unknown table "guild"'],
       ['SELECT * FROM player AS p WHERE player.id = 1', 'unknown table "player"'],
       ['SELECT g.* FROM player', 'unknown table "g"'],
@@ -444,6 +444,11 @@ describe('subscription SQL', () => {
       expect(qs.map((q) => q.table.name)).to.deep.equal(['player', 'guild', 'ints', 'events', 'loose']);
       expect(qs.map((q) => q.sql)).to.include('SELECT * FROM "player"');
       expect(initialRows(qs[0], source)).to.have.length(players.length);
+    });
+
+    it("finds a column by the module's own name too (SpacetimeDB's column alias)", () => {
+      expect(ids('SELECT * FROM player WHERE ownerId = :sender')).to.deep.equal(ids('SELECT * FROM player WHERE owner_id = :sender'));
+      expect(ids('SELECT * FROM player WHERE ownerId = :sender')).to.have.length.greaterThan(0);
     });
 
     it('reports the tables a query reads and whether it uses :sender', () => {
