@@ -361,4 +361,3 @@ export function scenariosFor(name: string, module: ModuleDescription): Scenario[
   return [...(specific[name] ?? []), ...generic(module)];
 }
 
-export type { ProcedureDesc, ReducerDesc };

@@ -18,7 +18,7 @@ import { startPageServer, httpBase } from './server/pageServer.ts';
 import { runBots } from './bots.ts';
 import { createRelay } from '../relay/index.ts';
 import { DbConnection } from './arena/bindings/index.ts';
-import { arenaStreams } from './arena/streams.ts';
+import { streams as arenaStreams } from './arena/streams.ts';
 import { startSpectatorPage } from './server/spectatorPage.ts';
 
 const USAGE = `usage: npm start -- [--port 3000] [--page-port 8080] [--data .demo-data]

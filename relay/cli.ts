@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `npm run relay` — a spectator relay in front of SpacetimeDB (or the dev server).
  *
@@ -12,7 +13,7 @@ import { resolve } from 'node:path';
 import { createRelay } from './relay.ts';
 import type { StreamDefinition } from './streams.ts';
 
-const USAGE = `usage: npm run relay -- --upstream ws://host:port --db NAME --streams FILE
+const USAGE = `usage: stdb-rx-relay --upstream ws://host:port --db NAME --streams FILE
                       [--port 4000] [--host 127.0.0.1] [--delay MS] [--token JWT]
                       [--max-spectators N] [--max-buffer BYTES] [--history N]
 `;

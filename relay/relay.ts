@@ -415,4 +415,3 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   };
 }
 
-export { isVersion };

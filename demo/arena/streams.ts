@@ -9,7 +9,8 @@ import { tables } from './bindings/index.ts';
 
 export { DbConnection } from './bindings/index.ts';
 
-export const arenaStreams: Record<string, StreamDefinition> = {
+/** The arena's spectator streams; also what `npm run relay -- --streams demo/arena/streams.ts` reads. */
+export const streams: Record<string, StreamDefinition> = {
   'match/:id': {
     params: { id: /^[1-9][0-9]{0,18}$/ },
     tables: ({ id }) => {
@@ -24,5 +25,3 @@ export const arenaStreams: Record<string, StreamDefinition> = {
   },
 };
 
-/** What `npm run relay -- --streams demo/arena/streams.ts` reads. */
-export const streams = arenaStreams;

@@ -8,7 +8,7 @@ import type { DevServer } from '../../devserver/index.ts';
 import { createRelay, type Relay, type RelayOptions } from '../../relay/index.ts';
 import { createSpectator, type Spectator, type SpectatorOptions } from '../../src/index.ts';
 import { DbConnection } from '../../demo/arena/bindings/index.ts';
-import { arenaStreams } from '../../demo/arena/streams.ts';
+import { streams as arenaStreams } from '../../demo/arena/streams.ts';
 import { testClientOptions } from '../helpers/syncClient.ts';
 import { arenaClient, serverRows, startArena, type ArenaClient } from '../client/arena.ts';
 
