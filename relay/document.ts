@@ -9,15 +9,20 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { escapeKey, unescapeKey, type JsonValue } from '../operators/jsonCodec.ts';
 import type { DeltaOperation } from '../operators/jsonPatchDelta.ts';
 import type { StreamDocument } from './protocol.ts';
 
 const MASK = (1n << 64n) - 1n;
 
+/** One-shot hashing (Node ≥ 20.12): about a third of the cost of a `createHash` chain per row. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
+/** The first 64 bits (big-endian) of SHA-256 over `table \0 key \0 json`. */
 function rowHash(table: string, key: string, json: string): bigint {
-  const digest = createHash('sha256').update(table).update('\0').update(key).update('\0').update(json).digest();
+  if (oneShot) return BigInt(`0x${oneShot('sha256', `${table}\0${key}\0${json}`, 'hex').slice(0, 16)}`);
+  const digest = crypto.createHash('sha256').update(table).update('\0').update(key).update('\0').update(json).digest();
   return digest.readBigUInt64BE(0);
 }
 

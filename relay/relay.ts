@@ -81,6 +81,12 @@ export interface RelayStats {
   messagesSent: number;
   /** Transactions published, over all streams. */
   transactions: number;
+  /**
+   * Wall-clock ms spent writing published patches to spectators (the
+   * broadcast loop: one socket write per spectator), over all streams.
+   * Divided by `transactions`, the fan-out time of one transaction.
+   */
+  fanOutMs: number;
   /** Snapshots sent, and spectators resumed from a stream's history instead. */
   snapshots: number;
   resumes: number;
@@ -148,8 +154,10 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
   let closedTransactions = 0;
   let closedSnapshots = 0;
   let closedResumes = 0;
+  let closedFanOutMs = 0;
   const retire = (s: LiveStream) => {
     closedTransactions += s.transactions;
+    closedFanOutMs += s.fanOutMs;
     closedSnapshots += s.snapshotsSent;
     closedResumes += s.resumes;
   };
@@ -382,12 +390,14 @@ export async function createRelay(options: RelayOptions): Promise<Relay> {
     let transactions = closedTransactions;
     let snapshots = closedSnapshots;
     let resumes = closedResumes;
+    let fanOutMs = closedFanOutMs;
     for (const s of streams.values()) {
       transactions += s.transactions;
+      fanOutMs += s.fanOutMs;
       snapshots += s.snapshotsSent;
       resumes += s.resumes;
     }
-    return { spectators: spectators.size, streams: streams.size, bytesSent, messagesSent, transactions, snapshots, resumes, lagging: lagging.size, upstream: upstreamState };
+    return { spectators: spectators.size, streams: streams.size, bytesSent, messagesSent, transactions, fanOutMs, snapshots, resumes, lagging: lagging.size, upstream: upstreamState };
   }
 
   return {

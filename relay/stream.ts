@@ -72,6 +72,8 @@ export class LiveStream {
   snapshotsSent = 0;
   /** Spectators resumed from the history (with a patch instead of a snapshot). */
   resumes = 0;
+  /** Wall-clock ms spent handing published patches to spectators' transports. */
+  fanOutMs = 0;
 
   constructor(
     readonly stream: MatchedStream,
@@ -203,10 +205,12 @@ export class LiveStream {
     const text = JSON.stringify(message);
     this.#history.push({ from, version, ops, keys, bytes: text.length });
     this.transactions++;
+    const started = performance.now();
     for (const spectator of this.spectators) {
       if (spectator.version === from) spectator.deliver(text, version);
       else if (!spectator.lagging && spectator.version !== undefined) spectator.markLagging();
     }
+    this.fanOutMs += performance.now() - started;
     for (const resume of this.#resumes) this.#tryResume(resume, false);
   }
 

@@ -1,11 +1,15 @@
 /**
- * Worker thread of the spectator benchmark: the viewers. It runs in its own
- * V8 heap, so the main thread's heap holds the relay and not its clients.
+ * Worker thread of the spectator benchmark: viewers. It runs in its own V8
+ * heap, so the main thread's heap holds the relay and not its clients.
  *
- * Per side it opens `lean` connections that only count bytes (raw `ws`
- * spectators with permessage-deflate, or lean protocol clients with Gzip) and
- * `sample` full clients that time each transaction into their rows
- * (`createSpectator`'s `table$`, or the raw SDK's row callbacks).
+ * Per side an `open` adds `lean` connections that only count bytes (raw `ws`
+ * spectators with permessage-deflate, or lean protocol clients with Gzip)
+ * and `sample` full clients that time each transaction into their rows
+ * (`createSpectator`'s `table$`, or the raw SDK's row callbacks). The
+ * benchmark runs two of these workers, one with the lean viewers and one
+ * with the sampled ones, so that a sampled viewer's timing does not include
+ * a thousand other viewers' socket reads in its own thread; `close` ends a
+ * side.
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
@@ -79,25 +83,26 @@ function note(hp: number) {
 }
 
 async function open(c: Extract<LoadCommand, { cmd: 'open' }>): Promise<void> {
-  applied = new Map();
   if (c.side === 'relay') {
     for (let i = 0; i < c.lean; i += 50) {
       leanSockets.push(...(await Promise.all(Array.from({ length: Math.min(50, c.lean - i) }, () => leanSpectator(c.relayUrl, c.stream)))));
     }
     // Any message keeps the relay's liveness check happy.
     const ping = textFrame('{"t":"ping"}');
-    pinger = setInterval(() => {
+    pinger ??= setInterval(() => {
       for (const s of leanSockets) s.write(ping);
     }, 10_000);
+    const opened: Spectator[] = [];
     for (let i = 0; i < c.sample; i++) {
       const s = createSpectator({ url: c.relayUrl, stream: c.stream, WebSocket: WebSocket as any, heartbeat: false });
       spectators.push(s);
+      opened.push(s);
       s.table$<any>('entity').subscribe((rows) => {
         const row = rows.get(1n);
         if (row) note(row.hp);
       });
     }
-    await Promise.all(spectators.map((s) => new Promise<void>((r) => s.status$.subscribe((st) => st.state === 'live' && r()))));
+    await Promise.all(opened.map((s) => new Promise<void>((r) => s.status$.subscribe((st) => st.state === 'live' && r()))));
   } else {
     const server = { wsUrl: c.wsUrl, database: c.database } as any;
     for (let i = 0; i < c.lean; i += 50) {
@@ -136,6 +141,8 @@ function bytes(): number {
 
 async function close(): Promise<void> {
   clearInterval(pinger);
+  pinger = undefined;
+  applied = new Map();
   for (const s of leanSockets) s.destroy();
   for (const w of wire) w.ws.terminate();
   for (const s of spectators) await s.close();

@@ -96,6 +96,8 @@ describe('spectator client (dev server, relay, real sockets)', () => {
     // Every reconnect resumed from the history: the only snapshot was the first.
     expect(relay.stats().snapshots).to.equal(1);
     expect(relay.stats().resumes).to.be.greaterThanOrEqual(2);
+    expect(relay.stats().transactions).to.be.greaterThan(0);
+    expect(relay.stats().fanOutMs).to.be.greaterThan(0);
     await balancer.close();
   });
 

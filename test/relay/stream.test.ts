@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import sinon from 'sinon';
+import { createHash } from 'node:crypto';
 import { BehaviorSubject } from 'rxjs';
 import { LiveStream } from '../../relay/stream.ts';
 import { Spectator, type SpectatorSink } from '../../relay/spectator.ts';
@@ -74,6 +75,9 @@ describe('relay stream (scripted upstream)', () => {
     ]);
     expect(patches[0].keys).to.deep.equal({ units: 'bigint', score: 'bigint' });
     for (let i = 1; i < patches.length; i++) expect(patches[i].from).to.equal(patches[i - 1].version);
+    // The broadcast loops were timed (relay.stats().fanOutMs).
+    expect(stream.transactions).to.equal(3);
+    expect(stream.fanOutMs).to.be.greaterThan(0);
     stream.close();
   });
 
@@ -91,6 +95,10 @@ describe('relay stream (scripted upstream)', () => {
     a.subjects.get('units')!.next(new Map([[1n, { hp: 5 }], [2n, { hp: 2 }]]));
     await flush();
     expect(sa.version).to.equal(sb.version);
+    // As docs/spectator.md defines it: the sum mod 2^64 of the first 8 bytes of SHA-256(table \0 key \0 row JSON).
+    const rowHash = (key: string, json: string) => createHash('sha256').update(`units\0${key}\0${json}`).digest().readBigUInt64BE(0);
+    const sum = (rowHash('1', '{"hp":5}') + rowHash('2', '{"hp":2}')) & ((1n << 64n) - 1n);
+    expect(sb.version).to.equal(sum.toString(16).padStart(16, '0'));
     sa.close();
     sb.close();
   });
