@@ -38,7 +38,9 @@ export const systemClock: DevClock = {
       const left = due - systemClock.now();
       const ms = left <= 0n ? 0 : Math.min(MAX_TIMEOUT_MS, Math.ceil(Number(left) / 1000));
       handle = setTimeout(() => {
-        if (systemClock.now() < due && ms === MAX_TIMEOUT_MS) return wait();
+        // Node's timers may fire up to a millisecond early (loop time is cached in whole ms), and
+        // waits beyond MAX_TIMEOUT_MS are chained: never run a schedule before its time.
+        if (systemClock.now() < due) return wait();
         handle = undefined;
         fn();
       }, ms);
