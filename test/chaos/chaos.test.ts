@@ -124,7 +124,8 @@ describe('chaos: short fixed-seed run (3 clients, every fault, dev server with a
   this.timeout(120_000);
 
   it('loses nothing, duplicates nothing, every view equals the server, nothing unhandled, heap bounded', async () => {
-    const r = await runChaos({ seed: 20240609, clients: 3, seconds: 5 });
+    // On a loaded machine five seconds may not reach what the checks below expect: the run goes on (bounded) until it does.
+    const r = await runChaos({ seed: 20240609, clients: 3, seconds: 5, atLeast: { mutations: 51, injectedRejections: 1, maxExtraMs: 30_000 } });
     const context = r.report.join('\n');
     expect(r.summary, context).to.match(
       /^chaos: seed=20240609 clients=3 mutations=\d+ applied=\d+ rejected=\d+ lost=0 duplicated=0 diverged=0 faults=\d+ handles: confirmed=\d+ confirmedNotOnServer=0 rejected=\d+ rejectedOnServer=0 unknown=\d+ closed=\d+$/,

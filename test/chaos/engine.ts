@@ -44,6 +44,13 @@ export interface ChaosOptions {
   maxHeapMb?: number;
   /** Time allowed for the final drain (ms). @default the longer of 60 s and the run */
   drainTimeoutMs?: number;
+  /**
+   * Keep the faulty phase going past `seconds` (the workload goes on; faults already armed stay
+   * armed) until this much happened, for at most `maxExtraMs` more — so that a short run on a slow
+   * or loaded machine still exercises what its checks expect, instead of the checks being loosened.
+   * @default no extension
+   */
+  atLeast?: { mutations?: number; injectedRejections?: number; maxExtraMs?: number };
   /** Progress every second with each client's state, outbox size and lease. @default false */
   trace?: boolean;
   /** Progress lines. @default none */
@@ -521,6 +528,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       }
     }, options.trace ? 1000 : 10_000);
     await sleep(seconds * 1000);
+    if (options.atLeast) {
+      const { mutations = 0, injectedRejections = 0, maxExtraMs = 30_000 } = options.atLeast;
+      const enough = () => records.length >= mutations && injectedSeen() >= injectedRejections;
+      if (!enough()) {
+        const extra = Date.now();
+        await waitFor(`at least ${mutations} mutations and ${injectedRejections} injected rejections`, enough, maxExtraMs);
+        log(`chaos: faulty phase extended by ${Date.now() - extra} ms to reach ${records.length} mutations, ${injectedSeen()} injected rejections`);
+      }
+    }
 
     // --- Faults off; every client drains.
     stopping = true;
