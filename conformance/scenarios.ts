@@ -175,8 +175,8 @@ function generic(module: ModuleDescription): Scenario[] {
       async run(ctx) {
         const c = await ctx.client();
         const failed: string[] = [];
-        for (const v of module.views) {
-          const name = module.casePolicy === 'SnakeCase' ? v.split('.').map(toSnakeCase).join('.') : v;
+        // The canonical names the host gave the views (explicit names and the module's case policy applied).
+        for (const name of module.viewDefs.filter((v) => v.paramCount === 0).map((v) => v.name)) {
           await subscribe(c, [`SELECT * FROM ${quoted(name)}`]).catch((e) => failed.push(`subscribe ${name}: ${e.message}`));
           await oneOff(c, `SELECT * FROM ${quoted(name)}`).catch((e) => failed.push(`query ${name}: ${e.message}`));
         }
