@@ -98,6 +98,18 @@ describe('dev server: scheduled tables', () => {
     await until(() => [...conn.db.fired.iter()].some((r) => r.label === 'job:nightly'), 5000, 'the procedure row on the client');
   });
 
+  it('keeps running after a module reload (--watch), armed on the new version', async () => {
+    await conn.reducers.startTick({ label: 'loop', everyMs: 1000n });
+    await conn.reducers.setAlarm({ label: 'once', inMs: 1500n });
+    clock.advance(1000);
+    expect(firedLabels(server)).to.deep.equal(['loop']);
+    const event = await server.reload();
+    expect(event.status).to.equal('reloaded');
+    clock.advance(1000);
+    expect(firedLabels(server).sort()).to.deep.equal(['loop', 'loop', 'once']);
+    expect(serverRows(server, 'alarm')).to.deep.equal([]);
+  });
+
   it('keeps schedules through faults.restart() without a data folder', async () => {
     await conn.reducers.setAlarm({ label: 'kept', inMs: 1000n });
     await server.faults.restart();
