@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run relay` — a spectator relay in front of SpacetimeDB (or the dev server).
+ * `stdb-rx-relay` (in this repository `npm run relay`) — a spectator relay in front of SpacetimeDB (or the dev server).
  *
  *   npm run relay -- --upstream ws://127.0.0.1:3000 --db arena --streams demo/arena/streams.ts [--port 4000]
  *

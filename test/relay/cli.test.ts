@@ -55,6 +55,6 @@ describe('relay CLI', function () {
   it('refuses missing arguments with the usage', async () => {
     let error: unknown;
     await run(['--upstream', 'ws://127.0.0.1:1']).catch((e) => (error = e));
-    expect(String(error)).to.match(/exited with 2: usage: npm run relay/);
+    expect(String(error)).to.match(/exited with 2: usage: stdb-rx-relay/);
   });
 });
