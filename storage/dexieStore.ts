@@ -4,7 +4,7 @@
  */
 import { from, Observable } from 'rxjs';
 import { Dexie, liveQuery } from 'dexie';
-import type { OutboxRecord, OutcomeRecord, StdbRxDB } from './db.ts';
+import { fromStored, toStored, type OutboxRecord, type OutcomeRecord, type StdbRxDB, type StoredOutboxRecord } from './db.ts';
 import { DuplicateMutationIdError } from './errors.ts';
 import { matcher, supersededBy, supersededOutcome, type OutboxModify, type OutboxQuery, type OutcomeWrite, type Store, type TableWrite } from './store.ts';
 
@@ -25,14 +25,16 @@ export class DexieStore implements Store {
   /** The matching entries, using the narrowest index available. */
   private async select(q: OutboxQuery): Promise<OutboxRecord[]> {
     const { outbox } = this.db;
-    let found: OutboxRecord[];
-    if (q.ids) found = (await outbox.bulkGet([...new Set(q.ids)])).filter((e): e is OutboxRecord => e !== undefined);
+    let found: StoredOutboxRecord[];
+    if (q.ids) found = (await outbox.bulkGet([...new Set(q.ids)])).filter((e): e is StoredOutboxRecord => e !== undefined);
     else if (q.identity !== undefined && q.status !== undefined) {
-      found = await outbox.where('[identity+status]').equals([q.identity, q.status]).toArray();
-    } else if (q.status !== undefined) found = await outbox.where('status').equals(q.status).toArray();
-    else found = await outbox.toArray();
+      found = await outbox.where('[status+identity]').equals([q.status, q.identity]).toArray();
+    } else if (q.status !== undefined) {
+      // Every identity's: the key prefix [status].
+      found = await outbox.where('[status+identity]').between([q.status, Dexie.minKey], [q.status, Dexie.maxKey], true, true).toArray();
+    } else found = await outbox.toArray();
     // One set of ids for the whole filter: `ids.includes` per entry made a batch of n ids cost n² comparisons.
-    return found.filter(matcher(q)).sort((a, b) => a.seq - b.seq);
+    return found.map(fromStored).filter(matcher(q)).sort((a, b) => a.seq - b.seq);
   }
 
   /** Inserts waiting for the next insert transaction, in call order. */
@@ -88,7 +90,7 @@ export class DexieStore implements Store {
       /** Supersede key → entries with it (stored, or added earlier in this batch). */
       const byKey = new Map<string, OutboxRecord[]>();
       if (keys.length > 0) {
-        for (const e of await db.outbox.where('supersedeKey').anyOf(keys).toArray()) {
+        for (const e of (await this.db.outbox.where('supersedeKey').anyOf(keys).toArray()).map(fromStored)) {
           const list = byKey.get(e.supersedeKey) ?? [];
           list.push(e);
           byKey.set(e.supersedeKey, list);
@@ -126,7 +128,7 @@ export class DexieStore implements Store {
       if (deleted.length) await db.outbox.bulkDelete(deleted);
       if (outcomes.length) await this.putOutcomes(outcomes, pruneBefore);
       await db.meta.put({ key: 'seq', value: seq });
-      if (added.size) await db.outbox.bulkAdd([...added.values()]);
+      if (added.size) await this.db.outbox.bulkAdd([...added.values()].map(toStored));
       return results;
     });
   }
@@ -164,7 +166,7 @@ export class DexieStore implements Store {
         else updated.push(next);
       }
       if (deleted.length) await db.outbox.bulkDelete(deleted.map(e => e.id));
-      if (updated.length) await db.outbox.bulkPut(updated);
+      if (updated.length) await this.db.outbox.bulkPut(updated.map(toStored));
       if (outcomes && deleted.length) {
         const records = deleted.map(e => outcomes.record(e)).filter((o): o is OutcomeRecord => o !== undefined);
         await this.putOutcomes(records, outcomes.pruneBefore);
@@ -174,7 +176,8 @@ export class DexieStore implements Store {
   }
 
   outbox$(): Observable<OutboxRecord[]> {
-    return from(liveQuery(() => this.db.outbox.orderBy('seq').toArray()));
+    // In seq order, sorted here (no seq index since v4).
+    return from(liveQuery(async () => (await this.db.outbox.toArray()).map(fromStored).sort((a, b) => a.seq - b.seq)));
   }
 
   outboxChanges$(): Observable<void> {
