@@ -4,7 +4,7 @@
  */
 import { from, Observable } from 'rxjs';
 import { Dexie, liveQuery } from 'dexie';
-import { fromStored, toStored, type OutboxRecord, type OutcomeRecord, type StdbRxDB, type StoredOutboxRecord } from './db.ts';
+import type { OutboxRecord, OutcomeRecord, StdbRxDB } from './db.ts';
 import { DuplicateMutationIdError } from './errors.ts';
 import { matcher, supersededBy, supersededOutcome, type OutboxModify, type OutboxQuery, type OutcomeWrite, type Store, type TableWrite } from './store.ts';
 
@@ -25,8 +25,8 @@ export class DexieStore implements Store {
   /** The matching entries, using the narrowest index available. */
   private async select(q: OutboxQuery): Promise<OutboxRecord[]> {
     const { outbox } = this.db;
-    let found: StoredOutboxRecord[];
-    if (q.ids) found = (await outbox.bulkGet([...new Set(q.ids)])).filter((e): e is StoredOutboxRecord => e !== undefined);
+    let found: OutboxRecord[];
+    if (q.ids) found = (await outbox.bulkGet([...new Set(q.ids)])).filter((e): e is OutboxRecord => e !== undefined);
     else if (q.identity !== undefined && q.status !== undefined) {
       found = await outbox.where('[status+identity]').equals([q.status, q.identity]).toArray();
     } else if (q.status !== undefined) {
@@ -34,7 +34,7 @@ export class DexieStore implements Store {
       found = await outbox.where('[status+identity]').between([q.status, Dexie.minKey], [q.status, Dexie.maxKey], true, true).toArray();
     } else found = await outbox.toArray();
     // One set of ids for the whole filter: `ids.includes` per entry made a batch of n ids cost n² comparisons.
-    return found.map(fromStored).filter(matcher(q)).sort((a, b) => a.seq - b.seq);
+    return found.filter(matcher(q)).sort((a, b) => a.seq - b.seq);
   }
 
   /** Inserts waiting for the next insert transaction, in call order. */
@@ -90,7 +90,7 @@ export class DexieStore implements Store {
       /** Supersede key → entries with it (stored, or added earlier in this batch). */
       const byKey = new Map<string, OutboxRecord[]>();
       if (keys.length > 0) {
-        for (const e of (await this.db.outbox.where('supersedeKey').anyOf(keys).toArray()).map(fromStored)) {
+        for (const e of await db.outbox.where('supersedeKey').anyOf(keys).toArray()) {
           const list = byKey.get(e.supersedeKey) ?? [];
           list.push(e);
           byKey.set(e.supersedeKey, list);
@@ -128,7 +128,7 @@ export class DexieStore implements Store {
       if (deleted.length) await db.outbox.bulkDelete(deleted);
       if (outcomes.length) await this.putOutcomes(outcomes, pruneBefore);
       await db.meta.put({ key: 'seq', value: seq });
-      if (added.size) await this.db.outbox.bulkAdd([...added.values()].map(toStored));
+      if (added.size) await db.outbox.bulkAdd([...added.values()]);
       return results;
     });
   }
@@ -166,7 +166,7 @@ export class DexieStore implements Store {
         else updated.push(next);
       }
       if (deleted.length) await db.outbox.bulkDelete(deleted.map(e => e.id));
-      if (updated.length) await this.db.outbox.bulkPut(updated.map(toStored));
+      if (updated.length) await db.outbox.bulkPut(updated);
       if (outcomes && deleted.length) {
         const records = deleted.map(e => outcomes.record(e)).filter((o): o is OutcomeRecord => o !== undefined);
         await this.putOutcomes(records, outcomes.pruneBefore);
@@ -177,7 +177,7 @@ export class DexieStore implements Store {
 
   outbox$(): Observable<OutboxRecord[]> {
     // In seq order, sorted here (no seq index since v4).
-    return from(liveQuery(async () => (await this.db.outbox.toArray()).map(fromStored).sort((a, b) => a.seq - b.seq)));
+    return from(liveQuery(async () => (await this.db.outbox.toArray()).sort((a, b) => a.seq - b.seq)));
   }
 
   outboxChanges$(): Observable<void> {
