@@ -28,9 +28,11 @@ export class DexieStore implements Store {
     let found: OutboxRecord[];
     if (q.ids) found = (await outbox.bulkGet([...new Set(q.ids)])).filter((e): e is OutboxRecord => e !== undefined);
     else if (q.identity !== undefined && q.status !== undefined) {
-      found = await outbox.where('[identity+status]').equals([q.identity, q.status]).toArray();
-    } else if (q.status !== undefined) found = await outbox.where('status').equals(q.status).toArray();
-    else found = await outbox.toArray();
+      found = await outbox.where('[status+identity]').equals([q.status, q.identity]).toArray();
+    } else if (q.status !== undefined) {
+      // Every identity's: the key prefix [status].
+      found = await outbox.where('[status+identity]').between([q.status, Dexie.minKey], [q.status, Dexie.maxKey], true, true).toArray();
+    } else found = await outbox.toArray();
     // One set of ids for the whole filter: `ids.includes` per entry made a batch of n ids cost n² comparisons.
     return found.filter(matcher(q)).sort((a, b) => a.seq - b.seq);
   }
@@ -174,7 +176,8 @@ export class DexieStore implements Store {
   }
 
   outbox$(): Observable<OutboxRecord[]> {
-    return from(liveQuery(() => this.db.outbox.orderBy('seq').toArray()));
+    // In seq order, sorted here (no seq index since v4).
+    return from(liveQuery(async () => (await this.db.outbox.toArray()).sort((a, b) => a.seq - b.seq)));
   }
 
   outboxChanges$(): Observable<void> {

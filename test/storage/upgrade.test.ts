@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { Dexie } from 'dexie';
-import { SCHEMA_V1, databaseName, type OutboxRecordV1 } from '../../storage/db.ts';
+import { SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, databaseName, upgradeToV2, type OutboxRecord, type OutboxRecordV1, type OutcomeRecord } from '../../storage/db.ts';
 import { describeSchema } from '../../storage/schema.ts';
 import { productCodec } from '../../storage/codec.ts';
-import { ALICE, arena, freshIndexedDB, open, uniqueServer } from './helpers.ts';
+import { ALICE, BOB, arena, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
 describe('storage/Dexie schema upgrade', () => {
-  it('opens a real version-1 database with rows and upgrades it through version 2 (seq, identity index) to version 3 (outcomes)', async () => {
+  it('opens a real version-1 database with rows and upgrades it through version 2 (seq, identity index) and version 3 (outcomes) to version 4 (two outbox indexes)', async () => {
     const idb = freshIndexedDB();
     const server = uniqueServer();
     const name = databaseName(server, 'arena');
@@ -42,7 +42,7 @@ describe('storage/Dexie schema upgrade', () => {
     const s = await open({ ...idb, server, lease: 'none' });
     try {
       expect(s.mode).to.equal('durable');
-      expect(s.db!.verno).to.equal(3);
+      expect(s.db!.verno).to.equal(4);
       const entries = await s.outbox.entries();
       expect(entries.map(e => [e.id, e.seq])).to.deep.equal([
         ['a', 1],
@@ -60,6 +60,96 @@ describe('storage/Dexie schema upgrade', () => {
       expect(next.seq).to.equal(6);
       expect((await s.outbox.nextBatch(10)).map(e => e.id)).to.deep.equal(['h', 'a', 'b1', 'b2', 'c', next.id]);
       expect(s.outbox.decodeArgs(entries[0])).to.deep.equal({ mutationId: 'a', text: 'text of a' });
+    } finally {
+      await s.close();
+      await new Dexie(name, idb as ConstructorParameters<typeof Dexie>[1]).delete();
+    }
+  });
+
+  it('opens a real version-3 database (entries of two identities in every status, outcome records) and serves every query from the version-4 indexes', async () => {
+    const idb = freshIndexedDB();
+    const server = uniqueServer();
+    const name = databaseName(server, 'arena');
+    const fingerprint = describeSchema(arena).fingerprint;
+    const chatArgs = productCodec(arena.reducers.find(r => r.name === 'send_chat')!.paramsType);
+    const entry = (id: string, seq: number, identity: string, status: OutboxRecord['status'], priority = 1): OutboxRecord => ({
+      id,
+      seq,
+      reducer: 'send_chat',
+      args: chatArgs.encode({ mutationId: id, text: `text of ${id}` }),
+      priority,
+      supersedeKey: id === 'q2' ? 'k' : '',
+      deadline: null,
+      identity,
+      createdAt: 1000 + seq,
+      updatedAt: 1000 + seq,
+      sentAt: status === 'sent' ? 2000 : null,
+      attempts: status === 'sent' ? 1 : 0,
+      status,
+      receipts: true,
+      schema: fingerprint,
+      error: status === 'rejected' ? { code: 'SenderError', message: 'no' } : null,
+      quarantine: null,
+    });
+    const outcome: OutcomeRecord = { id: 'gone', outcome: 'confirmed', reducer: 'send_chat', at: Date.now(), by: 'answer', error: null };
+
+    // Build the database as version 3 left it, with data, through the real v1 → v2 → v3 path.
+    const old = new Dexie(name, idb as ConstructorParameters<typeof Dexie>[1]);
+    old.version(1).stores(SCHEMA_V1);
+    old.version(2).stores(SCHEMA_V2).upgrade(upgradeToV2);
+    old.version(3).stores(SCHEMA_V3);
+    await old.open();
+    await old.table('outbox').bulkAdd([
+      entry('q1', 1, ALICE, 'queued'),
+      entry('s1', 2, ALICE, 'sent'),
+      entry('r1', 3, ALICE, 'rejected'),
+      entry('s2', 4, BOB, 'sent'),
+      entry('q2', 5, ALICE, 'queued', 2),
+      entry('q3', 6, BOB, 'queued'),
+    ]);
+    await old.table('meta').put({ key: 'seq', value: 6 });
+    await old.table('outcomes').add(outcome);
+    expect(old.verno).to.equal(3);
+    old.close();
+
+    const s = await open({ ...idb, server, lease: 'none' });
+    try {
+      expect(s.db!.verno).to.equal(4);
+      expect(s.db!.outbox.schema.indexes.map(i => i.name).sort()).to.deep.equal(['[status+identity]', 'supersedeKey']);
+      expect((await s.outbox.entries()).map(e => [e.id, e.supersedeKey])).to.deep.equal([
+        ['q1', ''],
+        ['s1', ''],
+        ['r1', ''],
+        ['s2', ''],
+        ['q2', 'k'],
+        ['q3', ''],
+      ]);
+      expect((await s.outbox.outcomes(['gone'])).map(o => o.outcome)).to.deep.equal(['confirmed']);
+
+      // One identity's queued entries, in drain order (priority, then seq).
+      await s.outbox.setIdentity(ALICE);
+      expect((await s.outbox.nextBatch(10)).map(e => e.id)).to.deep.equal(['q2', 'q1']);
+      // Every identity's sent entries go back to the queue (the key prefix [status]).
+      expect((await s.outbox.requeueSent()).map(e => e.id)).to.deep.equal(['s1', 's2']);
+      expect((await s.outbox.nextBatch(10)).map(e => e.id)).to.deep.equal(['q2', 'q1', 's1']);
+      // The supersede-key index still finds the entry a newer call replaces; new entries continue the sequence.
+      const { entry: next, superseded } = await s.outbox.enqueue('send_chat', { text: 'after' }, { supersedeKey: 'k' });
+      expect(next.seq).to.equal(7);
+      expect(superseded.map(e => e.id)).to.deep.equal(['q2']);
+      // Claimed, confirmed: gone from the outbox, recorded as confirmed.
+      const claimed = await s.outbox.claim(10);
+      expect(claimed.map(e => [e.id, e.status])).to.deep.equal([
+        ['q1', 'sent'],
+        ['s1', 'sent'],
+        [next.id, 'sent'],
+      ]);
+      await s.outbox.markConfirmed(claimed.map(e => e.id));
+      expect((await s.outbox.entries()).map(e => [e.id, e.status])).to.deep.equal([
+        ['r1', 'rejected'],
+        ['s2', 'queued'],
+        ['q3', 'queued'],
+      ]);
+      expect((await s.outbox.outcomes(['q1', 's1', next.id])).map(o => o.outcome)).to.deep.equal(['confirmed', 'confirmed', 'confirmed']);
     } finally {
       await s.close();
       await new Dexie(name, idb as ConstructorParameters<typeof Dexie>[1]).delete();
