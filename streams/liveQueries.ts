@@ -111,6 +111,8 @@ interface TableCallbacks {
   update: (ctx: any, o: any, n: any) => void;
   /** Whether this table's changes go to the change sink (one read per row event). */
   record: boolean;
+  /** Rows are keyed by the primary key: row events go to {@link TableView.event}. */
+  pk: boolean;
 }
 
 interface Attachment {
@@ -275,7 +277,7 @@ export class LiveQueries {
     att.onSynced();
   }
 
-  #ensureTable(att: Attachment, accessorName: string) {
+  #ensureTable(att: Attachment, accessorName: string, primaryKeyed: boolean) {
     if (att.tables.has(accessorName)) return;
     const table = att.conn.db[accessorName];
     if (!table) throw new TypeError(`The connection has no table '${accessorName}': are the bindings and the table reference from the same module?`);
@@ -298,7 +300,14 @@ export class LiveQueries {
         const views = this.#byTable.get(accessorName);
         if (views) {
           let key: RowKey | undefined;
-          for (const e of views) key = e.view.insert(row, key);
+          if (cbs.pk) {
+            for (const e of views) {
+              const v = e.view;
+              if (!v.live) continue;
+              if (key === undefined) key = v.shape.keyOf(row);
+              v.event(key, row);
+            }
+          } else for (const e of views) key = e.view.insert(row, key);
         }
         if (cbs.record) this.#batch(accessorName, false).inserts.push(row);
       },
@@ -308,7 +317,14 @@ export class LiveQueries {
         const views = this.#byTable.get(accessorName);
         if (views) {
           let key: RowKey | undefined;
-          for (const e of views) key = e.view.delete(row, key);
+          if (cbs.pk) {
+            for (const e of views) {
+              const v = e.view;
+              if (!v.live) continue;
+              if (key === undefined) key = v.shape.keyOf(row);
+              v.event(key, undefined);
+            }
+          } else for (const e of views) key = e.view.delete(row, key);
         }
         if (cbs.record) this.#batch(accessorName, true).deletes.push(row);
       },
@@ -319,12 +335,20 @@ export class LiveQueries {
         const views = this.#byTable.get(accessorName);
         if (views) {
           let key: RowKey | undefined;
-          for (const e of views) key = e.view.updateSameKey(oldRow, newRow, key);
+          if (cbs.pk) {
+            for (const e of views) {
+              const v = e.view;
+              if (!v.live) continue;
+              if (key === undefined) key = v.shape.keyOf(newRow);
+              v.event(key, newRow);
+            }
+          } else for (const e of views) key = e.view.updateSameKey(oldRow, newRow, key);
         }
         // Same key: writing the new row replaces the old one in the cache, no delete needed.
         if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);
       },
       record: this.#sink?.wants(accessorName) ?? false,
+      pk: primaryKeyed,
     };
     table.onInsert(cbs.insert);
     table.onDelete(cbs.del);
@@ -334,7 +358,7 @@ export class LiveQueries {
 
   #subscribe(att: Attachment, entry: LiveQuery) {
     const { query } = entry;
-    this.#ensureTable(att, query.table.accessorName);
+    this.#ensureTable(att, query.table.accessorName, query.primaryKeyed === true);
     entry.applied = false;
     let handle: SubscriptionHandleLike | undefined = undefined;
     handle = entry.handle = att.conn

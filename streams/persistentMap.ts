@@ -106,6 +106,8 @@ function popcount(x: number): number {
 /** What the last set/remove did (module state: the operations are synchronous and never re-enter). */
 let added = false;
 let removed = false;
+/** The value the last set replaced or the last remove took out (`undefined` if none). */
+let previous: unknown = undefined;
 
 /** A node the batch may edit in place: `n` itself if the batch created it, else a copy. */
 function editable(n: Node, edit: Edit): Node {
@@ -160,7 +162,8 @@ function putPair(t: Node, i: number, edit: Edit, shift: number, h1: number, k1: 
 function setInCollision(n: Node, edit: Edit, key: MapKey, value: unknown): Node {
   for (let i = HEAD; i < n.length; i += 2) {
     if (n[i] === key) {
-      if (n[i + 1] === value) return n;
+      previous = n[i + 1];
+      if (previous === value) return n;
       const t = editable(n, edit);
       t[i + 1] = value;
       return t;
@@ -197,7 +200,8 @@ function setIn(n: Node, edit: Edit, shift: number, hash: number, key: MapKey, va
     return t;
   }
   if (k === key) {
-    if (n[i + 1] === value) return n;
+    previous = n[i + 1];
+    if (previous === value) return n;
     const t = editable(n, edit);
     t[i + 1] = value;
     return t;
@@ -224,6 +228,7 @@ function removeIn(n: Node, edit: Edit, shift: number, hash: number, key: MapKey)
       for (let j = HEAD; j < child.length; j += 2) {
         if (child[j] === key) {
           removed = true;
+          previous = child[j + 1];
           next = withoutPair(child, edit, child[0] as number, j);
           break;
         }
@@ -241,6 +246,7 @@ function removeIn(n: Node, edit: Edit, shift: number, hash: number, key: MapKey)
   }
   if (k !== key) return n;
   removed = true;
+  previous = n[i + 1];
   return bits === bit ? undefined : withoutPair(n, edit, bits & ~bit, i);
 }
 
@@ -372,6 +378,11 @@ function buildInto(out: Node, at: number, shift: number, keys: readonly MapKey[]
 /** A mutable view handed to {@link PersistentMap.withMutations}; valid only inside the callback. */
 export interface MapMutator<K extends MapKey, V> {
   set(key: K, value: V): void;
+  /**
+   * Get and set in one descent: `value` replaces the key's value (`undefined`
+   * removes the key); returns the value it had (`undefined` if absent).
+   */
+  swap(key: K, value: V | undefined): V | undefined;
   delete(key: K): boolean;
   get(key: K): V | undefined;
   has(key: K): boolean;
@@ -483,6 +494,27 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
         added = false;
         root = setIn(root, edit, 0, hash, key, value);
         if (added) size++;
+      },
+      swap(key, value) {
+        check();
+        previous = undefined;
+        const hash = hashKey(key);
+        if (value === undefined) {
+          if (root === undefined) return undefined;
+          removed = false;
+          root = removeIn(root, edit, 0, hash, key);
+          if (removed) size--;
+        } else if (root === undefined) {
+          root = [1 << (hash & MASK), edit, key, value];
+          size++;
+        } else {
+          added = false;
+          root = setIn(root, edit, 0, hash, key, value);
+          if (added) size++;
+        }
+        const p = previous as V | undefined;
+        previous = undefined;
+        return p;
       },
       delete(key) {
         check();
