@@ -6,8 +6,13 @@
  * `HeartbeatTimeoutError` belongs to the operators and is re-exported from the
  * package entry next to these.
  *
+ * Every error formats its stack when made and keeps only a detached copy
+ * of its cause (see `errorCause.ts`), so an error kept by an app (a log, the
+ * last error in its state) never keeps a dead connection, storage or cache.
+ *
  * @module
  */
+import { detachedOptions, settleError } from './errorCause.ts';
 
 /** What {@link AuthError} knows about a refused token. */
 export interface AuthErrorInfo {
@@ -21,7 +26,8 @@ export interface AuthErrorInfo {
 export class AuthError extends Error {
   override readonly name = 'AuthError';
   constructor(message: string, readonly info: AuthErrorInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 
@@ -37,7 +43,8 @@ export interface ConnectionLostInfo {
 export class ConnectionLostError extends Error {
   override readonly name = 'ConnectionLostError';
   constructor(message: string, readonly info: ConnectionLostInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 
@@ -51,7 +58,8 @@ export interface SubscriptionErrorInfo {
 export class SubscriptionError extends Error {
   override readonly name = 'SubscriptionError';
   constructor(message: string, readonly info: SubscriptionErrorInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 
@@ -72,7 +80,8 @@ export interface ReducerRejectedInfo {
 export class ReducerRejectedError extends Error {
   override readonly name = 'ReducerRejectedError';
   constructor(message: string, readonly info: ReducerRejectedInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 
@@ -86,6 +95,7 @@ export interface ProtocolErrorInfo {
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
   constructor(message: string, readonly info: ProtocolErrorInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
