@@ -109,12 +109,15 @@ describe('chaos: short fixed-seed run (3 clients, every fault, dev server with a
   it('loses nothing, duplicates nothing, every view equals the server, nothing unhandled, heap bounded', async () => {
     const r = await runChaos({ seed: 20240609, clients: 3, seconds: 5 });
     const context = r.report.join('\n');
-    expect(r.summary, context).to.match(/^chaos: seed=20240609 clients=3 mutations=\d+ applied=\d+ rejected=\d+ lost=0 duplicated=0 diverged=0 faults=\d+$/);
+    expect(r.summary, context).to.match(/^chaos: seed=20240609 clients=3 mutations=\d+ applied=\d+ rejected=\d+ lost=0 duplicated=0 diverged=0 faults=\d+ peakLiveHeapMb=\d+$/);
     expect(r.report[r.report.length - 1]).to.equal(r.summary);
     expect(r.problems, context).to.deep.equal([]);
     expect(r.unhandled, context).to.deep.equal([]);
     expect(r.serverErrorLines, context).to.deep.equal([]);
     expect(r.maxHeapMb, context).to.be.at.most(r.heapBoundMb);
+    expect(r.heapBoundMb).to.equal(256);
+    expect(r.heapChecks, context).to.be.at.least(3); // measured after full collections during the run, not once
+    expect(r.maxHeapMb, context).to.be.greaterThan(0);
     expect(r.failed, context).to.equal(false);
     // It did something: mutations of both outcomes, every kind of fault, kills mid-replay, restarts.
     expect(r.mutations, context).to.be.greaterThan(50);
