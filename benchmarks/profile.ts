@@ -34,6 +34,7 @@ const loaders: Record<string, () => Promise<(cfg: RunConfig) => Promise<Scenario
   recovery: async () => (await import('./scenarios/recovery.ts')).recovery,
   outbox: async () => (await import('./scenarios/outbox.ts')).outbox,
   memory: async () => (await import('./scenarios/memory.ts')).memory,
+  framework: async () => (await import('./scenarios/framework.ts')).framework,
 };
 
 /** Which part of the process a frame belongs to. */

@@ -18,16 +18,20 @@ import { bandwidth } from './scenarios/bandwidth.ts';
 import { deltas } from './scenarios/deltas.ts';
 import { devServer } from './scenarios/devserver.ts';
 import { memory } from './scenarios/memory.ts';
+import { framework } from './scenarios/framework.ts';
+import { outboxBrowser } from './scenarios/outboxBrowser.ts';
 
 const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][] = [
   ['stream', 'Stream overhead', streamOverhead],
   ['latency', 'Latency', latency],
   ['recovery', 'Recovery', recovery],
   ['outbox', 'Outbox', outbox],
+  ['outboxBrowser', 'Outbox in Chromium', outboxBrowser],
   ['bandwidth', 'Bandwidth', bandwidth],
   ['deltas', 'Deltas', deltas],
   ['devserver', 'Dev server', devServer],
   ['memory', 'Memory', memory],
+  ['framework', 'Against useTable', framework],
 ];
 
 const argv = process.argv.slice(2);

@@ -29,7 +29,7 @@ export function startBenchServer(options: Partial<DevServerOptions> = {}): Promi
 // arrives, before any client code sees it, so "client-side time" is measured
 // from the same point for both.
 
-export const frameClock = { lastAt: 0, frames: 0 };
+export const frameClock = { lastAt: 0, frames: 0, trackHeap: false, lastHeap: 0 };
 
 class TimedWebSocket extends UndiciWebSocket {
   // (typed loosely: undici's and the DOM's MessageEvent types disagree)
@@ -38,6 +38,8 @@ class TimedWebSocket extends UndiciWebSocket {
       ? (ev: any) => {
           frameClock.lastAt = performance.now();
           frameClock.frames++;
+          // Only the scenario that reports garbage per transaction pays for this.
+          if (frameClock.trackHeap) frameClock.lastHeap = process.memoryUsage().heapUsed;
           handler.call(this, ev);
         }
       : null;
