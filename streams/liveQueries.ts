@@ -132,6 +132,15 @@ export class LiveQueries {
   readonly #dirty = new Set<TableView<any>>();
   #flushScheduled = false;
   #lastEventId: string | undefined;
+  /**
+   * The view synced by the latest `onApplied`. The SDK fills its cache,
+   * calls `onApplied`, then reports that same event's rows as inserts: those
+   * are already in the view (its sync read the cache), so the view skips
+   * them. Set by `onApplied`, taken by the next event boundary.
+   */
+  #echo: TableView<any> | undefined;
+  /** The view skipping the current event's row callbacks (see {@link #echo}). */
+  #skip: TableView<any> | undefined;
   #att: Attachment | undefined;
   readonly #graceMs: number;
   readonly #scheduler: SchedulerLike;
@@ -250,6 +259,7 @@ export class LiveQueries {
   detach(): void {
     const att = this.#att;
     if (!att) return;
+    this.#echo = this.#skip = undefined;
     att.detached = true;
     this.#att = undefined;
     this.flush();
@@ -286,6 +296,8 @@ export class LiveQueries {
       if (id !== undefined && id !== this.#lastEventId) {
         this.flush();
         this.#lastEventId = id;
+        this.#skip = ctx.event.tag === 'SubscribeApplied' ? this.#echo : undefined;
+        this.#echo = undefined;
         if (this.options.onTransaction) {
           this.options.onTransaction(ctx.event);
           this.requestFlush();
@@ -303,11 +315,11 @@ export class LiveQueries {
           if (cbs.pk) {
             for (const e of views) {
               const v = e.view;
-              if (!v.live) continue;
+              if (!v.live || v === this.#skip) continue;
               if (key === undefined) key = v.shape.keyOf(row);
               v.event(key, row);
             }
-          } else for (const e of views) key = e.view.insert(row, key);
+          } else for (const e of views) if (e.view !== this.#skip) key = e.view.insert(row, key);
         }
         if (cbs.record) this.#batch(accessorName, false).inserts.push(row);
       },
@@ -375,6 +387,7 @@ export class LiveQueries {
         entry.applied = true;
         const rows = [...att.conn.db[query.table.accessorName].iter()];
         entry.view.syncFrom(rows);
+        this.#echo = entry.view;
         this.options.onTableApplied?.(query.table.accessorName, rows);
         if (att.initial.has(entry)) {
           att.applied++;

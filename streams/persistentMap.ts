@@ -303,6 +303,9 @@ function* walk(root: Node | undefined): Generator<[MapKey, unknown], void, undef
   }
 }
 
+/** Scratch counters of {@link buildInto}, one per level (a level's counts are done with before the next level runs). */
+const COUNTS = Array.from({ length: MAX_SHIFT / BITS + 2 }, () => new Uint32Array(33));
+
 /**
  * Write into `out` at `at` the entries `idx[from..to)` (indices into
  * keys/values/hashes), all sharing the hash fragments above `shift`, as one
@@ -341,8 +344,9 @@ function buildInto(out: Node, at: number, shift: number, keys: readonly MapKey[]
     }
     return;
   }
-  // Counting sort of the range by this level's fragment.
-  const counts = new Uint32Array(33);
+  // Counting sort of the range by this level's fragment (one scratch counter array per level).
+  const counts = COUNTS[shift / BITS];
+  counts.fill(0);
   for (let j = from; j < to; j++) counts[((hashes[idx[j]] >>> shift) & MASK) + 1]++;
   let bits = 0;
   let width = 0;
@@ -357,7 +361,7 @@ function buildInto(out: Node, at: number, shift: number, keys: readonly MapKey[]
     const f = (hashes[idx[j]] >>> shift) & MASK;
     tmp[from + counts[f]++] = idx[j];
   }
-  idx.set(tmp.subarray(from, to), from);
+  for (let j = from; j < to; j++) idx[j] = tmp[j];
   const n: Node = new Array(HEAD + 2 * width);
   n[0] = bits;
   n[1] = null;
