@@ -379,6 +379,21 @@ function buildInto(out: Node, at: number, shift: number, keys: readonly MapKey[]
   out[at + 1] = n;
 }
 
+/** The trie of `keys` → `values` (at least one entry); later duplicates win. */
+function buildRoot(keys: readonly MapKey[], values: readonly unknown[]): Node {
+  const n = keys.length;
+  const hashes = new Int32Array(n);
+  const idx = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    hashes[i] = hashKey(keys[i]);
+    idx[i] = i;
+  }
+  const holder: Node = [0, null, undefined, undefined];
+  buildInto(holder, HEAD, 0, keys, values, hashes, idx, new Uint32Array(n), 0, n);
+  // The root is always a branch: one key, or keys that all share a hash, get one around them.
+  return holder[HEAD] === undefined ? (holder[HEAD + 1] as Node) : [1 << (hashes[0] & MASK), null, holder[HEAD], holder[HEAD + 1]];
+}
+
 /** A mutable view handed to {@link PersistentMap.withMutations}; valid only inside the callback. */
 export interface MapMutator<K extends MapKey, V> {
   set(key: K, value: V): void;
@@ -422,25 +437,32 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
    * inserted into (or copied with) a growing node. Later duplicates win.
    */
   static build<K extends MapKey, V>(keys: readonly K[], values: readonly V[]): PersistentMap<K, V> {
-    const n = keys.length;
-    if (values.length !== n) throw new RangeError('PersistentMap.build: keys and values differ in length');
-    if (n === 0) return PersistentMap.empty();
-    const hashes = new Int32Array(n);
-    const idx = new Uint32Array(n);
-    for (let i = 0; i < n; i++) {
-      hashes[i] = hashKey(keys[i]);
-      idx[i] = i;
-    }
-    const holder: Node = [0, null, undefined, undefined];
-    buildInto(holder, HEAD, 0, keys, values, hashes, idx, new Uint32Array(n), 0, n);
-    // The root is always a branch: one key, or keys that all share a hash, get one around them.
-    const root: Node = holder[HEAD] === undefined ? (holder[HEAD + 1] as Node) : [1 << (hashes[0] & MASK), null, holder[HEAD], holder[HEAD + 1]];
+    if (values.length !== keys.length) throw new RangeError('PersistentMap.build: keys and values differ in length');
+    if (keys.length === 0) return PersistentMap.empty();
+    const root = buildRoot(keys, values);
     let size = 0;
     forEachIn(root, () => size++);
     return new PersistentMap(root, size);
   }
 
-  readonly #root: Node | undefined;
+  /**
+   * A map of `keys` (which must be distinct — the caller knows, e.g. the
+   * primary keys of one table) to `values`, built on first use: the first
+   * lookup, iteration or change builds it as {@link build} does. Until then
+   * it is the two arrays, so handing on a first snapshot costs nothing per
+   * row. The arrays must not change afterwards.
+   */
+  static deferred<K extends MapKey, V>(keys: readonly K[], values: readonly V[]): PersistentMap<K, V> {
+    if (values.length !== keys.length) throw new RangeError('PersistentMap.deferred: keys and values differ in length');
+    if (keys.length === 0) return PersistentMap.empty();
+    const m = new PersistentMap<K, V>(undefined, keys.length);
+    m.#pending = { keys, values };
+    return m;
+  }
+
+  #root: Node | undefined;
+  /** Entries not built into the trie yet (see {@link deferred}). */
+  #pending: { keys: readonly MapKey[]; values: readonly unknown[] } | undefined;
   readonly size: number;
 
   private constructor(root: Node | undefined, size: number) {
@@ -448,27 +470,39 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
     this.size = size;
   }
 
+  /** The trie, built now if it was deferred. */
+  #node(): Node | undefined {
+    const p = this.#pending;
+    if (p !== undefined) {
+      this.#pending = undefined;
+      this.#root = buildRoot(p.keys, p.values);
+    }
+    return this.#root;
+  }
+
   get(key: K): V | undefined {
-    const v = getIn(this.#root, hashKey(key), key);
+    const v = getIn(this.#node(), hashKey(key), key);
     return v === ABSENT ? undefined : (v as V);
   }
 
   has(key: K): boolean {
-    return getIn(this.#root, hashKey(key), key) !== ABSENT;
+    return getIn(this.#node(), hashKey(key), key) !== ABSENT;
   }
 
   set(key: K, value: V): PersistentMap<K, V> {
     const hash = hashKey(key);
     added = false;
+    this.#node();
     const root = this.#root === undefined ? ((added = true), [1 << (hash & MASK), null, key, value]) : setIn(this.#root, null, 0, hash, key, value);
     if (root === this.#root) return this;
     return new PersistentMap(root, this.size + (added ? 1 : 0));
   }
 
   delete(key: K): PersistentMap<K, V> {
-    if (this.#root === undefined) return this;
+    const from = this.#node();
+    if (from === undefined) return this;
     removed = false;
-    const root = removeIn(this.#root, null, 0, hashKey(key), key);
+    const root = removeIn(from, null, 0, hashKey(key), key);
     if (!removed) return this;
     return root === undefined ? PersistentMap.empty() : new PersistentMap(root, this.size - 1);
   }
@@ -480,7 +514,7 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
    */
   withMutations(fn: (m: MapMutator<K, V>) => void): PersistentMap<K, V> {
     const edit = {};
-    let root = this.#root;
+    let root = this.#node();
     let size = this.size;
     let open = true;
     const check = () => {
@@ -549,19 +583,20 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
   }
 
   forEach(callbackfn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: any): void {
-    if (this.#root !== undefined) forEachIn(this.#root, (k, v) => callbackfn.call(thisArg, v as V, k as K, this));
+    const root = this.#node();
+    if (root !== undefined) forEachIn(root, (k, v) => callbackfn.call(thisArg, v as V, k as K, this));
   }
 
   *entries(): MapIterator<[K, V]> {
-    for (const e of walk(this.#root)) yield e as [K, V];
+    for (const e of walk(this.#node())) yield e as [K, V];
   }
 
   *keys(): MapIterator<K> {
-    for (const [k] of walk(this.#root)) yield k as K;
+    for (const [k] of walk(this.#node())) yield k as K;
   }
 
   *values(): MapIterator<V> {
-    for (const e of walk(this.#root)) yield e[1] as V;
+    for (const e of walk(this.#node())) yield e[1] as V;
   }
 
   [Symbol.iterator](): MapIterator<[K, V]> {

@@ -283,13 +283,24 @@ export class TableView<Row> {
       values.push(row);
       changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
     }
-    const state = PersistentMap.build(keys, values);
+    const state = this.#snapshotOf(keys, values);
     if (state.size !== keys.length) return false;
     this.#staged = { state, changes };
     this.#everSynced = true;
     this.#dirty = false;
     this.#mark();
     return true;
+  }
+
+  /**
+   * The snapshot of a sync's rows. Rows of a primary-keyed table come from the
+   * SDK cache, keyed as the cache keys them, so their keys are distinct: the
+   * trie is then built on first use ({@link PersistentMap.deferred}), not on
+   * the emission path. Otherwise it is built now (and a duplicate key shows
+   * as a smaller size).
+   */
+  #snapshotOf(keys: RowKey[], values: Row[]): PersistentMap<RowKey, Row> {
+    return this.shape.primaryKeyed ? PersistentMap.deferred(keys, values) : PersistentMap.build(keys, values);
   }
 
   /**
@@ -319,7 +330,7 @@ export class TableView<Row> {
         if (before !== row && !same(before, row)) changes.push({ op: 'update', key, oldRow: before, newRow: row });
       }
     }
-    const state = PersistentMap.build(keys, values);
+    const state = this.#snapshotOf(keys, values);
     if (state.size !== keys.length) return false;
     if (kept !== old.size) for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
     this.#staged = { state, changes };
