@@ -160,7 +160,7 @@ describe('PersistentMap.deferred', () => {
     expect(next.size).to.equal(2999);
     expect(lazy2.get(0n)).to.equal(values[0]); // the deferred map itself never changes
     expect(lazy2.size).to.equal(3000);
-    expect(PersistentMap.deferred([5], ['a']).set(6, 'b').size).to.equal(2);
+    expect(PersistentMap.deferred<number, string>([5], ["a"]).set(6, "b").size).to.equal(2);
     expect(PersistentMap.deferred([], []).size).to.equal(0);
   });
 });
