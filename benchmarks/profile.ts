@@ -41,6 +41,7 @@ const loaders: Record<string, () => Promise<(cfg: RunConfig) => Promise<Scenario
 export function partOf(url: string, fn: string): string {
   if (fn === '(garbage collector)') return 'garbage collection';
   if (fn === '(program)' || fn === '(idle)' || fn === '(root)') return fn;
+  if (url.startsWith('node:')) return 'Node internals / native';
   if (url.includes('/node_modules/spacetimedb/')) return 'SDK (spacetimedb)';
   if (url.includes('/node_modules/rxjs/')) return 'rxjs';
   if (url.includes('/node_modules/undici/') || url.includes('/node_modules/ws/')) return 'WebSocket (undici, ws)';

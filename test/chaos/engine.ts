@@ -55,7 +55,7 @@ export interface ChaosOptions {
    * {@link ChaosOptions.heapCheckMs}) passes this. @default 256
    */
   maxHeapMb?: number;
-  /** How often the live heap is measured (a full collection each time). @default 2000 */
+  /** How often the live heap is measured (a full collection each time). @default 5000 */
   heapCheckMs?: number;
   /** Time allowed for the final drain (ms). @default the longer of 60 s and the run */
   drainTimeoutMs?: number;
@@ -203,7 +203,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   await measureLiveHeap();
   const loopDelay = monitorEventLoopDelay({ resolution: 20 });
   loopDelay.enable();
-  const heapTimer = setInterval(() => void measureLiveHeap(), options.heapCheckMs ?? 2000);
+  const heapTimer = setInterval(() => void measureLiveHeap(), options.heapCheckMs ?? 5000);
   const serverErrorLines: string[] = [];
   const problems: string[] = [];
   const problem = (m: string) => {
