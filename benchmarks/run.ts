@@ -1,5 +1,10 @@
 /**
- * `npm run bench [-- --quick] [-- --only stream,latency]`
+ * `npm run bench [-- --quick] [-- --only stream,latency] [-- --runs 3]`
+ *
+ * `--runs N` runs every selected scenario N times (one after another, the
+ * whole list each time) and reports, per figure and per ratio, the median
+ * over the runs; each target is judged on that median, and the notes list
+ * every run's value of the targeted ratios.
  *
  * The scenarios not run keep their saved results (the report says which run
  * each came from); the ones run replace theirs.
@@ -11,7 +16,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { machine, notMeasured, now, type RunConfig, type ScenarioResult } from './harness.ts';
+import { machine, median, notMeasured, now, result, type RunConfig, type ScenarioResult } from './harness.ts';
 import { writeReport } from './report.ts';
 import { streamOverhead } from './scenarios/stream.ts';
 import { latency } from './scenarios/latency.ts';
@@ -29,12 +34,15 @@ import { quality, qualitySoak } from './scenarios/quality.ts';
 const ON_REQUEST = new Set(['quality-soak']);
 /** Per-scenario deadline (ms) where the default does not fit. */
 const LONG_DEADLINE: Record<string, number> = { quality: 480_000, 'quality-soak': 420_000 };
+import { framework } from './scenarios/framework.ts';
+import { outboxBrowser } from './scenarios/outboxBrowser.ts';
 
 const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][] = [
   ['stream', 'Stream overhead', streamOverhead],
   ['latency', 'Latency', latency],
   ['recovery', 'Recovery', recovery],
   ['outbox', 'Outbox', outbox],
+  ['outboxBrowser', 'Outbox in Chromium', outboxBrowser],
   ['bandwidth', 'Bandwidth', bandwidth],
   ['deltas', 'Deltas', deltas],
   ['devserver', 'Dev server', devServer],
@@ -43,6 +51,7 @@ const SCENARIOS: [string, string, (cfg: RunConfig) => Promise<ScenarioResult>][]
   ['quality', 'Connection quality', quality],
   ['quality-soak', 'Connection quality soak', qualitySoak],
   ['views', 'Views and RLS', viewsCost],
+  ['framework', 'Against useTable', framework],
 ];
 
 const argv = process.argv.slice(2);
@@ -81,13 +90,21 @@ const onlyArg = argv.find((a) => a.startsWith('--only'));
 const only = onlyArg ? (onlyArg.includes('=') ? onlyArg.split('=')[1] : argv[argv.indexOf(onlyArg) + 1]).split(',') : undefined;
 const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 
+const runsArg = argv.find((a) => a.startsWith('--runs'));
+const runs = runsArg ? Number(runsArg.includes('=') ? runsArg.split('=')[1] : argv[argv.indexOf(runsArg) + 1]) : 1;
+if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
+
 const cfg: RunConfig = { quick };
 const results: ScenarioResult[] = [];
 const started = now();
-console.log(`stdb-rx benchmarks${quick ? ' (quick)' : ''}: Node ${machine.node}, ${machine.cores} cores (${machine.cpu})`);
+console.log(`stdb-rx benchmarks${quick ? ' (quick)' : ''}: Node ${machine.node}, ${machine.cores} cores (${machine.cpu})${runs > 1 ? `, ${runs} runs` : ''}`);
 
 // A scenario that fails must not hang the run: hard deadline per scenario.
 const DEADLINE_MS = quick ? 60_000 : 240_000;
+const perRun: ScenarioResult[][] = [];
+for (let runNo = 1; runNo <= runs; runNo++) {
+if (runs > 1) console.log(`run ${runNo} of ${runs}`);
+results.length = 0;
 for (const [id, title, run] of SCENARIOS) {
   if (only ? !only.includes(id) : ON_REQUEST.has(id)) continue;
   const t0 = now();
@@ -108,6 +125,15 @@ for (const [id, title, run] of SCENARIOS) {
   results.push(r);
   console.log(`${(r.durationMs / 1000).toFixed(1)} s${r.status === 'measured' ? '' : ` — not measured: ${r.reason}`}`);
   for (const t of r.targets) if (t.value !== undefined) console.log(`    ${t.met ? 'met   ' : 'MISSED'} ${t.label}: ${fmt(t.value)}`);
+}
+perRun.push([...results]);
+}
+if (runs > 1) {
+  const merged = mergeRuns(perRun);
+  results.length = 0;
+  results.push(...merged);
+  console.log(`medians over ${runs} runs:`);
+  for (const r of results) for (const t of r.targets) if (t.value !== undefined) console.log(`    ${t.met ? 'met   ' : 'MISSED'} ${t.label}: ${fmt(t.value)}`);
 }
 
 const dir = fileURLToPath(new URL('./results/', import.meta.url));
@@ -143,6 +169,32 @@ function codeVersion(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** One result per scenario: per-figure and per-ratio medians over the runs that measured it, targets judged on those. */
+function mergeRuns(all: ScenarioResult[][]): ScenarioResult[] {
+  return all[0].map((first) => {
+    const same = all.map((rs) => rs.find((r) => r.id === first.id)).filter((r): r is ScenarioResult => r?.status === 'measured');
+    if (same.length === 0) return first;
+    const med = (pick: (r: ScenarioResult) => Record<string, number>) => {
+      const out: Record<string, number> = {};
+      for (const k of Object.keys(pick(same[0]))) out[k] = median(same.map((r) => pick(r)[k]).filter((v) => v !== undefined && !Number.isNaN(v)));
+      return out;
+    };
+    const fmtRuns = (metric: string, of: 'ratio' | 'figures' | undefined) => same.map((r) => fmt((of === 'figures' ? r.figures : r.ratio)[metric])).join(', ');
+    return result({
+      ...same[0],
+      figures: med((r) => r.figures),
+      baseline: med((r) => r.baseline),
+      ratio: med((r) => r.ratio),
+      targets: same[0].targets.map(({ value: _v, met: _m, ...t }) => t),
+      notes: [
+        ...same[0].notes,
+        `Medians over ${same.length} full runs (figures, baselines and ratios each the median of the runs' medians). Per run: ${same[0].targets.map((t) => `${t.metric} ${fmtRuns(t.metric, t.of)}`).join('; ')}. The chart below is the first run's.`,
+      ],
+      durationMs: same.reduce((n, r) => n + (r.durationMs ?? 0), 0),
+    });
+  });
 }
 
 function fmt(v: number): string {

@@ -29,7 +29,13 @@ export function startBenchServer(options: Partial<DevServerOptions> = {}): Promi
 // arrives, before any client code sees it, so "client-side time" is measured
 // from the same point for both.
 
-export const frameClock = { lastAt: 0, frames: 0 };
+export const frameClock = { lastAt: 0, frames: 0, trackHeap: false, lastHeap: 0, trackCpu: false, lastCpuUs: 0 };
+
+/** CPU time this process has used (user + system, all threads), in microseconds. */
+export function cpuUs(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
 
 class TimedWebSocket extends UndiciWebSocket {
   // (typed loosely: undici's and the DOM's MessageEvent types disagree)
@@ -38,6 +44,9 @@ class TimedWebSocket extends UndiciWebSocket {
       ? (ev: any) => {
           frameClock.lastAt = performance.now();
           frameClock.frames++;
+          // Only the scenario that reports garbage per transaction pays for this.
+          if (frameClock.trackHeap) frameClock.lastHeap = process.memoryUsage().heapUsed;
+          if (frameClock.trackCpu) frameClock.lastCpuUs = cpuUs();
           handler.call(this, ev);
         }
       : null;

@@ -3,12 +3,13 @@
  * of project issue 9 (engine: test/chaos/engine.ts). Prints progress, a
  * report and, as its last line, the summary:
  *
- *   chaos: seed=<n> clients=<k> mutations=<m> applied=<a> rejected=<r> lost=<l> duplicated=<d> diverged=<v> faults=<f> handles: confirmed=<c> confirmedNotOnServer=<x> rejected=<j> rejectedOnServer=<y> unknown=<u> closed=<z>
+ *   chaos: seed=<n> clients=<k> mutations=<m> applied=<a> rejected=<r> lost=<l> duplicated=<d> diverged=<v> faults=<f> handles: confirmed=<c> confirmedNotOnServer=<x> rejected=<j> rejectedOnServer=<y> unknown=<u> closed=<z> peakLiveHeapMb=<h>
  *
  * Exits 1 when anything was lost, duplicated or diverged, when a handle said
- * confirmed for a call not on the server or rejected for one that is (or the run found
- * another problem: a wrong rejection reason, an unhandled error, the heap
- * over its bound), 2 on bad flags.
+ * confirmed for a call not on the server or rejected for one that is (or the
+ * run found another problem: a wrong rejection reason, an unhandled error,
+ * the peak live heap — measured after full collections — over its bound,
+ * 256 MB unless `--max-heap-mb` says otherwise), 2 on bad flags.
  */
 import { parseArgs } from 'node:util';
 import { runChaos } from '../test/chaos/engine.ts';

@@ -11,8 +11,11 @@
  *   policy, not infrastructure.
  *
  * Every error carries the cause it wraps in `inner` (RxDB and Dexie keep the
- * same habit), so nothing of the original failure is lost.
+ * same habit), so nothing of the original failure is lost — as a detached
+ * copy (name, message, code, formatted stack, nested causes), so a kept error
+ * never keeps the database or outbox that raised it.
  */
+import { detachCause, settleError } from '../streams/errorCause.ts';
 
 /** What went wrong with the storage. */
 export type StorageErrorCode =
@@ -26,7 +29,6 @@ export type StorageErrorCode =
   | 'closed'
   /** Any other failed read or write. */
   | 'failed';
-
 /** Base of the storage failure family. */
 export class StorageError extends Error {
   override readonly name: string = 'StorageError';
@@ -42,6 +44,9 @@ export class StorageError extends Error {
     readonly inner?: unknown,
   ) {
     super(message);
+    // Keep what the cause said, not the Dexie/DOM objects (and stack frames) it reaches.
+    this.inner = detachCause(inner);
+    settleError(this);
   }
 }
 
@@ -113,6 +118,9 @@ export class OutboxError extends Error {
     readonly inner?: unknown,
   ) {
     super(message);
+    // Keep what the cause said, not the Dexie/DOM objects (and stack frames) it reaches.
+    this.inner = detachCause(inner);
+    settleError(this);
   }
 }
 

@@ -6,8 +6,13 @@
  * `HeartbeatTimeoutError` belongs to the operators and is re-exported from the
  * package entry next to these.
  *
+ * Every error formats its stack when made and keeps only a detached copy
+ * of its cause (see `errorCause.ts`), so an error kept by an app (a log, the
+ * last error in its state) never keeps a dead connection, storage or cache.
+ *
  * @module
  */
+import { detachedOptions, settleError } from './errorCause.ts';
 
 /** What {@link AuthError} knows about a refused token. */
 export interface AuthErrorInfo {
@@ -23,7 +28,8 @@ export class AuthError extends Error {
   /** The player-facing text, once the client reported this error (see {@link userMessage}). */
   declare readonly userMessage?: string;
   constructor(message: string, readonly info: AuthErrorInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 
@@ -41,7 +47,8 @@ export class ConnectionLostError extends Error {
   /** The player-facing text, once the client reported this error (see {@link userMessage}). */
   declare readonly userMessage?: string;
   constructor(message: string, readonly info: ConnectionLostInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 
@@ -57,7 +64,8 @@ export class SubscriptionError extends Error {
   /** The player-facing text, once the client reported this error (see {@link userMessage}). */
   declare readonly userMessage?: string;
   constructor(message: string, readonly info: SubscriptionErrorInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 
@@ -82,7 +90,8 @@ export class ReducerRejectedError extends Error {
   /** The player-facing text, once the client reported this error (see {@link userMessage}). */
   declare readonly userMessage?: string;
   constructor(message: string, readonly info: ReducerRejectedInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 
@@ -98,7 +107,8 @@ export class ProtocolError extends Error {
   /** The player-facing text, once the client reported this error (see {@link userMessage}). */
   declare readonly userMessage?: string;
   constructor(message: string, readonly info: ProtocolErrorInfo, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, detachedOptions(options));
+    settleError(this);
   }
 }
 

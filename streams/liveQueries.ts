@@ -111,6 +111,8 @@ interface TableCallbacks {
   update: (ctx: any, o: any, n: any) => void;
   /** Whether this table's changes go to the change sink (one read per row event). */
   record: boolean;
+  /** Rows are keyed by the primary key: row events go to {@link TableView.event}. */
+  pk: boolean;
 }
 
 interface Attachment {
@@ -130,6 +132,15 @@ export class LiveQueries {
   readonly #dirty = new Set<TableView<any>>();
   #flushScheduled = false;
   #lastEventId: string | undefined;
+  /**
+   * The view synced by the latest `onApplied`. The SDK fills its cache,
+   * calls `onApplied`, then reports that same event's rows as inserts: those
+   * are already in the view (its sync read the cache), so the view skips
+   * them. Set by `onApplied`, taken by the next event boundary.
+   */
+  #echo: TableView<any> | undefined;
+  /** The view skipping the current event's row callbacks (see {@link #echo}). */
+  #skip: TableView<any> | undefined;
   #att: Attachment | undefined;
   readonly #graceMs: number;
   readonly #scheduler: SchedulerLike;
@@ -248,6 +259,7 @@ export class LiveQueries {
   detach(): void {
     const att = this.#att;
     if (!att) return;
+    this.#echo = this.#skip = undefined;
     att.detached = true;
     this.#att = undefined;
     this.flush();
@@ -275,7 +287,7 @@ export class LiveQueries {
     att.onSynced();
   }
 
-  #ensureTable(att: Attachment, accessorName: string) {
+  #ensureTable(att: Attachment, accessorName: string, primaryKeyed: boolean) {
     if (att.tables.has(accessorName)) return;
     const table = att.conn.db[accessorName];
     if (!table) throw new TypeError(`The connection has no table '${accessorName}': are the bindings and the table reference from the same module?`);
@@ -284,6 +296,8 @@ export class LiveQueries {
       if (id !== undefined && id !== this.#lastEventId) {
         this.flush();
         this.#lastEventId = id;
+        this.#skip = ctx.event.tag === 'SubscribeApplied' ? this.#echo : undefined;
+        this.#echo = undefined;
         if (this.options.onTransaction) {
           this.options.onTransaction(ctx.event);
           this.requestFlush();
@@ -298,7 +312,14 @@ export class LiveQueries {
         const views = this.#byTable.get(accessorName);
         if (views) {
           let key: RowKey | undefined;
-          for (const e of views) key = e.view.insert(row, key);
+          if (cbs.pk) {
+            for (const e of views) {
+              const v = e.view;
+              if (!v.live || v === this.#skip) continue;
+              if (key === undefined) key = v.shape.keyOf(row);
+              v.event(key, row);
+            }
+          } else for (const e of views) if (e.view !== this.#skip) key = e.view.insert(row, key);
         }
         if (cbs.record) this.#batch(accessorName, false).inserts.push(row);
       },
@@ -308,7 +329,14 @@ export class LiveQueries {
         const views = this.#byTable.get(accessorName);
         if (views) {
           let key: RowKey | undefined;
-          for (const e of views) key = e.view.delete(row, key);
+          if (cbs.pk) {
+            for (const e of views) {
+              const v = e.view;
+              if (!v.live) continue;
+              if (key === undefined) key = v.shape.keyOf(row);
+              v.event(key, undefined);
+            }
+          } else for (const e of views) key = e.view.delete(row, key);
         }
         if (cbs.record) this.#batch(accessorName, true).deletes.push(row);
       },
@@ -319,12 +347,20 @@ export class LiveQueries {
         const views = this.#byTable.get(accessorName);
         if (views) {
           let key: RowKey | undefined;
-          for (const e of views) key = e.view.updateSameKey(oldRow, newRow, key);
+          if (cbs.pk) {
+            for (const e of views) {
+              const v = e.view;
+              if (!v.live) continue;
+              if (key === undefined) key = v.shape.keyOf(newRow);
+              v.event(key, newRow);
+            }
+          } else for (const e of views) key = e.view.updateSameKey(oldRow, newRow, key);
         }
         // Same key: writing the new row replaces the old one in the cache, no delete needed.
         if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);
       },
       record: this.#sink?.wants(accessorName) ?? false,
+      pk: primaryKeyed,
     };
     table.onInsert(cbs.insert);
     table.onDelete(cbs.del);
@@ -334,7 +370,7 @@ export class LiveQueries {
 
   #subscribe(att: Attachment, entry: LiveQuery) {
     const { query } = entry;
-    this.#ensureTable(att, query.table.accessorName);
+    this.#ensureTable(att, query.table.accessorName, query.primaryKeyed === true);
     entry.applied = false;
     let handle: SubscriptionHandleLike | undefined = undefined;
     handle = entry.handle = att.conn
@@ -351,6 +387,7 @@ export class LiveQueries {
         entry.applied = true;
         const rows = [...att.conn.db[query.table.accessorName].iter()];
         entry.view.syncFrom(rows);
+        this.#echo = entry.view;
         this.options.onTableApplied?.(query.table.accessorName, rows);
         if (att.initial.has(entry)) {
           att.applied++;

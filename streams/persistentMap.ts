@@ -106,6 +106,8 @@ function popcount(x: number): number {
 /** What the last set/remove did (module state: the operations are synchronous and never re-enter). */
 let added = false;
 let removed = false;
+/** The value the last set replaced or the last remove took out (`undefined` if none). */
+let previous: unknown = undefined;
 
 /** A node the batch may edit in place: `n` itself if the batch created it, else a copy. */
 function editable(n: Node, edit: Edit): Node {
@@ -160,7 +162,8 @@ function putPair(t: Node, i: number, edit: Edit, shift: number, h1: number, k1: 
 function setInCollision(n: Node, edit: Edit, key: MapKey, value: unknown): Node {
   for (let i = HEAD; i < n.length; i += 2) {
     if (n[i] === key) {
-      if (n[i + 1] === value) return n;
+      previous = n[i + 1];
+      if (previous === value) return n;
       const t = editable(n, edit);
       t[i + 1] = value;
       return t;
@@ -197,7 +200,8 @@ function setIn(n: Node, edit: Edit, shift: number, hash: number, key: MapKey, va
     return t;
   }
   if (k === key) {
-    if (n[i + 1] === value) return n;
+    previous = n[i + 1];
+    if (previous === value) return n;
     const t = editable(n, edit);
     t[i + 1] = value;
     return t;
@@ -224,6 +228,7 @@ function removeIn(n: Node, edit: Edit, shift: number, hash: number, key: MapKey)
       for (let j = HEAD; j < child.length; j += 2) {
         if (child[j] === key) {
           removed = true;
+          previous = child[j + 1];
           next = withoutPair(child, edit, child[0] as number, j);
           break;
         }
@@ -241,6 +246,7 @@ function removeIn(n: Node, edit: Edit, shift: number, hash: number, key: MapKey)
   }
   if (k !== key) return n;
   removed = true;
+  previous = n[i + 1];
   return bits === bit ? undefined : withoutPair(n, edit, bits & ~bit, i);
 }
 
@@ -297,6 +303,9 @@ function* walk(root: Node | undefined): Generator<[MapKey, unknown], void, undef
   }
 }
 
+/** Scratch counters of {@link buildInto}, one per level (a level's counts are done with before the next level runs). */
+const COUNTS = Array.from({ length: MAX_SHIFT / BITS + 2 }, () => new Uint32Array(33));
+
 /**
  * Write into `out` at `at` the entries `idx[from..to)` (indices into
  * keys/values/hashes), all sharing the hash fragments above `shift`, as one
@@ -335,8 +344,9 @@ function buildInto(out: Node, at: number, shift: number, keys: readonly MapKey[]
     }
     return;
   }
-  // Counting sort of the range by this level's fragment.
-  const counts = new Uint32Array(33);
+  // Counting sort of the range by this level's fragment (one scratch counter array per level).
+  const counts = COUNTS[shift / BITS];
+  counts.fill(0);
   for (let j = from; j < to; j++) counts[((hashes[idx[j]] >>> shift) & MASK) + 1]++;
   let bits = 0;
   let width = 0;
@@ -351,7 +361,7 @@ function buildInto(out: Node, at: number, shift: number, keys: readonly MapKey[]
     const f = (hashes[idx[j]] >>> shift) & MASK;
     tmp[from + counts[f]++] = idx[j];
   }
-  idx.set(tmp.subarray(from, to), from);
+  for (let j = from; j < to; j++) idx[j] = tmp[j];
   const n: Node = new Array(HEAD + 2 * width);
   n[0] = bits;
   n[1] = null;
@@ -369,9 +379,29 @@ function buildInto(out: Node, at: number, shift: number, keys: readonly MapKey[]
   out[at + 1] = n;
 }
 
+/** The trie of `keys` → `values` (at least one entry); later duplicates win. */
+function buildRoot(keys: readonly MapKey[], values: readonly unknown[]): Node {
+  const n = keys.length;
+  const hashes = new Int32Array(n);
+  const idx = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    hashes[i] = hashKey(keys[i]);
+    idx[i] = i;
+  }
+  const holder: Node = [0, null, undefined, undefined];
+  buildInto(holder, HEAD, 0, keys, values, hashes, idx, new Uint32Array(n), 0, n);
+  // The root is always a branch: one key, or keys that all share a hash, get one around them.
+  return holder[HEAD] === undefined ? (holder[HEAD + 1] as Node) : [1 << (hashes[0] & MASK), null, holder[HEAD], holder[HEAD + 1]];
+}
+
 /** A mutable view handed to {@link PersistentMap.withMutations}; valid only inside the callback. */
 export interface MapMutator<K extends MapKey, V> {
   set(key: K, value: V): void;
+  /**
+   * Get and set in one descent: `value` replaces the key's value (`undefined`
+   * removes the key); returns the value it had (`undefined` if absent).
+   */
+  swap(key: K, value: V | undefined): V | undefined;
   delete(key: K): boolean;
   get(key: K): V | undefined;
   has(key: K): boolean;
@@ -407,25 +437,32 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
    * inserted into (or copied with) a growing node. Later duplicates win.
    */
   static build<K extends MapKey, V>(keys: readonly K[], values: readonly V[]): PersistentMap<K, V> {
-    const n = keys.length;
-    if (values.length !== n) throw new RangeError('PersistentMap.build: keys and values differ in length');
-    if (n === 0) return PersistentMap.empty();
-    const hashes = new Int32Array(n);
-    const idx = new Uint32Array(n);
-    for (let i = 0; i < n; i++) {
-      hashes[i] = hashKey(keys[i]);
-      idx[i] = i;
-    }
-    const holder: Node = [0, null, undefined, undefined];
-    buildInto(holder, HEAD, 0, keys, values, hashes, idx, new Uint32Array(n), 0, n);
-    // The root is always a branch: one key, or keys that all share a hash, get one around them.
-    const root: Node = holder[HEAD] === undefined ? (holder[HEAD + 1] as Node) : [1 << (hashes[0] & MASK), null, holder[HEAD], holder[HEAD + 1]];
+    if (values.length !== keys.length) throw new RangeError('PersistentMap.build: keys and values differ in length');
+    if (keys.length === 0) return PersistentMap.empty();
+    const root = buildRoot(keys, values);
     let size = 0;
     forEachIn(root, () => size++);
     return new PersistentMap(root, size);
   }
 
-  readonly #root: Node | undefined;
+  /**
+   * A map of `keys` (which must be distinct — the caller knows, e.g. the
+   * primary keys of one table) to `values`, built on first use: the first
+   * lookup, iteration or change builds it as {@link build} does. Until then
+   * it is the two arrays, so handing on a first snapshot costs nothing per
+   * row. The arrays must not change afterwards.
+   */
+  static deferred<K extends MapKey, V>(keys: readonly K[], values: readonly V[]): PersistentMap<K, V> {
+    if (values.length !== keys.length) throw new RangeError('PersistentMap.deferred: keys and values differ in length');
+    if (keys.length === 0) return PersistentMap.empty();
+    const m = new PersistentMap<K, V>(undefined, keys.length);
+    m.#pending = { keys, values };
+    return m;
+  }
+
+  #root: Node | undefined;
+  /** Entries not built into the trie yet (see {@link deferred}). */
+  #pending: { keys: readonly MapKey[]; values: readonly unknown[] } | undefined;
   readonly size: number;
 
   private constructor(root: Node | undefined, size: number) {
@@ -433,27 +470,39 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
     this.size = size;
   }
 
+  /** The trie, built now if it was deferred. */
+  #node(): Node | undefined {
+    const p = this.#pending;
+    if (p !== undefined) {
+      this.#pending = undefined;
+      this.#root = buildRoot(p.keys, p.values);
+    }
+    return this.#root;
+  }
+
   get(key: K): V | undefined {
-    const v = getIn(this.#root, hashKey(key), key);
+    const v = getIn(this.#node(), hashKey(key), key);
     return v === ABSENT ? undefined : (v as V);
   }
 
   has(key: K): boolean {
-    return getIn(this.#root, hashKey(key), key) !== ABSENT;
+    return getIn(this.#node(), hashKey(key), key) !== ABSENT;
   }
 
   set(key: K, value: V): PersistentMap<K, V> {
     const hash = hashKey(key);
     added = false;
+    this.#node();
     const root = this.#root === undefined ? ((added = true), [1 << (hash & MASK), null, key, value]) : setIn(this.#root, null, 0, hash, key, value);
     if (root === this.#root) return this;
     return new PersistentMap(root, this.size + (added ? 1 : 0));
   }
 
   delete(key: K): PersistentMap<K, V> {
-    if (this.#root === undefined) return this;
+    const from = this.#node();
+    if (from === undefined) return this;
     removed = false;
-    const root = removeIn(this.#root, null, 0, hashKey(key), key);
+    const root = removeIn(from, null, 0, hashKey(key), key);
     if (!removed) return this;
     return root === undefined ? PersistentMap.empty() : new PersistentMap(root, this.size - 1);
   }
@@ -465,7 +514,7 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
    */
   withMutations(fn: (m: MapMutator<K, V>) => void): PersistentMap<K, V> {
     const edit = {};
-    let root = this.#root;
+    let root = this.#node();
     let size = this.size;
     let open = true;
     const check = () => {
@@ -483,6 +532,27 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
         added = false;
         root = setIn(root, edit, 0, hash, key, value);
         if (added) size++;
+      },
+      swap(key, value) {
+        check();
+        previous = undefined;
+        const hash = hashKey(key);
+        if (value === undefined) {
+          if (root === undefined) return undefined;
+          removed = false;
+          root = removeIn(root, edit, 0, hash, key);
+          if (removed) size--;
+        } else if (root === undefined) {
+          root = [1 << (hash & MASK), edit, key, value];
+          size++;
+        } else {
+          added = false;
+          root = setIn(root, edit, 0, hash, key, value);
+          if (added) size++;
+        }
+        const p = previous as V | undefined;
+        previous = undefined;
+        return p;
       },
       delete(key) {
         check();
@@ -513,19 +583,20 @@ export class PersistentMap<K extends MapKey, V> implements ReadonlyMap<K, V> {
   }
 
   forEach(callbackfn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: any): void {
-    if (this.#root !== undefined) forEachIn(this.#root, (k, v) => callbackfn.call(thisArg, v as V, k as K, this));
+    const root = this.#node();
+    if (root !== undefined) forEachIn(root, (k, v) => callbackfn.call(thisArg, v as V, k as K, this));
   }
 
   *entries(): MapIterator<[K, V]> {
-    for (const e of walk(this.#root)) yield e as [K, V];
+    for (const e of walk(this.#node())) yield e as [K, V];
   }
 
   *keys(): MapIterator<K> {
-    for (const [k] of walk(this.#root)) yield k as K;
+    for (const [k] of walk(this.#node())) yield k as K;
   }
 
   *values(): MapIterator<V> {
-    for (const e of walk(this.#root)) yield e[1] as V;
+    for (const e of walk(this.#node())) yield e[1] as V;
   }
 
   [Symbol.iterator](): MapIterator<[K, V]> {

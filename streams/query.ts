@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { AlgebraicType, BinaryWriter, ProductType, type BooleanExpr } from 'spacetimedb';
+import { AlgebraicType, BinaryWriter, ProductType, deepEqual, type BooleanExpr } from 'spacetimedb';
 import type { RowKey, ViewShape } from './tableView.ts';
 
 /** The parts of a generated table reference the client reads (the SDK's `TableRef`). */
@@ -59,21 +59,47 @@ export function compileQuery<Row>(source: QuerySource, where?: (row: any) => any
   const sql = query.toSql();
   const clause = query.whereClause;
 
-  const { keyOf, toKey } = keyFunctions<Row>(table);
+  const { keyOf, toKey, primaryKeyed } = keyFunctions<Row>(table);
   const matches = clause ? (row: Row) => evaluate(clause.data, row as Record<string, unknown>) : () => true;
-  return { key: sql, sql, table, keyOf, toKey, matches };
+  return { key: sql, sql, table, keyOf, toKey, matches, primaryKeyed, same: sameFunction<Row>(table) };
+}
+
+/** Column types whose values the SDK decodes to primitives (`===` compares them). */
+const PRIMITIVE_TAGS = new Set(['Bool', 'I8', 'U8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'I128', 'U128', 'I256', 'U256', 'F32', 'F64', 'String']);
+
+/**
+ * Row equality for one table, column by column: `===` for primitive columns
+ * (NaN equal to NaN), the SDK's `deepEqual` only for the others (identities,
+ * timestamps, arrays, sums, products).
+ */
+function sameFunction<Row>(table: Pick<TableRefLike, 'tableDef'>): (a: Row, b: Row) => boolean {
+  const cols = Object.entries(table.tableDef.columns).map(([name, c]) => ({ name, primitive: PRIMITIVE_TAGS.has(c.typeBuilder.algebraicType?.tag) }));
+  return (a, b) => {
+    for (const { name, primitive } of cols) {
+      const x = (a as Record<string, unknown>)[name];
+      const y = (b as Record<string, unknown>)[name];
+      if (x === y) continue;
+      if (primitive) {
+        if (x !== x && y !== y) continue;
+        return false;
+      }
+      if (!deepEqual(x, y)) return false;
+    }
+    return true;
+  };
 }
 
 
 /** Row key functions of a table: its primary key as the SDK maps it, else the row's BSATN bytes. */
-function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): { keyOf: (row: Row) => RowKey; toKey: (value: unknown) => RowKey } {
+function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): { keyOf: (row: Row) => RowKey; toKey: (value: unknown) => RowKey; primaryKeyed: boolean } {
     const pk = Object.entries(table.tableDef.columns).find(([, c]) => c.columnMetadata.isPrimaryKey);
     let keyOf: (row: Row) => RowKey;
     let toKey: (value: unknown) => RowKey;
     if (pk) {
       const [col, def] = pk;
       const ty = def.typeBuilder.algebraicType;
-      keyOf = (row) => AlgebraicType.intoMapKey(ty, (row as Record<string, unknown>)[col]);
+      // A primitive key is its own map key (what intoMapKey returns for it): read the column, nothing more.
+      keyOf = PRIMITIVE_TAGS.has(ty?.tag) ? (row) => (row as Record<string, unknown>)[col] as RowKey : (row) => AlgebraicType.intoMapKey(ty, (row as Record<string, unknown>)[col]);
       toKey = (value) => AlgebraicType.intoMapKey(ty, value);
     } else {
       const serialize = ProductType.makeSerializer(table.tableDef.rowType);
@@ -85,7 +111,7 @@ function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): { keyOf: (row
       };
       toKey = (value) => (typeof value === 'string' ? value : keyOf(value as Row));
     }
-    return { keyOf, toKey };
+    return { keyOf, toKey, primaryKeyed: pk !== undefined };
 }
 
 /**
@@ -93,8 +119,8 @@ function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): { keyOf: (row
  * `:sender`), with a client-side filter the caller supplies.
  */
 export function compileRawQuery<Row>(table: Pick<TableRefLike, 'tableDef' | 'sourceName' | 'accessorName'>, sql: string, matches: (row: Row) => boolean): CompiledQuery<Row> {
-  const { keyOf, toKey } = keyFunctions<Row>(table);
-  return { key: sql, sql, table: table as TableRefLike, keyOf, toKey, matches };
+  const { keyOf, toKey, primaryKeyed } = keyFunctions<Row>(table);
+  return { key: sql, sql, table: table as TableRefLike, keyOf, toKey, matches, primaryKeyed, same: sameFunction<Row>(table) };
 }
 
 type ExprData = BooleanExpr<any>['data'];

@@ -34,6 +34,18 @@ export interface ViewShape<Row> {
   keyOf(row: Row): RowKey;
   /** Client-side copy of the subscription's `WHERE`. */
   matches(row: Row): boolean;
+  /**
+   * True when `keyOf` is the table's primary key: the SDK then reports each
+   * key at most once per transaction, which lets row events skip the
+   * per-key coalescing (see {@link TableView.event}).
+   */
+  readonly primaryKeyed?: boolean;
+  /**
+   * Whether two rows of the table hold the same values (column by column,
+   * without a generic deep comparison). Used on re-sync to tell unchanged
+   * rows. @default a deep comparison
+   */
+  same?(a: Row, b: Row): boolean;
 }
 
 /** A pending change; its fields are filled in as the transaction goes, and it is emitted as is. */
@@ -52,6 +64,13 @@ export class TableView<Row> {
   #pending = new Map<RowKey, Pending<Row>>();
   /** A first sync built in one pass, applied at the next flush (dissolved into `#pending` if anything else comes first). */
   #staged: { state: PersistentMap<RowKey, Row>; changes: RowChange<Row>[] } | undefined;
+  /**
+   * Row events of the current transaction, in arrival order, for primary-keyed
+   * tables: `#evKeys[i]` becomes `#evRows[i]` (`undefined`: removed). Applied
+   * at the flush in one get-and-set pass; the arrays are reused.
+   */
+  #evKeys: RowKey[] = [];
+  #evRows: (Row | undefined)[] = [];
   #dirty = false;
   #everSynced = false;
   readonly #snapshots = new BehaviorSubject<PersistentMap<RowKey, Row> | undefined>(undefined);
@@ -84,6 +103,40 @@ export class TableView<Row> {
     this.markDirty(this);
   }
 
+  /** Move row events not yet flushed into `#pending` (before anything that reads or writes it). */
+  #drainEvents(): void {
+    const keys = this.#evKeys;
+    if (keys.length === 0) return;
+    const rows = this.#evRows;
+    this.#evKeys = [];
+    this.#evRows = [];
+    for (let i = 0; i < keys.length; i++) this.#record(keys[i], rows[i]);
+  }
+
+  /**
+   * A row event of a primary-keyed table ({@link ViewShape.primaryKeyed}):
+   * the row now stored under `key`, or `undefined` for a delete. The caller
+   * flushes between transactions (the SDK reports a key at most once per
+   * transaction), so events are only appended here and compared with the
+   * state once, at the flush.
+   */
+  event(key: RowKey, row: Row | undefined): void {
+    if (!this.live) return;
+    if (row !== undefined && !this.shape.matches(row)) row = undefined;
+    if (this.#staged !== undefined || this.#pending.size !== 0 || this.#adopted.length !== 0) {
+      if (this.#staged) this.#unstage();
+      this.#drainEvents();
+      if (this.#current(key) !== row) this.#record(key, row);
+      return;
+    }
+    this.#evKeys.push(key);
+    this.#evRows.push(row);
+    if (!this.#dirty) {
+      this.#dirty = true;
+      this.markDirty(this);
+    }
+  }
+
   #unstage(): void {
     const staged = this.#staged;
     if (!staged) return;
@@ -114,6 +167,7 @@ export class TableView<Row> {
    */
   insert(row: Row, key?: RowKey): RowKey | undefined {
     if (!this.live || !this.shape.matches(row)) return key;
+    this.#drainEvents();
     if (this.#staged) this.#unstage();
     if (key === undefined) key = this.shape.keyOf(row);
     if (this.#current(key) !== row) this.#record(key, row);
@@ -123,6 +177,7 @@ export class TableView<Row> {
   /** See {@link insert}. */
   delete(row: Row, key?: RowKey): RowKey | undefined {
     if (!this.live) return key;
+    this.#drainEvents();
     if (this.#staged) this.#unstage();
     if (key === undefined) key = this.shape.keyOf(row);
     if (this.#current(key) !== undefined) this.#record(key, undefined);
@@ -131,6 +186,7 @@ export class TableView<Row> {
 
   update(oldRow: Row, newRow: Row): void {
     if (!this.live) return;
+    this.#drainEvents();
     const newKey = this.shape.keyOf(newRow);
     const oldKey = this.shape.keyOf(oldRow);
     if (oldKey === newKey) {
@@ -153,6 +209,7 @@ export class TableView<Row> {
    */
   updateSameKey(oldRow: Row, newRow: Row, key?: RowKey): RowKey | undefined {
     if (!this.live) return key;
+    this.#drainEvents();
     if (this.#staged) this.#unstage();
     if (key === undefined) key = this.shape.keyOf(newRow);
     if (!this.shape.matches(newRow)) {
@@ -180,7 +237,10 @@ export class TableView<Row> {
   syncFrom(rows: Iterable<Row>): void {
     this.live = true;
     if (this.#staged) this.#unstage();
-    if (this.#state.size === 0 && this.#pending.size === 0 && this.#adopted.length === 0 && this.#firstSync(rows)) return;
+    this.#drainEvents();
+    if (this.#pending.size === 0 && this.#adopted.length === 0) {
+      if (this.#state.size === 0 ? this.#firstSync(rows) : this.#resync(rows)) return;
+    }
     const seen = new Set<RowKey>();
     let silent = false;
     for (const row of rows) {
@@ -189,7 +249,7 @@ export class TableView<Row> {
       seen.add(key);
       const cur = this.#current(key);
       if (cur === row) continue;
-      if (cur !== undefined && deepEqual(cur, row)) {
+      if (cur !== undefined && (this.shape.same ?? deepEqual)(cur, row)) {
         // Unchanged: adopt the new connection's object without emitting.
         this.#adopt(key, row);
         silent = true;
@@ -223,8 +283,56 @@ export class TableView<Row> {
       values.push(row);
       changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
     }
-    const state = PersistentMap.build(keys, values);
+    const state = this.#snapshotOf(keys, values);
     if (state.size !== keys.length) return false;
+    this.#staged = { state, changes };
+    this.#everSynced = true;
+    this.#dirty = false;
+    this.#mark();
+    return true;
+  }
+
+  /**
+   * The snapshot of a sync's rows. Rows of a primary-keyed table come from the
+   * SDK cache, keyed as the cache keys them, so their keys are distinct: the
+   * trie is then built on first use ({@link PersistentMap.deferred}), not on
+   * the emission path. Otherwise it is built now (and a duplicate key shows
+   * as a smaller size).
+   */
+  #snapshotOf(keys: RowKey[], values: Row[]): PersistentMap<RowKey, Row> {
+    return this.shape.primaryKeyed ? PersistentMap.deferred(keys, values) : PersistentMap.build(keys, values);
+  }
+
+  /**
+   * Sync a view that has rows and nothing pending (a reconnect): build the new
+   * snapshot from `rows` in one pass, as a first sync does, so the rows shared
+   * with the new connection's cache cost no trie write each. Per row: one
+   * lookup in the old snapshot and, when the objects differ, a column-wise
+   * comparison ({@link ViewShape.same}); only changed, new and vanished rows
+   * become changes. False (nothing done) if two rows share a key.
+   */
+  #resync(rows: Iterable<Row>): boolean {
+    const old = this.#state;
+    const same = this.shape.same ?? deepEqual;
+    const keys: RowKey[] = [];
+    const values: Row[] = [];
+    const changes: RowChange<Row>[] = [];
+    let kept = 0;
+    for (const row of rows) {
+      if (!this.shape.matches(row)) continue;
+      const key = this.shape.keyOf(row);
+      keys.push(key);
+      values.push(row);
+      const before = old.get(key);
+      if (before === undefined) changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
+      else {
+        kept++;
+        if (before !== row && !same(before, row)) changes.push({ op: 'update', key, oldRow: before, newRow: row });
+      }
+    }
+    const state = this.#snapshotOf(keys, values);
+    if (state.size !== keys.length) return false;
+    if (kept !== old.size) for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
     this.#staged = { state, changes };
     this.#everSynced = true;
     this.#dirty = false;
@@ -246,6 +354,7 @@ export class TableView<Row> {
    */
   seed(rows: Iterable<Row>): void {
     if (this.#everSynced || this.live) return;
+    this.#drainEvents();
     for (const row of rows) {
       if (!this.shape.matches(row)) continue;
       this.#record(this.shape.keyOf(row), row);
@@ -267,9 +376,18 @@ export class TableView<Row> {
     if (staged) {
       this.#staged = undefined;
       this.#state = staged.state;
-      this.#snapshots.next(this.#state);
+      // A re-sync that changed nothing swaps in the new connection's row objects silently.
+      if (staged.changes.length > 0 || this.#snapshots.value === undefined) this.#snapshots.next(this.#state);
       if (staged.changes.length > 0) this.#changes.next(staged.changes);
       return;
+    }
+    const evKeys = this.#evKeys;
+    if (evKeys.length !== 0) {
+      if (this.#pending.size !== 0 || this.#adopted.length !== 0) this.#drainEvents();
+      else {
+        this.#flushEvents(evKeys, this.#evRows);
+        return;
+      }
     }
     const adopted = this.#adopted;
     this.#adopted = [];
@@ -295,6 +413,26 @@ export class TableView<Row> {
         changes.push(p);
       }
     });
+    if (changes.length > 0 || this.#snapshots.value === undefined) {
+      this.#snapshots.next(this.#state);
+      if (changes.length > 0) this.#changes.next(changes);
+    }
+  }
+
+  /** Apply row events in one get-and-set pass per row; the change objects are the only per-row allocation. */
+  #flushEvents(keys: RowKey[], rows: (Row | undefined)[]): void {
+    const changes: RowChange<Row>[] = [];
+    this.#state = this.#state.withMutations((m) => {
+      for (let i = 0; i < keys.length; i++) {
+        const row = rows[i];
+        const key = keys[i];
+        const before = m.swap(key, row);
+        if (before === row) continue;
+        changes.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
+      }
+    });
+    keys.length = 0;
+    rows.length = 0;
     if (changes.length > 0 || this.#snapshots.value === undefined) {
       this.#snapshots.next(this.#state);
       if (changes.length > 0) this.#changes.next(changes);

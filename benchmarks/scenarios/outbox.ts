@@ -122,7 +122,7 @@ export async function outbox(cfg: RunConfig): Promise<ScenarioResult> {
       `Enqueue: 'move' calls issued at once to storage.outbox.enqueue (argument check, BSATN encoding, Dexie write) until all are stored: 1,000 side by side with openStorage({ memory: true }), then ${enqueueN.toLocaleString('en')} durable alone.`,
       `Pipelined replay: a stdb-rx client with that storage is cut off (dropAll, 10-minute retry), ${replaySizes.map((n) => n.toLocaleString('en')).join(' and ')} calls are made and stored, then reconnectNow(); the time runs until every call handle is confirmed (${replaySizes.map((n) => `${n.toLocaleString('en')}: ${fmtMs(replay[`replayMs_${n}`])}`).join(', ')}). replayCallsPerSec is for ${replayN.toLocaleString('en')} calls.`,
       `One round trip per call: ${serialN.toLocaleString('en')} entries claimed from a durable outbox, each sent with the raw SDK, awaited and marked confirmed before the next (calls/s compare; a smaller queue only helps the baseline).`,
-      'Chromium (real IndexedDB): not measured yet — the browser tests (test/browser, Debian\'s Chromium via playwright-core) do not record outbox timings; that needs a small browser-side benchmark page, not written yet.',
+      'Chromium with its real IndexedDB: the same measurements, by a page driven by playwright-core, are in the section "Outbox in Chromium" below.',
     ],
     charts: [
       {

@@ -11,7 +11,7 @@
 import { Subscription } from 'rxjs';
 import { tables, type Entity } from '../bench_bindings/index.ts';
 import { median, now, result, settledHeap, sideBySide, sleep, until, type Metrics, type RunConfig, type ScenarioResult } from '../harness.ts';
-import { args, connectRaw, frameClock, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from '../setup.ts';
+import { args, connectRaw, cpuUs, frameClock, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from '../setup.ts';
 
 const ROWS = 10_000;
 const TX_ROWS = 1_000;
@@ -22,6 +22,9 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
   const driver = await WireClient.open(server);
   await seedEntities(driver, ROWS);
   let cursor = 0;
+  /** CPU time (µs) when the consumer had the whole transaction (set next to each `doneAt`). */
+  let doneCpu = 0;
+  frameClock.trackCpu = true;
   /**
    * Update the next 1,000 rows (wrapping around the table). `reset` zeroes the
    * consumer's count; `doneAt` is the time it noted when it had all rows.
@@ -33,20 +36,22 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
     void driver.callOk('touch', args.range(from, TX_ROWS));
     await until(() => doneAt() !== undefined, 30_000, 'a transaction', 0);
     const done = doneAt()!;
-    return { e2e: done - t0, client: done - frameClock.lastAt };
+    return { e2e: done - t0, client: done - frameClock.lastAt, cpu: (doneCpu - frameClock.lastCpuUs) / 1000 };
   };
-  const collect = async (subscribeAll: () => Promise<{ initial: { e2e: number; client: number } }>, tx: () => Promise<{ e2e: number; client: number }>) => {
+  const collect = async (subscribeAll: () => Promise<{ initial: { e2e: number; client: number; cpu: number } }>, tx: () => Promise<{ e2e: number; client: number; cpu: number }>) => {
     const heap0 = await settledHeap();
     const { initial } = await subscribeAll();
     const e2e: number[] = [];
     const client: number[] = [];
+    const cpu: number[] = [];
     for (let i = 0; i < txs; i++) {
       const r = await tx();
       e2e.push(r.e2e);
       client.push(r.client);
+      cpu.push(r.cpu);
     }
     const heap = (await settledHeap()) - heap0;
-    return { initial, e2e, client, heap };
+    return { initial, e2e, client, cpu, heap };
   };
   const summarize = (r: Awaited<ReturnType<typeof collect>>): Metrics => ({
     initialE2eMs: r.initial.e2e,
@@ -54,6 +59,8 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
     txE2eMs: median(r.e2e),
     txClientMs: median(r.client),
     retainedHeapBytes: r.heap,
+    initialClientCpuMs: r.initial.cpu,
+    txClientCpuMs: median(r.cpu),
   });
 
   const raw = async (): Promise<Metrics> => {
@@ -64,7 +71,10 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
     let sink = 0;
     const consume = (row: Entity) => {
       sink += row.hp;
-      if (++changed === target) doneAt = now();
+      if (++changed === target) {
+        doneAt = now();
+        doneCpu = cpuUs();
+      }
     };
     conn.db.entity.onInsert((_ctx, row) => consume(row));
     conn.db.entity.onUpdate((_ctx, _old, row) => consume(row));
@@ -74,7 +84,7 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
         const t0 = now();
         await subscribeRaw(conn, 'SELECT * FROM entity');
         if (changed !== ROWS || doneAt === undefined) throw new Error(`raw SDK saw ${changed} initial rows`);
-        return { initial: { e2e: doneAt - t0, client: doneAt - frameClock.lastAt } };
+        return { initial: { e2e: doneAt - t0, client: doneAt - frameClock.lastAt, cpu: (doneCpu - frameClock.lastCpuUs) / 1000 } };
       },
       () =>
         transaction(
@@ -102,7 +112,10 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
     let latest: ReadonlyMap<unknown, Entity> | undefined;
     let sink = 0;
     const check = () => {
-      if (snapshots >= 1 && changed >= target && doneAt === undefined) doneAt = now();
+      if (snapshots >= 1 && changed >= target && doneAt === undefined) {
+        doneAt = now();
+        doneCpu = cpuUs();
+      }
     };
     const subs = new Subscription();
     const r = await collect(
@@ -124,7 +137,7 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
         );
         await until(() => doneAt !== undefined, 30_000, 'initial rows', 0);
         if (latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${latest?.size} rows`);
-        return { initial: { e2e: doneAt! - t0, client: doneAt! - frameClock.lastAt } };
+        return { initial: { e2e: doneAt! - t0, client: doneAt! - frameClock.lastAt, cpu: (doneCpu - frameClock.lastCpuUs) / 1000 } };
       },
       () =>
         transaction(
@@ -146,6 +159,7 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
 
   const started = now();
   const m = await sideBySide(rx, raw, { warmup: 1, reps: cfg.quick ? 2 : 5 });
+  frameClock.trackCpu = false;
   await driver.close();
   await server.stop();
   return result({
@@ -169,6 +183,7 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
       'The stdb-rx consumer subscribes to both table$ (keeps the latest snapshot) and changes$ (reads every changed row); the raw consumer reads every row in the SDK callbacks.',
       'Client side = frame arrival at the WebSocket → consumer has the whole transaction; end to end adds the server (reducer, subscription evaluation, encoding), the same for both.',
       'Retained heap = heap after gc() with the connection open and its rows cached, minus the heap before connecting (the server\u2019s per-connection state is included on both sides).',
+      'CPU figures (initialClientCpuMs, txClientCpuMs): the process\u2019s CPU time (all threads, garbage collector included) over the same client-side interval; less disturbed than wall time when other work shares the cores.',
     ],
     charts: [
       {

@@ -128,7 +128,7 @@ describe('chaos: short fixed-seed run (3 clients, every fault, dev server with a
     const r = await runChaos({ seed: 20240609, clients: 3, seconds: 5, atLeast: { mutations: 51, injectedRejections: 1, maxExtraMs: 30_000 } });
     const context = r.report.join('\n');
     expect(r.summary, context).to.match(
-      /^chaos: seed=20240609 clients=3 mutations=\d+ applied=\d+ rejected=\d+ lost=0 duplicated=0 diverged=0 faults=\d+ handles: confirmed=\d+ confirmedNotOnServer=0 rejected=\d+ rejectedOnServer=0 unknown=\d+ closed=\d+$/,
+      /^chaos: seed=20240609 clients=3 mutations=\d+ applied=\d+ rejected=\d+ lost=0 duplicated=0 diverged=0 faults=\d+ handles: confirmed=\d+ confirmedNotOnServer=0 rejected=\d+ rejectedOnServer=0 unknown=\d+ closed=\d+ peakLiveHeapMb=\d+$/,
     );
     // Every settled handle was checked against the server: confirmed ones were found there.
     expect(r.handlesConfirmed, context).to.be.greaterThan(0);
@@ -138,6 +138,9 @@ describe('chaos: short fixed-seed run (3 clients, every fault, dev server with a
     expect(r.unhandled, context).to.deep.equal([]);
     expect(r.serverErrorLines, context).to.deep.equal([]);
     expect(r.maxHeapMb, context).to.be.at.most(r.heapBoundMb);
+    expect(r.heapBoundMb).to.equal(256);
+    expect(r.heapChecks, context).to.be.at.least(3); // measured after full collections during the run, not once
+    expect(r.maxHeapMb, context).to.be.greaterThan(0);
     expect(r.failed, context).to.equal(false);
     // It did something: mutations of both outcomes, every kind of fault, kills mid-replay, restarts.
     expect(r.mutations, context).to.be.greaterThan(50);

@@ -56,3 +56,72 @@ describe('LiveQueries regressions', () => {
     queries.close();
   });
 });
+
+describe('LiveQueries: row events as the SDK orders them', () => {
+  /** The SDK's order: cache filled, onApplied, then that event's row callbacks; transactions after. */
+  function sdkLike() {
+    const rows = new Map<number, { id: number; v: number }>();
+    const cbs = { insert: [] as ((ctx: unknown, r: unknown) => void)[], update: [] as ((ctx: unknown, o: unknown, n: unknown) => void)[] };
+    let applied: (ctx: unknown) => void = () => {};
+    let n = 0;
+    const table = {
+      iter: () => rows.values(),
+      onInsert: (cb: (ctx: unknown, r: unknown) => void) => cbs.insert.push(cb),
+      onUpdate: (cb: (ctx: unknown, o: unknown, n: unknown) => void) => cbs.update.push(cb),
+      onDelete() {},
+      removeOnInsert() {},
+      removeOnDelete() {},
+    };
+    const conn: ConnectionLike = {
+      db: { thing: table },
+      subscriptionBuilder() {
+        const b = {
+          onApplied: (cb: (ctx: unknown) => void) => ((applied = cb), b),
+          onError: () => b,
+          subscribe: () => ({ unsubscribe() {}, isActive: () => true, isEnded: () => false }),
+        };
+        return b;
+      },
+    };
+    return {
+      conn,
+      subscribeApplied(initial: { id: number; v: number }[]) {
+        const ctx = { event: { id: `e${++n}`, tag: 'SubscribeApplied' } };
+        for (const r of initial) rows.set(r.id, r);
+        applied({});
+        for (const r of initial) for (const cb of cbs.insert) cb(ctx, r);
+      },
+      transaction(updates: { id: number; v: number }[]) {
+        const ctx = { event: { id: `e${++n}`, tag: 'Transaction' } };
+        const olds = updates.map((r) => rows.get(r.id));
+        for (const r of updates) rows.set(r.id, r);
+        updates.forEach((r, i) => (olds[i] ? cbs.update.forEach((cb) => cb(ctx, olds[i], r)) : cbs.insert.forEach((cb) => cb(ctx, r))));
+      },
+    };
+  }
+
+  it('the inserts echoing a just-applied query are not applied twice; the next transaction flows as one batch', () => {
+    const queries = new LiveQueries({ graceMs: 50 });
+    let looked = 0; // rows the view's filter looked at: each row once, the echoed inserts not again
+    const entry = queries.acquire(compileRawQuery(thing, 'SELECT * FROM thing', () => (looked++, true)));
+    const batches: unknown[][] = [];
+    const snapshots: ReadonlyMap<unknown, unknown>[] = [];
+    entry.view.changes$.subscribe((b) => batches.push([...b]));
+    entry.view.snapshots$.subscribe((s) => s && snapshots.push(s));
+    const sdk = sdkLike();
+    queries.attach(sdk.conn, () => {});
+    const initial = [1, 2, 3].map((id) => ({ id, v: 0 }));
+    sdk.subscribeApplied(initial);
+    queries.flush();
+    expect(batches).to.have.length(1);
+    expect(batches[0]).to.have.length(3);
+    expect(snapshots).to.have.length(1);
+    sdk.transaction([{ id: 2, v: 1 }, { id: 4, v: 0 }]);
+    queries.flush();
+    expect(batches).to.have.length(2);
+    expect((batches[1] as { op: string; key: unknown }[]).map((c) => [c.op, c.key])).to.deep.equal([['update', 2], ['insert', 4]]);
+    expect(snapshots[1].size).to.equal(4);
+    expect(looked).to.equal(3 + 2);
+    queries.close();
+  });
+});

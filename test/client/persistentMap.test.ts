@@ -141,3 +141,26 @@ describe('logger redaction', () => {
     expect(out).to.contain('compression=None');
   });
 });
+
+describe('PersistentMap.deferred', () => {
+  it('behaves as the built map: size at once; lookups, iteration and changes build it on first use', () => {
+    const keys = Array.from({ length: 3000 }, (_, i) => BigInt(i * 7));
+    const values = keys.map((k) => ({ k }));
+    const built = PersistentMap.build(keys, values);
+    const lazy = PersistentMap.deferred(keys, values);
+    expect(lazy.size).to.equal(3000);
+    expect(lazy.get(21n)).to.equal(values[3]);
+    expect(lazy.has(22n)).to.equal(false);
+    expect([...lazy.keys()].sort((a, b) => Number(a - b))).to.deep.equal([...built.keys()].sort((a, b) => Number(a - b)));
+    const lazy2 = PersistentMap.deferred(keys, values);
+    const next = lazy2.withMutations((m) => {
+      expect(m.swap(0n, { k: -1n })).to.equal(values[0]);
+      m.delete(7n);
+    });
+    expect(next.size).to.equal(2999);
+    expect(lazy2.get(0n)).to.equal(values[0]); // the deferred map itself never changes
+    expect(lazy2.size).to.equal(3000);
+    expect(PersistentMap.deferred<number, string>([5], ["a"]).set(6, "b").size).to.equal(2);
+    expect(PersistentMap.deferred([], []).size).to.equal(0);
+  });
+});

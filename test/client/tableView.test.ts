@@ -87,3 +87,76 @@ describe('TableView', () => {
     expect(snapshots).to.have.length(2);
   });
 });
+
+describe('TableView: row events of primary-keyed tables and re-syncs', () => {
+  function pkView(match: (r: Row) => boolean = () => true) {
+    const same = (a: Row, b: Row) => a.id === b.id && (a.hp === b.hp || (a.hp !== a.hp && b.hp !== b.hp));
+    const v = new TableView<Row>({ keyOf: (r) => r.id, matches: match, primaryKeyed: true, same }, () => {});
+    const snapshots: ReadonlyMap<unknown, Row>[] = [];
+    const batches: (readonly RowChange<Row>[])[] = [];
+    v.snapshots$.subscribe((s) => s && snapshots.push(s));
+    v.changes$.subscribe((b) => batches.push(b));
+    return { v, snapshots, batches };
+  }
+
+  it('event(): one get-and-set per row at the flush; inserts, updates, deletes and rows leaving the filter as changes', () => {
+    const { v, snapshots, batches } = pkView((r) => r.hp >= 0);
+    const rs = rows(10);
+    v.syncFrom(rs);
+    v.flush();
+    const before = snapshots[0];
+    const hurt = { id: 2n, hp: 50 };
+    v.event(2n, hurt); // update
+    v.event(3n, undefined); // delete
+    v.event(4n, { id: 4n, hp: -1 }); // leaves the filter: a delete
+    v.event(20n, { id: 20n, hp: 20 }); // insert
+    v.event(21n, { id: 21n, hp: -5 }); // never matched: nothing
+    v.event(5n, rs[5]); // the same object: nothing
+    expect(v.state).to.equal(before); // nothing applied before the flush
+    v.flush();
+    expect(batches).to.have.length(2);
+    expect(batches[1].map((c) => [c.op, c.key])).to.deep.equal([['update', 2n], ['delete', 3n], ['delete', 4n], ['insert', 20n]]);
+    expect(batches[1][0]).to.include({ oldRow: rs[2], newRow: hurt });
+    expect(batches[1][1]).to.include({ oldRow: rs[3], newRow: undefined });
+    expect(snapshots[1].size).to.equal(9);
+    expect(before.size).to.equal(10); // the earlier snapshot is untouched
+    expect(before.get(2n)).to.equal(rs[2]);
+  });
+
+  it('event() after a general-path change in the same transaction coalesces per key', () => {
+    const { v, batches } = pkView();
+    const rs = rows(4);
+    v.syncFrom(rs);
+    v.flush();
+    const a = { id: 1n, hp: 100 };
+    const b = { id: 1n, hp: 200 };
+    v.update(rs[1], a);
+    v.event(1n, b);
+    v.flush();
+    expect(batches[1]).to.have.length(1);
+    expect(batches[1][0]).to.include({ op: 'update', oldRow: rs[1], newRow: b });
+  });
+
+  it('re-sync: only changed, new and vanished rows are changes; equal rows (NaN included) are swapped in silently', () => {
+    const { v, snapshots, batches } = pkView();
+    const rs = [...rows(6), { id: 6n, hp: NaN }];
+    v.syncFrom(rs);
+    v.flush();
+    // The new connection's objects: equal copies, one changed, one gone (5), one new (9).
+    const next = rs.filter((r) => r.id !== 5n).map((r) => (r.id === 2n ? { id: 2n, hp: -2 } : { ...r }));
+    next.push({ id: 9n, hp: 9 });
+    v.syncFrom(next);
+    v.flush();
+    expect(batches).to.have.length(2);
+    expect(batches[1].map((c) => [c.op, c.key]).sort()).to.deep.equal([['delete', 5n], ['insert', 9n], ['update', 2n]].sort());
+    expect(snapshots).to.have.length(2);
+    // The snapshot shares the new connection's row objects, unchanged ones included.
+    expect(snapshots[1].get(0n)).to.equal(next[0]);
+    expect(snapshots[1].get(6n)).to.equal(next.find((r) => r.id === 6n));
+    // A re-sync that changes nothing emits nothing.
+    v.syncFrom(next.map((r) => ({ ...r })));
+    v.flush();
+    expect(batches).to.have.length(2);
+    expect(snapshots).to.have.length(2);
+  });
+});
