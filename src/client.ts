@@ -236,6 +236,12 @@ type ReducerName<C extends AnyConnection> = Extract<keyof C['reducers'], string>
 type MutationIdOptional<A> = A extends { mutationId: string } ? Omit<A, 'mutationId'> & { mutationId?: string } : A;
 /** A reducer's arguments; a `mutationId` parameter may be left out (the outbox fills it in). */
 type ReducerArgs<C extends AnyConnection, K extends ReducerName<C>> = C['reducers'][K] extends (args: infer A) => any ? MutationIdOptional<A> : never;
+/** `sendChat` → `send_chat`: the module's name of a reducer, from its accessor (the bindings' default case policy). */
+type SnakeCase<S extends string> = S extends `${infer H}${infer T}` ? `${H extends Lowercase<H> ? H : `_${Lowercase<H>}`}${SnakeCase<T>}` : S;
+/** A reducer's name as the module spells it. */
+type ModuleReducerName<C extends AnyConnection> = SnakeCase<ReducerName<C>>;
+/** The accessor of the reducer the module calls `N`. */
+type AccessorOf<C extends AnyConnection, N extends string> = { [K in ReducerName<C>]: SnakeCase<K> extends N ? K : never }[ReducerName<C>];
 
 /** The client a game uses. */
 export interface SyncClient<C extends AnyConnection> {
@@ -297,7 +303,7 @@ export interface SyncClient<C extends AnyConnection> {
    * entries show the module's name (`storage.outbox.decodeArgs(entry)`
    * shows their arguments).
    */
-  call<R extends string, Q extends QuerySource = QuerySource>(reducer: R & (R extends ReducerName<C> ? never : unknown), args: Record<string, unknown>, options?: CallOptions<Q>): CallHandle;
+  call<N extends Exclude<ModuleReducerName<C>, ReducerName<C>>, Q extends QuerySource = QuerySource>(reducer: N, args: ReducerArgs<C, AccessorOf<C, N>>, options?: CallOptions<Q>): CallHandle;
 
   /** Skip the retry wait (or leave `offline`) and connect now. */
   reconnectNow(): void;

@@ -10,7 +10,7 @@ import { DbConnection, reducers, tables } from '../arena/bindings/index.ts';
 import type { PageConfig } from './config.ts';
 
 export type ArenaClient = SyncClient<DbConnection>;
-type Reducer = Parameters<ArenaClient['call']>[0];
+type Reducer = keyof DbConnection['reducers'] & string;
 
 /** The storage of this (server, database): outbox, token, snapshots. Opened once per page load. */
 export function openArenaStorage(config: PageConfig): Promise<Storage> {
@@ -60,7 +60,7 @@ export class Session {
   /** Call a mutating reducer with a fresh mutation id (exactly-once on the server). */
   mutate(reducer: Reducer, args: Record<string, unknown>, options?: CallOptions, mutationId: string = crypto.randomUUID()): { handle: CallHandle; mutationId: string } {
     this.issued.add(mutationId);
-    const handle = this.client.call(reducer, { ...args, mutationId } as Parameters<ArenaClient['call']>[1], options);
+    const handle = this.client.call(reducer, { ...args, mutationId } as never, options);
     return { handle, mutationId };
   }
 

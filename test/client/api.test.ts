@@ -75,6 +75,12 @@ describe('client API against the dev server', function () {
       // @ts-expect-error — text must be a string (checked by `npx tsc --noEmit`)
       const typed = () => c.call('sendChat', { text: 42 });
       expect(typed).to.be.a('function');
+      // The module's name is typed the same way, and a name the bindings do not have is a compile error.
+      // @ts-expect-error — text must be a string
+      const typedByModuleName = () => c.call('send_chat', { text: 42 });
+      // @ts-expect-error — no such reducer
+      const unknown = () => c.call('no_such_reducer', {});
+      expect([typedByModuleName, unknown].every((f) => typeof f === 'function')).to.equal(true);
       // Queued entries show the module's name; decodeArgs shows their arguments.
       server.faults.dropAll();
       await next(c.status$, (s) => s.state === 'reconnecting');
