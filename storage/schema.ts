@@ -12,7 +12,7 @@ import type { AlgebraicType as AlgebraicTypeT, ProductType as ProductTypeT } fro
 import { productCodec, toHex, type ProductCodec, type Typespace } from './codec.ts';
 import type { StorageModule } from '../streams/bindings.ts';
 
-export { moduleFromBindings, type StorageModule, type StorageReducerDef, type StorageTableDef } from '../streams/bindings.ts';
+export { moduleFromBindings, type StorageModule } from '../streams/bindings.ts';
 
 /** The stored description of one app version's bindings. */
 export interface SchemaRecord {
