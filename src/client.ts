@@ -386,7 +386,14 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const persistTables = options.persistTables ?? true;
   const persistToken = (options.persistToken ?? true) && options.token === undefined;
   /** Reducer names and types: checks calls (types, policies) when there is no storage, or before it is open. */
-  const catalogue = bindings ? new ReducerCatalogue(bindings.reducers, { policies: isStorage(storageOption) ? undefined : options.reducers, mutationIdParam }) : undefined;
+  let catalogue: ReducerCatalogue | undefined;
+  try {
+    if (bindings) catalogue = new ReducerCatalogue(bindings.reducers, { mutationIdParam });
+  } catch (e) {
+    log.log('warn', `cannot read the bindings' types; reducer arguments are not checked: ${(e as Error).message}`);
+  }
+  // A policy for a reducer the bindings lack is the caller's mistake: thrown here.
+  if (catalogue && options.reducers && !isStorage(storageOption)) catalogue = catalogue.withPolicies(options.reducers);
   const canonical = (reducer: string) => catalogue?.canonical(reducer) ?? reducer;
   const accessor = (reducer: string) => catalogue?.accessor(reducer) ?? reducer;
   /** Whether the connection is live (`online-only` reducers refuse calls otherwise). */

@@ -81,7 +81,7 @@ export interface CheckedCall {
 export class ReducerCatalogue {
   readonly mutationIdParam: string;
   /** Module reducer name → its argument codec. */
-  private readonly codecs = new Map<string, ProductCodec>();
+  private readonly codecs: Map<string, ProductCodec>;
   /** Bindings' accessor name → the module's reducer name, and back. */
   private readonly toCanonical = new Map<string, string>();
   private readonly toAccessor = new Map<string, string>();
@@ -90,12 +90,17 @@ export class ReducerCatalogue {
   /**
    * @param reducers The bindings' reducers (their `paramsType` with types
    *   inlined, as generated bindings have them). Throws {@link UnknownReducerError}
-   *   for a policy of a reducer the bindings lack.
+   *   for a policy of a reducer the bindings lack. The SDK's serializer
+   *   throws here for types it cannot encode (a `Ref` without typespace).
    */
-  constructor(reducers: readonly StorageReducerDef[], options: ReducerCatalogueOptions = {}) {
+  constructor(
+    private readonly reducers: readonly StorageReducerDef[],
+    options: ReducerCatalogueOptions = {},
+    codecs?: Map<string, ProductCodec>,
+  ) {
     this.mutationIdParam = options.mutationIdParam ?? 'mutationId';
+    this.codecs = codecs ?? new Map(reducers.map(r => [r.name, productCodec(r.paramsType)]));
     for (const r of reducers) {
-      this.codecs.set(r.name, productCodec(r.paramsType));
       if (r.accessorName !== undefined && r.accessorName !== r.name) {
         this.toCanonical.set(r.accessorName, r.name);
         this.toAccessor.set(r.name, r.accessorName);
@@ -114,6 +119,11 @@ export class ReducerCatalogue {
     }
   }
 
+  /** The same catalogue with these policies (checked like the constructor's). */
+  withPolicies(policies: Record<string, ReducerPolicy>): ReducerCatalogue {
+    return new ReducerCatalogue(this.reducers, { policies, mutationIdParam: this.mutationIdParam }, this.codecs);
+  }
+
   /** The module's reducer name for an accessor (`sendChat` → `send_chat`); a module name (or an unknown one) as is. */
   canonical(reducer: string): string {
     return this.codecs.has(reducer) ? reducer : (this.toCanonical.get(reducer) ?? reducer);
@@ -127,11 +137,6 @@ export class ReducerCatalogue {
   /** The argument codec of a reducer (either name), or undefined when the bindings lack it. */
   codec(reducer: string): ProductCodec | undefined {
     return this.codecs.get(this.canonical(reducer));
-  }
-
-  /** The module names of every reducer. */
-  get names(): string[] {
-    return [...this.codecs.keys()];
   }
 
   /** Whether the reducer (either name) takes the mutation-id parameter, a string (and so can record receipts). */

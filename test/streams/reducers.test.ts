@@ -53,5 +53,14 @@ describe('streams/reducers: the reducer catalogue', () => {
     expect(() => new ReducerCatalogue(reducers, { policies: { ghost: {} } })).to.throw(UnknownReducerError, '"ghost"');
     expect(() => new ReducerCatalogue(reducers, { policies: { sendChat: {}, send_chat: {} } })).to.throw(TypeError, "'sendChat' and 'send_chat' name the same reducer");
     expect(new ReducerCatalogue(reducers, { policies: { send_chat: { priority: 'high' } } }).policy('sendChat').priority).to.equal('high');
+    const plain = new ReducerCatalogue(reducers);
+    const strict = plain.withPolicies({ tick: { offline: 'online-only' } });
+    expect([plain.policy('tick').offline, strict.policy('tick').offline]).to.deep.equal(['queue', 'online-only']);
+    expect(() => strict.check('tick', { mutationId: 1n }, false, newId)).to.throw(OfflineRefusedError);
+    expect(() => plain.withPolicies({ ghost: {} })).to.throw(UnknownReducerError);
+  });
+
+  it('throws at construction for parameter types the serializer cannot read (the client then leaves arguments unchecked)', () => {
+    expect(() => new ReducerCatalogue([{ name: 'r', paramsType: params({ a: { tag: 'Ref', value: 0 } }) }])).to.throw(/typespace/);
   });
 });
