@@ -32,10 +32,10 @@ import { setGlobalLogLevel, type DbConnectionBuilder, type DbConnectionImpl, typ
 import { heartbeat, HeartbeatTimeoutError, reconcile, type MutationEvent, type PendingMutation, type ReconcileConfig, type ReconciledView, type RetryBackoffConfig, type RowChanges } from '../operators/index.ts';
 import { Calls, type CallHandle, type CallOptions as BaseCallOptions, type DurableSide, type PreparedCall } from '../streams/calls.ts';
 import type { Storage, StorageOptions } from '../storage/openStorage.ts';
-import { Outbox, type OutboxState, type ReducerPolicy } from '../storage/outbox.ts';
-import { MemoryStore } from '../storage/store.ts';
-import { ModuleCodecs, moduleFromBindings, type StorageModule } from '../storage/schema.ts';
-import { MigrationError, StorageError, toStorageError } from '../storage/errors.ts';
+import type { OutboxState } from '../storage/outbox.ts';
+import { moduleFromBindings, type StorageModule } from '../streams/bindings.ts';
+import { priorityOf, ReducerCatalogue, type ReducerPolicy } from '../streams/reducers.ts';
+import { MigrationError, StorageError, toStorageError } from '../streams/storageErrors.ts';
 import type { MigrationProgress } from '../storage/migrations.ts';
 import { AuthError, CallbackError, ConnectionLostError, OutcomeUnknownError, ProtocolError, ReceiptsNotFoundError, withUserMessage, type PlayerFacingError } from '../streams/errors.ts';
 import { GuardedObservable } from '../streams/guard.ts';
@@ -370,17 +370,11 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   // What the bindings say: names, types (for checking arguments), wire table names.
   const remoteModule = (probeBuilder as unknown as { remoteModule?: { tables: Record<string, any>; reducers: readonly any[] } }).remoteModule;
   let bindings: StorageModule | undefined;
-  let codecs: ModuleCodecs | undefined;
   try {
-    if (remoteModule) {
-      bindings = moduleFromBindings({ tables: remoteModule.tables, reducers: remoteModule.reducers });
-      codecs = new ModuleCodecs(bindings);
-    }
+    if (remoteModule) bindings = moduleFromBindings({ tables: remoteModule.tables, reducers: remoteModule.reducers });
   } catch (e) {
     log.log('warn', `cannot read the bindings' types; reducer arguments are not checked: ${(e as Error).message}`);
   }
-  const toCanonical = new Map<string, string>((bindings?.reducers ?? []).filter((r) => r.accessorName).map((r) => [r.accessorName!, r.name]));
-  const toAccessor = new Map<string, string>([...toCanonical].map(([a, c]) => [c, a]));
   const tableSource = new Map<string, string>(Object.entries(bindings?.tables ?? {}).map(([accessor, t]) => [accessor, t.sourceName]));
   const knownTables = bindings ? new Set(tableSource.values()) : undefined;
   // A valid query that answers with no rows: nothing for a real server to log as an error.
@@ -397,8 +391,19 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const mutationIdParam = (storageOption && !isStorage(storageOption) && !(storageOption instanceof Promise) ? storageOption.mutationIdParam : undefined) ?? 'mutationId';
   const persistTables = options.persistTables ?? true;
   const persistToken = (options.persistToken ?? true) && options.token === undefined;
-  /** Checks calls (types, policies) when there is no storage, or before it is open. */
-  const localOutbox = codecs ? new Outbox({ store: new MemoryStore(), codecs, reducers: isStorage(storageOption) ? undefined : options.reducers, mutationIdParam }) : undefined;
+  /** Reducer names and types: checks calls (types, policies) when there is no storage, or before it is open. */
+  let catalogue: ReducerCatalogue | undefined;
+  try {
+    if (bindings) catalogue = new ReducerCatalogue(bindings.reducers, { mutationIdParam });
+  } catch (e) {
+    log.log('warn', `cannot read the bindings' types; reducer arguments are not checked: ${(e as Error).message}`);
+  }
+  // A policy for a reducer the bindings lack is the caller's mistake: thrown here.
+  if (catalogue && options.reducers && !isStorage(storageOption)) catalogue = catalogue.withPolicies(options.reducers);
+  const canonical = (reducer: string) => catalogue?.canonical(reducer) ?? reducer;
+  const accessor = (reducer: string) => catalogue?.accessor(reducer) ?? reducer;
+  /** Whether the connection is live (`online-only` reducers refuse calls otherwise). */
+  let isOnline = false;
   let storage: Storage | undefined;
   let ownsStorage = false;
 
@@ -536,15 +541,21 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   };
 
   const prepare = (reducer: string, args: unknown, opts: BaseCallOptions): PreparedCall => {
-    const outbox = storage?.outbox ?? localOutbox;
-    if (!outbox) return { args, priority: opts.priority ?? 0, deadline: opts.deadline ?? null, receipts: false };
-    const canonical = toCanonical.get(reducer) ?? reducer;
     const record = (args ?? {}) as Record<string, unknown>;
-    const p = outbox.prepare(canonical, record, { priority: opts.priority, supersedeKey: opts.supersedeKey, deadline: opts.deadline, durable: false });
-    const takesId = outbox.takesMutationId(canonical);
-    const given = record[mutationIdParam];
-    const full = takesId && (given === undefined || given === '') ? { ...record, [mutationIdParam]: p.id } : args;
-    return { args: full, priority: p.priority, deadline: p.deadline, receipts: p.receipts, mutationId: takesId ? p.id : undefined };
+    if (storage) {
+      // The storage's own policies and mutation-id parameter apply (it may have been opened by the app).
+      const name = canonical(reducer);
+      const p = storage.outbox.prepare(name, record, { priority: opts.priority, supersedeKey: opts.supersedeKey, deadline: opts.deadline, durable: false });
+      const takesId = storage.outbox.takesMutationId(name);
+      const given = record[mutationIdParam];
+      const full = takesId && (given === undefined || given === '') ? { ...record, [mutationIdParam]: p.id } : args;
+      return { args: full, priority: p.priority, deadline: p.deadline, receipts: p.receipts, mutationId: takesId ? p.id : undefined };
+    }
+    if (!catalogue) return { args, priority: opts.priority ?? 0, deadline: opts.deadline ?? null, receipts: false };
+    const c = catalogue.check(reducer, record, isOnline, () => crypto.randomUUID());
+    const { policy } = c;
+    const deadline = opts.deadline ?? (policy.offline === 'drop-if-stale' ? Date.now() + policy.staleAfterMs : null);
+    return { args: c.takesId ? c.args : args, priority: priorityOf(opts.priority ?? policy.priority), deadline, receipts: policy.receipts, mutationId: c.takesId ? c.id : undefined };
   };
   const calls = new Calls({ prepare, log: debug, onError: (e) => errorsSubject.next(e) });
   if (storageOption) calls.expectDurable(new Promise<void>((resolve) => (resolveDurable = resolve)));
@@ -891,7 +902,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     publishStatus();
     const online = baseStatus.state === 'live';
     storage?.outbox.setOnline(online);
-    localOutbox?.setOnline(online);
+    isOnline = online;
     const phase = reducePhase(phaseSubject.value, e);
     if (phase !== phaseSubject.value) phaseSubject.next(phase);
     if (e.type === 'lost' || e.type === 'failed' || e.type === 'offline') {
@@ -965,7 +976,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       for (const entry of queries.entries) seedView(entry);
     }
     if (closed) return;
-    calls.useDurable({ outbox: st.outbox, canonical: (a) => toCanonical.get(a) ?? a, accessor: (c) => toAccessor.get(c) ?? c } satisfies DurableSide);
+    calls.useDurable({ outbox: st.outbox, canonical, accessor } satisfies DurableSide);
     if (receipts) receiptsEntry = queries.acquire(receipts.query);
     else if (options.receipts === undefined) {
       // No silent degrade of exactly-once: say which reducers expected receipts, and how to configure them.
@@ -1103,7 +1114,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
 
     call(reducer: string, args: unknown, opts?: CallOptions<QuerySource>) {
       // The module's name (`send_chat`) works as well as the bindings' accessor (`sendChat`).
-      const handle = calls.call(toCanonical.has(reducer) ? reducer : (toAccessor.get(reducer) ?? reducer), args, opts);
+      const handle = calls.call(accessor(canonical(reducer)), args, opts);
       const optimistic = opts?.optimistic;
       if (optimistic && !closed) {
         const table = compileQuery<any>(optimistic.table).table.accessorName;

@@ -34,7 +34,7 @@ export {
   UnknownReducerError,
   OfflineRefusedError,
   MigrationError,
-} from '../storage/errors.ts';
+} from '../streams/storageErrors.ts';
 export type { ConnectionStatus, ConnectionState, ConnectionQuality, Phase, LifecycleEvent } from '../streams/status.ts';
 export type { SyncProgress } from '../streams/liveQueries.ts';
 export type { RowChange, RowKey } from '../streams/tableView.ts';

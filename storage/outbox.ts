@@ -30,45 +30,17 @@
  */
 import { Subject, combineLatest, map, shareReplay, startWith, type Observable } from 'rxjs';
 import { systemClock, type Clock } from './clock.ts';
-import { encodeArgs } from './codec.ts';
 import type { OutboxRecord, OutboxStatus, OutcomeRecord } from './db.ts';
-import { OfflineRefusedError, UnknownReducerError } from './errors.ts';
+import { UnknownReducerError } from './errors.ts';
 import type { DrainLease } from './lease.ts';
 import type { ModuleCodecs } from './schema.ts';
 import { maybeApplied, type OutcomeWrite, type Store } from './store.ts';
+import { priorityOf, ReducerCatalogue, type Priority, type ReducerPolicy } from '../streams/reducers.ts';
 
 /** A stored outbox entry (see {@link OutboxRecord} for every field). */
 export type OutboxEntry = OutboxRecord;
 
-/** Named priority levels; any number works too (higher drains first). */
-export const PRIORITY = { high: 2, normal: 1, low: 0 } as const;
-export type Priority = number | keyof typeof PRIORITY;
-
-/** What to do with a call made while offline. */
-export type OfflinePolicy =
-  /** Store it and send it after reconnect. */
-  | 'queue'
-  /** Refuse it at once with {@link OfflineRefusedError}. */
-  | 'online-only'
-  /** Store it, but expire it instead of sending it once it is older than `staleAfterMs`. */
-  | 'drop-if-stale';
-
-/** Per-reducer settings. */
-export interface ReducerPolicy {
-  /** @default 'queue' */
-  offline?: OfflinePolicy;
-  /** With `drop-if-stale`: how long after the call it may still be sent. @default 30_000 */
-  staleAfterMs?: number;
-  /**
-   * Whether the reducer records a receipt per mutation id in the same
-   * transaction as its effect (exactly-once). When false, a call whose
-   * outcome was lost is sent again and may apply twice (at-least-once).
-   * @default true when the reducer takes the mutation-id parameter, else false
-   */
-  receipts?: boolean;
-  /** Default priority of the reducer's calls. @default 'normal' */
-  priority?: Priority;
-}
+export { PRIORITY, type OfflinePolicy, type Priority, type ReducerPolicy } from '../streams/reducers.ts';
 
 /** Per-call options. */
 export interface EnqueueOptions {
@@ -142,16 +114,6 @@ function hexOf(identity: IdentityLike): string {
   return (typeof identity === 'string' ? identity : identity.toHexString()).toLowerCase().replace(/^0x/, '');
 }
 
-function priorityOf(p: Priority): number {
-  if (typeof p === 'number') {
-    if (!Number.isFinite(p)) throw new TypeError(`priority must be a finite number, got ${p}`);
-    return p;
-  }
-  const n = PRIORITY[p];
-  if (n === undefined) throw new TypeError(`unknown priority ${JSON.stringify(p)}`);
-  return n;
-}
-
 /** A rejected entry keeps its outcome (and the server's reason) when it is removed; others get `other`. */
 function rejectedOr(other: OutcomeRecord['outcome']): (e: OutboxEntry) => Pick<OutcomeRecord, 'outcome' | 'error'> {
   return e => (e.status === 'rejected' ? { outcome: 'rejected', error: e.error } : { outcome: other, error: null });
@@ -166,10 +128,8 @@ export class Outbox {
   private readonly store: Store;
   private readonly codecs: ModuleCodecs;
   private readonly clock: Clock;
-  private readonly policies: Record<string, ReducerPolicy>;
-  /** Bindings' accessor name → the module's reducer name. */
-  private readonly accessorNames: Map<string, string>;
-  private readonly mutationIdParam: string;
+  /** Reducer names, policies, argument checks and the mutation-id rule. */
+  private readonly catalogue: ReducerCatalogue;
   private readonly newId: () => string;
   private readonly lease: DrainLease | undefined;
   private readonly adoptUnowned: boolean;
@@ -189,18 +149,10 @@ export class Outbox {
     this.store = options.store;
     this.codecs = options.codecs;
     this.clock = options.clock ?? systemClock;
-    this.accessorNames = new Map(
-      options.codecs.module.reducers.filter(r => r.accessorName !== undefined && r.accessorName !== r.name).map(r => [r.accessorName!, r.name]),
+    this.catalogue = new ReducerCatalogue(
+      options.codecs.module.reducers.map(r => ({ ...r, paramsType: options.codecs.schema.reducers[r.name].paramsType })),
+      { policies: options.reducers, mutationIdParam: options.mutationIdParam },
     );
-    this.policies = {};
-    for (const [name, policy] of Object.entries(options.reducers ?? {})) {
-      const canonical = this.canonical(name);
-      if (canonical !== name && options.reducers?.[canonical] !== undefined) {
-        throw new TypeError(`reducers: '${name}' and '${canonical}' name the same reducer; give its policy once`);
-      }
-      this.policies[canonical] = policy;
-    }
-    this.mutationIdParam = options.mutationIdParam ?? 'mutationId';
     this.newId = options.newId ?? (() => crypto.randomUUID());
     this.lease = options.lease;
     this.adoptUnowned = options.adoptUnowned ?? true;
@@ -210,9 +162,6 @@ export class Outbox {
       map(([all]) => this.summarize(all)),
       shareReplay({ bufferSize: 1, refCount: true }),
     );
-    for (const name of Object.keys(this.policies)) {
-      if (!this.codecs.reducer(name)) throw new UnknownReducerError(name);
-    }
   }
 
   /**
@@ -221,7 +170,7 @@ export class Outbox {
    * Entries, their errors and the outbox state show the module's names.
    */
   canonical(reducer: string): string {
-    return this.codecs.reducer(reducer) ? reducer : (this.accessorNames.get(reducer) ?? reducer);
+    return this.catalogue.canonical(reducer);
   }
 
   /** The identity whose entries are drained (hex), or null when signed out / not yet known. */
@@ -253,16 +202,7 @@ export class Outbox {
 
   /** The policy in force for a reducer, with defaults filled in. */
   policy(reducer: string): Required<ReducerPolicy> {
-    reducer = this.canonical(reducer);
-    const p = this.policies[reducer] ?? {};
-    const codec = this.codecs.reducer(reducer);
-    const takesId = codec?.type.elements.some(e => e.name === this.mutationIdParam && e.algebraicType.tag === 'String') ?? false;
-    return {
-      offline: p.offline ?? 'queue',
-      staleAfterMs: p.staleAfterMs ?? 30_000,
-      receipts: p.receipts ?? takesId,
-      priority: p.priority ?? 'normal',
-    };
+    return this.catalogue.policy(reducer);
   }
 
   /**
@@ -273,16 +213,8 @@ export class Outbox {
    * the generated id is filled in.
    */
   prepare(reducer: string, args: Record<string, unknown>, options: EnqueueOptions = {}): Omit<OutboxEntry, 'seq'> {
-    reducer = this.canonical(reducer);
-    const codec = this.codecs.reducer(reducer);
-    if (!codec) throw new UnknownReducerError(reducer);
-    const policy = this.policy(reducer);
-    if (policy.offline === 'online-only' && !this.online) throw new OfflineRefusedError(reducer);
-    const takesId = codec.type.elements.some(e => e.name === this.mutationIdParam);
-    const given = takesId ? args?.[this.mutationIdParam] : undefined;
-    const id = options.id ?? (typeof given === 'string' && given !== '' ? given : this.newId());
-    const fullArgs = takesId && (given === undefined || given === '') ? { ...args, [this.mutationIdParam]: id } : args;
-    const bytes = encodeArgs(reducer, codec, fullArgs);
+    const { reducer: name, id, bytes, policy } = this.catalogue.check(reducer, args, this.online, this.newId, options.id);
+    reducer = name;
     const now = this.clock.now();
     const deadline =
       options.deadline ?? (policy.offline === 'drop-if-stale' ? now + policy.staleAfterMs : null);
@@ -462,8 +394,7 @@ export class Outbox {
 
   /** Whether the reducer takes the mutation-id parameter (and so can record receipts). */
   takesMutationId(reducer: string): boolean {
-    reducer = this.canonical(reducer);
-    return this.codecs.reducer(reducer)?.type.elements.some(e => e.name === this.mutationIdParam) ?? false;
+    return this.catalogue.takesMutationId(reducer);
   }
 
   /**

@@ -77,13 +77,13 @@ const sizes: Record<string, Size> = {};
 for (const [name, app] of Object.entries(apps)) sizes[name] = await measure(app.code, app.external);
 
 const budgets = [
-  { line: 'createSyncClient, no storage, beyond the SDK', gzip: sizes.client.gzip - sizes.sdk.gzip, min: sizes.client.min - sizes.sdk.min, budget: 20 * KB, ceiling: 42 * KB },
-  { line: 'createSyncClient + stdb-rx/storage, beyond the SDK and Dexie', gzip: sizes['client + storage'].gzip - sizes['sdk + dexie'].gzip, min: sizes['client + storage'].min - sizes['sdk + dexie'].min, budget: 20 * KB, ceiling: 49 * KB },
+  { line: 'createSyncClient, no storage, beyond the SDK', gzip: sizes.client.gzip - sizes.sdk.gzip, min: sizes.client.min - sizes.sdk.min, budget: 20 * KB, ceiling: 39 * KB },
+  { line: 'createSyncClient + stdb-rx/storage, beyond the SDK and Dexie', gzip: sizes['client + storage'].gzip - sizes['sdk + dexie'].gzip, min: sizes['client + storage'].min - sizes['sdk + dexie'].min, budget: 20 * KB, ceiling: 52 * KB },
   { line: 'retryBackoff alone (rxjs external)', gzip: sizes.retryBackoff.gzip, min: sizes.retryBackoff.min, budget: 2 * KB, ceiling: 2 * KB },
   { line: 'all of stdb-rx/operators (rxjs external)', gzip: sizes.operators.gzip, min: sizes.operators.min, budget: 12 * KB, ceiling: 12 * KB },
 ];
-// What a game without storage must never bundle (esbuild lists modules it read even when it drops all their code, so look at the output).
-const leaks = Object.keys(sizes.client.outputInputs).filter((i) => /node_modules\/(dexie|fast-json-patch|undici|ws|esbuild)\/|\/storage\/(openStorage|dexieStore|db|snapshotCache|migrations|lease)\.js/.test(i) && sizes.client.outputInputs[i] > 0);
+// What a game without storage must never bundle: Dexie, the schema fingerprint's hashing, Node-only packages, anything of stdb-rx/storage (esbuild lists modules it read even when it drops all their code, so look at the output).
+const leaks = Object.keys(sizes.client.outputInputs).filter((i) => /node_modules\/(dexie|fast-json-patch|undici|ws|esbuild|@noble\/hashes)\/|\/dist\/storage\//.test(i) && sizes.client.outputInputs[i] > 0);
 
 const kb = (n: number) => `${(n / KB).toFixed(2)} KB`;
 const table = [
@@ -99,6 +99,16 @@ if (process.argv.includes('--json')) {
   console.log(JSON.stringify({ sizes: Object.fromEntries(Object.entries(sizes).map(([k, v]) => [k, { min: v.min, gzip: v.gzip }])), budgets, leaks }, null, 2));
 } else {
   console.log(table);
+}
+/** Whether the client lines meet their 20 KB targets, and what the storage-free client still carries. */
+function targetNote(): string {
+  const [client, withStorage] = budgets;
+  const verdict = (b: (typeof budgets)[number]) => `${kb(b.gzip)} (${b.gzip <= b.budget ? 'met' : `not met, ${kb(b.gzip - b.budget)} over`})`;
+  return `**20 KB targets:** createSyncClient without storage ${verdict(client)}; with stdb-rx/storage ${verdict(withStorage)}. ` +
+    'The storage-free client no longer carries storage (reducer arguments are checked by the reducer catalogue, streams/reducers.ts, not a throw-away outbox; no @noble/hashes). ' +
+    'safe-stable-stringify is the SDK\'s own (its message logger) and is in the SDK-only bundle too, so it does not count. ' +
+    'What remains beyond the SDK is RxJS (with tslib, which its ESM5 build imports) and the client\'s own code path: src/client.ts, the call queue (streams/calls.ts, operators/prioritize.ts), the live-query cache (streams/liveQueries.ts, tableView.ts, persistentMap.ts), the socket adapter and frame reader, optimistic reconcile, and the argument codec. ' +
+    'Getting under 20 KB needs those split so durable-only and optional parts are not reached from createSyncClient (issue #14), not packaging.';
 }
 if (process.argv.includes('--write')) {
   const file = resolve(ROOT, 'benchmarks/RESULTS.md');
@@ -117,7 +127,7 @@ if (process.argv.includes('--write')) {
     '| --- | ---: |',
     ...breakdown(sizes.client!).map(([group, bytes]) => `| ${group} | ${kb(bytes)} |`),
     '',
-    'The 20 KB targets for the client lines are not met: besides RxJS, the client carries the call path (streams/calls.ts), the live-query cache (streams/liveQueries.ts, tableView.ts, persistentMap.ts) and the in-memory outbox that checks reducer arguments against the bindings (storage/outbox.ts, codec.ts, schema.ts — with @noble/hashes for the schema fingerprint). Shrinking them is work on those modules, not on packaging.',
+    targetNote(),
     '',
   ].join('\n');
   writeFileSync(file, results.replace(/\n*$/, '\n') + section);
