@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --profile stream` (or `node --expose-gc --import tsx benchmarks/profile.ts stream`)
+ * `node --expose-gc --import tsx benchmarks/profile.ts stream` (any scenario name; `--full` for full sizes)
  *
  * Runs one scenario (quick sizes unless `--full`) under V8's sampling CPU
  * profiler and prints where the time goes: the share of busy samples per
