@@ -62,7 +62,7 @@ async function answerDatabaseApi(host: HttpApiHost, req: IncomingMessage, url: U
   const [, rawName, endpoint, rawReducer] = m;
   const method = endpoint === 'schema' ? 'GET' : 'POST';
   if (req.method !== method) return text(405, `use ${method}`);
-  if (safeDecode(rawName) !== host.database) return text(404, NO_SUCH_DATABASE);
+  if (decodePathSegment(rawName) !== host.database) return text(404, NO_SUCH_DATABASE);
 
   let caller: VerifiedToken & { token: string };
   try {
@@ -74,7 +74,7 @@ async function answerDatabaseApi(host: HttpApiHost, req: IncomingMessage, url: U
 
   if (endpoint === 'schema') return schema(host, url, identityHeaders);
   if (endpoint === 'sql') return sql(host, caller, body.toString('utf8'));
-  const reducerName = safeDecode(rawReducer);
+  const reducerName = decodePathSegment(rawReducer);
   if (reducerName === undefined) return text(400, 'malformed reducer name');
   return call(host, caller, reducerName, req.headers['content-type'], body);
 }
@@ -175,16 +175,18 @@ export function sqlErrorReply(e: unknown): HttpReply | undefined {
   return undefined;
 }
 
-function bearer(req: IncomingMessage): string | undefined {
+/** The token of an `Authorization: Bearer …` header, if any. */
+export function bearer(req: IncomingMessage): string | undefined {
   const h = req.headers.authorization;
   if (!h) return undefined;
   const m = /^Bearer\s+(.+)$/i.exec(h);
   return m ? m[1].trim() : undefined;
 }
 
-function safeDecode(s: string): string | undefined {
+/** A percent-decoded path segment, or undefined when its escapes are malformed (`%E0%A4%A`). */
+export function decodePathSegment(segment: string): string | undefined {
   try {
-    return decodeURIComponent(s);
+    return decodeURIComponent(segment);
   } catch {
     return undefined;
   }

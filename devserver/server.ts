@@ -23,7 +23,7 @@ import { ProtocolDecodeError, encodeServerMessage, type ClientMessage, type Serv
 import { SqlError } from './sql/errors.ts';
 import { accessFor, compileQuerySet, querySetRows, TransactionEffects, type Access, type QuerySet } from './subscriptions.ts';
 import { ViewError } from './views.ts';
-import { handleDatabaseApi, type HttpApiHost } from './httpApi.ts';
+import { bearer, decodePathSegment, handleDatabaseApi, type HttpApiHost } from './httpApi.ts';
 import type { ChangeSet } from './types.ts';
 
 export interface DevServerOptions {
@@ -1230,21 +1230,7 @@ function requestUrl(target: string | undefined): URL | undefined {
   }
 }
 
-/** A percent-decoded path segment, or undefined when its escapes are malformed (`%E0%A4%A`). */
-function decodePathSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
 
-function bearer(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  if (!h) return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(h);
-  return m ? m[1].trim() : undefined;
-}
 
 function randomU128(): bigint {
   const b = randomBytes(16);

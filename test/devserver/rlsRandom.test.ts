@@ -6,6 +6,7 @@
  * with a from-scratch evaluation, and no client holds another's rows.
  */
 import { expect } from 'chai';
+import { mulberry32 } from '../chaos/prng.ts';
 import type { DevServer } from '../../devserver/index.ts';
 import { until } from '../helpers/sdk.ts';
 import { connectSecure, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
@@ -22,17 +23,6 @@ const QUERIES = [
   'SELECT message.* FROM message JOIN account ON message.owner = account.identity',
 ];
 
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const big = (_k: string, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v && typeof v === 'object' && 'toHexString' in v ? (v as { toHexString(): string }).toHexString() : v);
 
@@ -66,7 +56,7 @@ describe('row-level security and views under a random workload', function () {
 
   const SEED = Number(process.env.RLS_SEED ?? 17);
   it(`keeps every client's cache equal to a fresh subscription (seed ${SEED})`, async () => {
-    const rnd = prng(SEED);
+    const rnd = mulberry32(SEED); // deterministic, so a failure can be replayed
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)];
     const clients: SecureClient[] = [];
     for (let i = 0; i < 3; i++) {

@@ -3,7 +3,6 @@
  * sync clients, relays on port 0 and spectators over real WebSockets.
  */
 import { WebSocket } from 'ws';
-import { firstValueFrom, filter, timeout, type Observable } from 'rxjs';
 import type { DevServer } from '../../devserver/index.ts';
 import { createRelay, type Relay, type RelayOptions } from '../../relay/index.ts';
 import { createSpectator, type Spectator, type SpectatorOptions } from '../../src/index.ts';
@@ -34,15 +33,7 @@ export function spectate(relay: Relay | string, stream: string, options: Partial
   });
 }
 
-/** The first emission of `source` that satisfies `predicate`, or an error after `ms`. */
-export function next<T>(source: Observable<T>, predicate: (value: T) => boolean = () => true, ms = 5000, what = 'emission'): Promise<T> {
-  return firstValueFrom(
-    source.pipe(
-      filter(predicate),
-      timeout({ first: ms, with: () => { throw new Error(`timed out waiting for ${what}`); } }),
-    ),
-  );
-}
+export { next } from '../helpers/syncClient.ts';
 
 /** Creates a match hosted by `host` and returns its id. */
 export async function createMatch(server: DevServer, host: ArenaClient, name = 'final'): Promise<bigint> {
