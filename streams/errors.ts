@@ -296,7 +296,7 @@ export function userMessage(error: unknown, context: UserMessageContext = {}): s
 }
 
 /**
- * Give `error` its {@link PlayerFacingError.userMessage} (kept when it already
+ * Give `error` its `userMessage` ({@link PlayerFacingError}) (kept when it already
  * has one) and return it. The property is not enumerable, so the error logs
  * and compares as before.
  */
