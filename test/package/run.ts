@@ -56,7 +56,8 @@ export function quickStart(port: number): string {
 
 /** Starts the packed dev server's bin (`npx stdb-rx-devserver`) on a free port. */
 async function devServer(): Promise<number> {
-  const child = spawn('npx', ['--no-install', 'stdb-rx-devserver', '--port', '0', '--data', join(dir, 'data')], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: npx runs the bin as a child of its own, and both must end with the test.
+  const child = spawn('npx', ['--no-install', 'stdb-rx-devserver', '--port', '0', '--data', join(dir, 'data')], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.push(child);
   let out = '';
   return new Promise((res, rej) => {
@@ -271,7 +272,13 @@ main()
     console.error(e);
   })
   .finally(() => {
-    for (const c of children) c.kill();
+    for (const c of children) {
+      try {
+        if (c.pid !== undefined) process.kill(-c.pid, 'SIGTERM');
+      } catch {
+        c.kill(); // the group is already gone: at least the child itself
+      }
+    }
     if (!process.env.KEEP_APP && !reuse) rmSync(dir, { recursive: true, force: true });
     console.log(failures ? `consumer test: ${failures} failed` : 'consumer test: all passed');
     process.exitCode = failures ? 1 : 0;
