@@ -6,6 +6,7 @@
  * as JSON numbers of any size, 256-bit ones as `"0x…"` strings.
  */
 import { Identity, ConnectionId, type AlgebraicType } from 'spacetimedb';
+import { INT_BOUNDS } from './sql/types.ts';
 
 type Types = readonly AlgebraicType[];
 
@@ -119,21 +120,6 @@ export function parseJsonKeepingNumbers(text: string): unknown {
   return JSON.parse(out);
 }
 
-const INT_RANGE: Record<string, [bigint, bigint]> = {
-  I8: [-(2n ** 7n), 2n ** 7n - 1n],
-  U8: [0n, 2n ** 8n - 1n],
-  I16: [-(2n ** 15n), 2n ** 15n - 1n],
-  U16: [0n, 2n ** 16n - 1n],
-  I32: [-(2n ** 31n), 2n ** 31n - 1n],
-  U32: [0n, 2n ** 32n - 1n],
-  I64: [-(2n ** 63n), 2n ** 63n - 1n],
-  U64: [0n, 2n ** 64n - 1n],
-  I128: [-(2n ** 127n), 2n ** 127n - 1n],
-  U128: [0n, 2n ** 128n - 1n],
-  I256: [-(2n ** 255n), 2n ** 255n - 1n],
-  U256: [0n, 2n ** 256n - 1n],
-};
-
 function describe(json: unknown): string {
   if (typeof json === 'string' && json.startsWith(NUM)) return `the number ${json.slice(NUM.length)}`;
   if (typeof json === 'string') return `the string ${JSON.stringify(json)}`;
@@ -219,7 +205,7 @@ export function fromSatsJson(ty: AlgebraicType, json: unknown, types: Types = []
       if (typeof json !== 'string' || !json.startsWith(NUM)) return fail('a number');
       return Number(json.slice(NUM.length));
     default: {
-      const range = INT_RANGE[t.tag];
+      const range = INT_BOUNDS[t.tag];
       if (!range) return fail(`a value of type ${t.tag}`);
       let n: bigint;
       if (typeof json === 'string' && json.startsWith(NUM) && /^-?\d+$/.test(json.slice(NUM.length))) n = BigInt(json.slice(NUM.length));
