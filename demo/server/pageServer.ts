@@ -7,10 +7,10 @@
  * It is a separate server from the database on purpose: the page must still
  * load (from this server) while the database is blackholed or restarting.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
+import { serveFiles, type StaticFile } from './staticFiles.ts';
 import { buildPage, type PageBundle } from './bundle.ts';
 import { DEFAULT_PAGE_TIMINGS, type PageConfig } from '../web/config.ts';
 
@@ -59,7 +59,7 @@ export async function startPageServer(options: PageServerOptions): Promise<PageS
     ...DEFAULT_PAGE_TIMINGS,
     ...options.timings,
   };
-  const files: Record<string, { type: string; body: Uint8Array | string }> = {
+  const files: Record<string, StaticFile> = {
     '/': { type: 'text/html; charset=utf-8', body: html },
     '/index.html': { type: 'text/html; charset=utf-8', body: html },
     '/style.css': { type: 'text/css; charset=utf-8', body: css },
@@ -68,33 +68,12 @@ export async function startPageServer(options: PageServerOptions): Promise<PageS
     '/config.json': { type: 'application/json', body: JSON.stringify(config) },
   };
 
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname.startsWith('/_dev/')) return void passToDevServer(req, res, url, options.adminBase);
-    const file = files[url.pathname];
-    if (!file || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : file.body);
+  const server = await serveFiles(files, options, (req, res, url) => {
+    if (!url.pathname.startsWith('/_dev/')) return false;
+    void passToDevServer(req, res, url, options.adminBase);
+    return true;
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = options.host ?? '127.0.0.1';
-  return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
-    port,
-    config,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...server, config };
 }
 
 /** `/_dev/*` → the dev server (which itself answers loopback callers only). */

@@ -3,10 +3,9 @@
  * stylesheet plus `spectator.css`, the esbuild bundle of
  * `demo/web/spectator.ts`, and `/config.json` (where the relay is).
  */
-import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
+import { serveFiles, type StaticFile } from './staticFiles.ts';
 import { build } from 'esbuild';
 
 export interface SpectatorPageOptions {
@@ -54,7 +53,7 @@ export async function startSpectatorPage(options: SpectatorPageOptions): Promise
     connectTimeout: 15_000,
     ...options.timings,
   };
-  const files: Record<string, { type: string; body: Uint8Array | string }> = {
+  const files: Record<string, StaticFile> = {
     '/': { type: 'text/html; charset=utf-8', body: html },
     '/spectator.html': { type: 'text/html; charset=utf-8', body: html },
     '/style.css': { type: 'text/css; charset=utf-8', body: css },
@@ -62,28 +61,5 @@ export async function startSpectatorPage(options: SpectatorPageOptions): Promise
     '/spectator.js': { type: 'text/javascript; charset=utf-8', body: js },
     '/config.json': { type: 'application/json', body: JSON.stringify(config) },
   };
-  const server = createServer((req, res) => {
-    const file = files[new URL(req.url ?? '/', 'http://localhost').pathname];
-    if (!file || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : file.body);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = options.host ?? '127.0.0.1';
-  return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
-    port,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return serveFiles(files, options);
 }
