@@ -236,7 +236,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
         open.onerror = () => reject(open.error);
       });
     })()`);
-    // Record every phase and label the progress bar shows; hold the outbox step for 3 s so the phase can be photographed
+    // Record every phase and label the progress bar shows; hold the outbox step until the test has photographed it
     // (the page's own code is unchanged: the test wraps the storage's method once the page has opened it).
     await a.page.addInitScript(`window.addEventListener('DOMContentLoaded', () => {
       window.__phases = [];
@@ -248,7 +248,14 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
         if (!m) return;
         clearInterval(t);
         const migrateOutbox = m.migrateOutbox.bind(m);
-        m.migrateOutbox = async (o) => { await new Promise((r) => setTimeout(r, 3000)); return migrateOutbox(o); };
+        let held = false;
+        m.migrateOutbox = async (o) => {
+          if (!held) {
+            held = true;
+            await new Promise((r) => { window.__releaseMigration = r; });
+          }
+          return migrateOutbox(o);
+        };
       }, 1);
     })`);
     await a.page.reload();
@@ -258,6 +265,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     expect(migrating.state).to.equal('syncing');
     const phases = (await a.page.evaluate('window.__phases')) as string[];
     expect(phases.filter((p) => p.startsWith('migration'))).to.include.members(['migration-download|Migrating local data (download)', 'migration-upload|Migrating local data (upload)']);
+    await a.page.evaluate('window.__releaseMigration()');
     await waitLive(a.page, a.errors, 20_000);
     expect(await a.page.isVisible('#progress')).to.equal(false);
     expect(a.errors).to.deep.equal([]);
