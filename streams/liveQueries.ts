@@ -9,9 +9,16 @@
  * when the SDK event id changes, and once the SDK has finished a frame — so
  * every transaction yields exactly one emission per affected query.
  *
+ * What the rest of the client needs from the server's updates leaves through
+ * streams, never callbacks: {@link LiveQueries.transaction$} (one emission
+ * per transaction: its SDK event and, for the tables asked for with
+ * {@link LiveQueries.recordChanges}, its row changes), `applied$` (a query's
+ * rows once the server applied it), `created$` (a new view, e.g. to seed it
+ * from the offline cache), `progress$` and `errors$`.
+ *
  * @module
  */
-import { Observable, Subject, asyncScheduler, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import { BehaviorSubject, Observable, Subject, asyncScheduler, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { SubscriptionError } from './errors.ts';
 import type { CompiledQuery } from './query.ts';
 import { TableView, type RowKey } from './tableView.ts';
@@ -75,14 +82,24 @@ export interface LiveQueriesOptions {
   onError?: (error: SubscriptionError) => void;
   onProgress?: (progress: SyncProgress) => void;
   log?: (message: () => string) => void;
-  /** Called with the SDK event of every new transaction (reducer events carry the call's args object). */
-  onTransaction?: (event: any) => void;
-  /** Called at the start of every flush, inside it (see {@link LiveQueries.flushing}). */
-  beforeFlush?: () => void;
-  /** A query on the table (accessor name) was applied: `rows` are the SDK cache's rows of it now. */
-  onTableApplied?: (table: string, rows: readonly any[]) => void;
-  /** A view was created (e.g. to seed it with cached rows). */
-  onViewCreated?: (entry: LiveQuery) => void;
+}
+
+/**
+ * One transaction from the server, emitted once, inside the flush that ends
+ * it (before its views emit: see {@link LiveQueries.flushing}), so whatever
+ * a subscriber changes in answer lands in the same emission as its rows.
+ */
+export interface Transaction {
+  /** The SDK event (`Reducer` events carry the call's arguments object); `undefined` for row changes without one. */
+  readonly event: any;
+  /** The row changes of the tables asked for with {@link LiveQueries.recordChanges}, in order; the arrays are the subscribers' to keep. */
+  readonly changes: readonly TableChangeBatch[];
+}
+
+/** A query applied by the server: the SDK cache's rows of its table (accessor name) now. */
+export interface TableApplied {
+  readonly table: string;
+  readonly rows: readonly any[];
 }
 
 /**
@@ -97,19 +114,11 @@ export interface TableChangeBatch {
   readonly deletes: any[];
 }
 
-/** Where the row changes of followed tables go (see {@link LiveQueries.recordChanges}). */
-export interface ChangeSink {
-  /** Whether changes of this table (accessor name) are wanted. */
-  wants(table: string): boolean;
-  /** One transaction's (or flush's) changes, in order; the arrays are the sink's to keep. */
-  write(batches: TableChangeBatch[]): void;
-}
-
 interface TableCallbacks {
   insert: (ctx: any, row: any) => void;
   del: (ctx: any, row: any) => void;
   update: (ctx: any, o: any, n: any) => void;
-  /** Whether this table's changes go to the change sink (one read per row event). */
+  /** Whether this table's changes are recorded for {@link LiveQueries.transaction$} (one read per row event). */
   record: boolean;
   /** Rows are keyed by the primary key: row events go to {@link TableView.event}. */
   pk: boolean;
@@ -145,9 +154,27 @@ export class LiveQueries {
   readonly #graceMs: number;
   readonly #scheduler: SchedulerLike;
   #closed = false;
-  #sink: ChangeSink | undefined;
-  /** Row changes since the last flush, for the sink; the last batch is the one being filled. */
+  #wants: ((table: string) => boolean) | undefined;
+  /** The event of the transaction being received (until the flush that ends it). */
+  #event: any;
+  /** Its row changes so far, for the recorded tables; the last batch is the one being filled. */
   #changes: TableChangeBatch[] = [];
+  readonly #transaction = new Subject<Transaction>();
+  readonly #applied = new Subject<TableApplied>();
+  readonly #created = new Subject<LiveQuery>();
+  readonly #errors = new Subject<SubscriptionError>();
+  readonly #progress$ = new BehaviorSubject<SyncProgress>({ applied: 0, total: 0, rows: 0 });
+
+  /** One emission per transaction, inside the flush that ends it (see {@link Transaction}). */
+  readonly transaction$: Observable<Transaction> = this.#transaction.asObservable();
+  /** A query was applied by the server (its table's rows, e.g. to replace the offline cache's). */
+  readonly applied$: Observable<TableApplied> = this.#applied.asObservable();
+  /** A view was created, synchronously inside `acquire` (e.g. to seed it from the offline cache). */
+  readonly created$: Observable<LiveQuery> = this.#created.asObservable();
+  /** Subscriptions the server refused; the query's streams end with the same error. */
+  readonly errors$: Observable<SubscriptionError> = this.#errors.asObservable();
+  /** Initial sync progress of the current connection; replays the latest. */
+  readonly progress$: Observable<SyncProgress> = this.#progress$.asObservable();
 
   constructor(private readonly options: LiveQueriesOptions = {}) {
     this.#graceMs = options.graceMs ?? 1000;
@@ -155,23 +182,15 @@ export class LiveQueries {
   }
 
   /**
-   * Send the row changes of followed tables to `sink` (the offline cache),
-   * one call per flush; `undefined` stops it. Without a sink row events cost
-   * nothing extra.
+   * Record the row changes of the tables (accessor names) `wants` accepts in
+   * each {@link Transaction} (for the offline cache); `undefined` records
+   * none. Unrecorded tables' row events cost nothing extra.
    */
-  recordChanges(sink: ChangeSink | undefined): void {
-    this.#handOff();
-    this.#sink = sink;
+  recordChanges(wants: ((table: string) => boolean) | undefined): void {
+    this.flush();
+    this.#wants = wants;
     const att = this.#att;
-    if (att) for (const [name, cbs] of att.tables) cbs.record = sink?.wants(name) ?? false;
-  }
-
-  /** Pass the changes collected since the last flush to the sink. */
-  #handOff(): void {
-    const changes = this.#changes;
-    if (changes.length === 0) return;
-    this.#changes = [];
-    this.#sink?.write(changes);
+    if (att) for (const [name, cbs] of att.tables) cbs.record = wants?.(name) ?? false;
   }
 
   /** The batch the next change of `table` goes into: the last one, unless it is of another table or (for a delete) already has inserts. */
@@ -204,7 +223,7 @@ export class LiveQueries {
       let set = this.#byTable.get(query.table.accessorName);
       if (!set) this.#byTable.set(query.table.accessorName, (set = new Set()));
       set.add(entry);
-      this.options.onViewCreated?.(entry);
+      this.#created.next(entry);
       if (this.#att && !this.#att.detached) this.#subscribe(this.#att, entry);
     }
     entry.refCount++;
@@ -277,7 +296,7 @@ export class LiveQueries {
   }
 
   #progress(att: Attachment) {
-    this.options.onProgress?.({ applied: att.applied, total: att.initial.size, rows: att.rows });
+    this.#progress$.next({ applied: att.applied, total: att.initial.size, rows: att.rows });
   }
 
   #checkSynced(att: Attachment) {
@@ -298,10 +317,8 @@ export class LiveQueries {
         this.#lastEventId = id;
         this.#skip = ctx.event.tag === 'SubscribeApplied' ? this.#echo : undefined;
         this.#echo = undefined;
-        if (this.options.onTransaction) {
-          this.options.onTransaction(ctx.event);
-          this.requestFlush();
-        }
+        this.#event = ctx.event;
+        this.requestFlush();
       }
     };
     // The row's key is computed once per row event and shared by the table's views (they key rows alike).
@@ -359,7 +376,7 @@ export class LiveQueries {
         // Same key: writing the new row replaces the old one in the cache, no delete needed.
         if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);
       },
-      record: this.#sink?.wants(accessorName) ?? false,
+      record: this.#wants?.(accessorName) ?? false,
       pk: primaryKeyed,
     };
     table.onInsert(cbs.insert);
@@ -388,7 +405,7 @@ export class LiveQueries {
         const rows = [...att.conn.db[query.table.accessorName].iter()];
         entry.view.syncFrom(rows);
         this.#echo = entry.view;
-        this.options.onTableApplied?.(query.table.accessorName, rows);
+        this.#applied.next({ table: query.table.accessorName, rows });
         if (att.initial.has(entry)) {
           att.applied++;
           att.rows += entry.view.state.size;
@@ -402,7 +419,7 @@ export class LiveQueries {
         const cause = ctx?.event instanceof Error ? ctx.event : undefined;
         const error = new SubscriptionError(`Subscription failed: ${cause?.message ?? 'unknown error'}`, { sql: [query.sql], table: query.table.accessorName }, { cause });
         entry.error = error;
-        this.options.onError?.(error);
+        this.#errors.next(error);
         if (att.initial.has(entry)) {
           att.applied++;
           this.#progress(att);
@@ -438,13 +455,19 @@ export class LiveQueries {
     return this.#flushDepth > 0;
   }
 
-  /** Emit every view's pending transaction. */
+  /** End the transaction being received: emit it on `transaction$`, then every view's pending changes. */
   flush(): void {
-    this.#handOff();
-    if (this.#dirty.size === 0 && !this.options.beforeFlush) return;
+    const event = this.#event;
+    const changes = this.#changes;
+    const ended = event !== undefined || changes.length > 0;
+    if (this.#dirty.size === 0 && !ended) return;
     this.#flushDepth++;
     try {
-      this.options.beforeFlush?.();
+      if (ended) {
+        this.#event = undefined;
+        this.#changes = [];
+        this.#transaction.next({ event, changes });
+      }
       const views = [...this.#dirty];
       this.#dirty.clear();
       for (const v of views) v.flush();
@@ -502,5 +525,6 @@ export class LiveQueries {
     this.#byTable.clear();
     this.#dirty.clear();
     this.#flushed.complete();
+    for (const s of [this.#transaction, this.#applied, this.#created, this.#errors, this.#progress$] as Subject<unknown>[]) s.complete();
   }
 }

@@ -4,7 +4,7 @@
  * batches per table; and a row event computes the row's key once for all views.
  */
 import { expect } from 'chai';
-import { LiveQueries, type ConnectionLike, type TableChangeBatch } from '../../streams/liveQueries.ts';
+import { LiveQueries, type ConnectionLike, type TableChangeBatch, type Transaction } from '../../streams/liveQueries.ts';
 import { compileRawQuery, type CompiledQuery } from '../../streams/query.ts';
 import type { DevServer } from '../../devserver/index.ts';
 import { next } from '../helpers/syncClient.ts';
@@ -86,7 +86,7 @@ const tick = () => new Promise<void>((r) => setTimeout(r, 0));
 const summary = (calls: TableChangeBatch[][]) => calls.map((batches) => batches.map((b) => `${b.table} -${b.deletes.map((r) => r.id).join(',')} +${b.inserts.map((r) => `${r.id}${r.v}`).join(',')}`));
 
 describe('LiveQueries change feed (offline cache)', () => {
-  it('without a sink collects nothing; with one, one call per transaction with batches in order, updates as writes of the new row', async () => {
+  it('transaction$: one emission per transaction; row changes only of the recorded tables, in order, updates as writes of the new row', async () => {
     const queries = new LiveQueries({ graceMs: 0 });
     const counter = { keys: 0 };
     const entry = queries.acquire(countingQuery('thing', 'SELECT * FROM thing', counter));
@@ -94,18 +94,22 @@ describe('LiveQueries change feed (offline cache)', () => {
     const f = fakeConnection();
     queries.attach(f.conn, () => {});
     f.applyAll();
-    const calls: TableChangeBatch[][] = [];
+    const transactions: Transaction[] = [];
+    queries.transaction$.subscribe((t) => transactions.push(t));
+    const calls = () => transactions.filter((t) => t.changes.length > 0).map((t) => [...t.changes]);
     const r = (id: number, v: string): Row => ({ id, v });
 
-    // No sink yet: nothing is collected (and nothing handed off later).
+    // Nothing recorded yet: the transaction is emitted, without row changes.
     f.begin();
     f.insert('thing', r(1, 'a'));
     f.insert('thing', r(2, 'a'));
     await tick();
     expect(entry.view.state.size).to.equal(2);
+    expect(transactions).to.have.length(1);
+    expect(transactions[0].changes).to.deep.equal([]);
 
-    queries.recordChanges({ wants: (t) => t === 'thing' || t === 'other', write: (b) => calls.push(b) });
-    expect(calls).to.deep.equal([]);
+    queries.recordChanges((t) => t === 'thing' || t === 'other');
+    expect(calls()).to.deep.equal([]);
 
     f.begin();
     f.insert('other', r(9, 'x'));
@@ -114,25 +118,28 @@ describe('LiveQueries change feed (offline cache)', () => {
     f.insert('thing', r(3, 'a'));
     f.del('thing', r(3, 'a')); // a delete after an insert: a new batch, so it applies after it
     f.insert('thing', r(4, 'a'));
-    f.begin(); // the next transaction hands the previous one off
+    f.begin(); // the next transaction ends the previous one
     f.del('thing', r(4, 'a'));
     f.insert('thing', r(5, 'a'));
-    expect(summary(calls)).to.deep.equal([['other - +9x', 'thing - +1b,2b,3a', 'thing -3 +4a']]);
+    expect(summary(calls())).to.deep.equal([['other - +9x', 'thing - +1b,2b,3a', 'thing -3 +4a']]);
     await tick(); // … or the end of the task
-    expect(summary(calls)).to.deep.equal([['other - +9x', 'thing - +1b,2b,3a', 'thing -3 +4a'], ['thing -4 +5a']]);
+    expect(summary(calls())).to.deep.equal([['other - +9x', 'thing - +1b,2b,3a', 'thing -3 +4a'], ['thing -4 +5a']]);
+    expect(transactions).to.have.length(3);
     expect(entry.view.state.size).to.equal(3);
 
-    // A table the sink does not want costs nothing; removing the sink stops the feed.
-    queries.recordChanges({ wants: (t) => t === 'thing', write: (b) => calls.push(b) });
+    // A table not recorded costs nothing; recording nothing stops the changes.
+    queries.recordChanges((t) => t === 'thing');
     f.begin();
     f.insert('other', r(10, 'x'));
     await tick();
-    expect(calls).to.have.length(2);
+    expect(calls()).to.have.length(2);
+    expect(transactions).to.have.length(4);
     queries.recordChanges(undefined);
     f.begin();
     f.insert('thing', r(6, 'a'));
     await tick();
-    expect(calls).to.have.length(2);
+    expect(calls()).to.have.length(2);
+    expect(transactions).to.have.length(5);
     queries.close();
   });
 
