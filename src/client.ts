@@ -126,7 +126,6 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   let durableSettled: () => void = () => {};
   const upstream = new Upstream({
     catalogue,
-    mutationIdParam,
     transaction$: queries.transaction$,
     durableReady: storageOption ? new Promise<void>((resolve) => (durableSettled = resolve)) : undefined,
     metrics,

@@ -129,7 +129,8 @@ export class Outbox {
   private readonly codecs: ModuleCodecs;
   private readonly clock: Clock;
   /** Reducer names, policies, argument checks and the mutation-id rule. */
-  private readonly catalogue: ReducerCatalogue;
+  /** The reducer catalogue this outbox checks calls with (its policies and mutation-id parameter). */
+  readonly catalogue: ReducerCatalogue;
   private readonly newId: () => string;
   private readonly lease: DrainLease | undefined;
   private readonly adoptUnowned: boolean;

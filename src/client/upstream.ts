@@ -21,8 +21,6 @@ import type { Reporter } from './report.ts';
 export interface UpstreamOptions {
   /** Reducer names, argument types and policies from the bindings (undefined: nothing is checked). */
   readonly catalogue: ReducerCatalogue | undefined;
-  /** The reducer parameter that carries the mutation id. */
-  readonly mutationIdParam: string;
   /** Transactions from the server: a reducer event with this client's arguments confirms the call. */
   readonly transaction$: Observable<Transaction>;
   /** Durable calls wait for this before being kept in memory (storage is being opened). */
@@ -87,20 +85,10 @@ export class Upstream {
   }
 
   #prepare(reducer: string, args: unknown, opts: CallOptions): PreparedCall {
-    const record = (args ?? {}) as Record<string, unknown>;
-    const storage = this.#storage;
-    if (storage) {
-      // The storage's own policies and mutation-id parameter apply (it may have been opened by the app).
-      const name = this.canonical(reducer);
-      const p = storage.outbox.prepare(name, record, { priority: opts.priority, supersedeKey: opts.supersedeKey, deadline: opts.deadline, durable: false });
-      const takesId = storage.outbox.takesMutationId(name);
-      const given = record[this.options.mutationIdParam];
-      const full = takesId && (given === undefined || given === '') ? { ...record, [this.options.mutationIdParam]: p.id } : args;
-      return { args: full, priority: p.priority, deadline: p.deadline, receipts: p.receipts, mutationId: takesId ? p.id : undefined };
-    }
-    const catalogue = this.options.catalogue;
+    // With storage, its catalogue: its policies and mutation-id parameter apply (the app may have opened it).
+    const catalogue = this.#storage?.outbox.catalogue ?? this.options.catalogue;
     if (!catalogue) return { args, priority: opts.priority ?? 0, deadline: opts.deadline ?? null, receipts: false };
-    const c = catalogue.check(reducer, record, this.online, () => crypto.randomUUID());
+    const c = catalogue.check(reducer, (args ?? {}) as Record<string, unknown>, this.online, () => crypto.randomUUID());
     const { policy } = c;
     const deadline = opts.deadline ?? (policy.offline === 'drop-if-stale' ? Date.now() + policy.staleAfterMs : null);
     return { args: c.takesId ? c.args : args, priority: priorityOf(opts.priority ?? policy.priority), deadline, receipts: policy.receipts, mutationId: c.takesId ? c.id : undefined };
