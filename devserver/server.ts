@@ -20,7 +20,7 @@ import { systemClock, type DevClock } from './host/scheduler.ts';
 import { accessFor, type Access } from './subscriptions.ts';
 import type { HttpApiHost } from './http/databaseApi.ts';
 import { requestHandler } from './http/routes.ts';
-import { Transactions } from './transactions.ts';
+import { Transactions, type TransactionsHost } from './transactions.ts';
 import { ClientConnection, type ClientRequests, type Session } from './ws/connection.ts';
 import { Queries } from './ws/queries.ts';
 import { wsSocket } from './ws/socket.ts';
@@ -161,7 +161,8 @@ export class DevServer {
     });
     this.faults = this.#faults.controls;
     const server = this;
-    this.#transactions = new Transactions({
+    const hosted: TransactionsHost = {
+      // The module as it is now: a reload or a restart replaces it.
       get module() {
         return server.#module;
       },
@@ -176,22 +177,16 @@ export class DevServer {
       subscribers: () => this.#connections,
       counters: this.#stats,
       log: this.#log,
-    });
-    const queries = new Queries({
-      get module() {
-        return server.#module;
-      },
-      get access() {
-        return server.#access;
-      },
-    });
-    const tx = this.#transactions;
+    };
+    const tx = new Transactions(hosted);
+    const queries = new Queries(hosted);
+    this.#transactions = tx;
     this.#requests = {
-      subscribe: (conn, ...a) => queries.subscribe(conn, ...a),
-      unsubscribe: (conn, ...a) => queries.unsubscribe(conn, ...a),
-      oneOffQuery: (conn, ...a) => queries.oneOffQuery(conn, ...a),
-      callReducer: (conn, ...a) => tx.callReducer(conn, ...a),
-      callProcedure: (conn, ...a) => tx.callProcedure(conn, ...a),
+      subscribe: (...a) => queries.subscribe(...a),
+      unsubscribe: (...a) => queries.unsubscribe(...a),
+      oneOffQuery: (...a) => queries.oneOffQuery(...a),
+      callReducer: (...a) => tx.callReducer(...a),
+      callProcedure: (...a) => tx.callProcedure(...a),
     };
   }
 
