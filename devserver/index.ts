@@ -11,4 +11,4 @@ export { ManualClock, systemClock, type DevClock } from './host/scheduler.ts';
 export { HTTP_REFUSED_MESSAGE, type ProcedureOutcome } from './host/procedures.ts';
 export type { ProcedureDesc, ScheduleDesc, HttpRouteDesc } from './host/moduleDef.ts';
 export { TokenAuthority, AuthError, identityFromClaims } from './auth.ts';
-export { DevServerFaults } from './faults.ts';
+export { DevServerFaults } from './faults/controls.ts';

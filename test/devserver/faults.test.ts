@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { DevServer } from '../../devserver/index.ts';
-import { isLoopback } from '../../devserver/server.ts';
+import { isLoopback } from '../../devserver/http/request.ts';
 import { connect, startBasicServer, until, type Connected } from '../helpers/sdk.ts';
 import { RawClient } from '../helpers/rawClient.ts';
 import { encodeClientFrame, V3_PROTOCOL } from '../../devserver/protocol/framing.ts';

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import WebSocket from 'ws';
 import type { DevServer } from '../../devserver/index.ts';
-import { isLoopback } from '../../devserver/server.ts';
+import { isLoopback } from '../../devserver/http/request.ts';
 import { TokenAuthority } from '../../devserver/auth.ts';
 import { V3_PROTOCOL } from '../../devserver/protocol/framing.ts';
 import { RawClient } from '../helpers/rawClient.ts';

@@ -8,15 +8,16 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { AlgebraicType, BinaryWriter, type ConnectionId } from 'spacetimedb';
-import type { ModuleInstance, ReducerOutcome } from './host/instance.ts';
-import type { ReducerDesc } from './host/moduleDef.ts';
-import { rawModuleDefTypes } from './host/rawModuleDef.ts';
-import { AuthError, type VerifiedToken } from './auth.ts';
-import { SqlError } from './sql/errors.ts';
-import { initialRows } from './sql/evaluate.ts';
-import { compileQuerySet, type Access } from './subscriptions.ts';
-import { ViewError } from './views.ts';
-import { fromSatsJson, parseJsonKeepingNumbers, SatsJsonError, toSatsJson } from './satsJson.ts';
+import type { ModuleInstance, ReducerOutcome } from '../host/instance.ts';
+import type { ReducerDesc } from '../host/moduleDef.ts';
+import { rawModuleDefTypes } from '../host/rawModuleDef.ts';
+import { AuthError, type VerifiedToken } from '../auth.ts';
+import { SqlError } from '../sql/errors.ts';
+import { initialRows } from '../sql/evaluate.ts';
+import { compileQuerySet, type Access } from '../subscriptions.ts';
+import { ViewError } from '../views.ts';
+import { fromSatsJson, parseJsonKeepingNumbers, SatsJsonError, toSatsJson } from '../satsJson.ts';
+import { bearer, decodePathSegment } from './request.ts';
 
 /** An HTTP answer: status, body, and its content type. */
 export interface HttpReply {
@@ -173,21 +174,4 @@ function call(host: HttpApiHost, caller: VerifiedToken, name: string, contentTyp
 export function sqlErrorReply(e: unknown): HttpReply | undefined {
   if (e instanceof SqlError || e instanceof ViewError) return text(400, e.message);
   return undefined;
-}
-
-/** The token of an `Authorization: Bearer …` header, if any. */
-export function bearer(req: IncomingMessage): string | undefined {
-  const h = req.headers.authorization;
-  if (!h) return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(h);
-  return m ? m[1].trim() : undefined;
-}
-
-/** A percent-decoded path segment, or undefined when its escapes are malformed (`%E0%A4%A`). */
-export function decodePathSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
 }

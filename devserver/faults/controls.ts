@@ -1,15 +1,14 @@
 /**
- * Fault injection for the dev server — the conditions stdb-rx exists to
+ * The fault switches and their controls — the conditions stdb-rx exists to
  * survive, on demand. Reached as `server.faults` in tests and, with
- * `--admin`, as `/_dev/…` endpoints for the demo page. The `/_dev/…`
- * endpoints themselves are never subject to these faults: a blackhole holds
- * every other request, never the one that ends it.
+ * `--admin`, as `/_dev/…` endpoints (`../http/devEndpoints.ts`). Where they
+ * take effect: `./injector.ts`.
  */
 
 /** Longest delay a Node timer takes (about 24.8 days); longer ones would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** The switches the server's transport consults for every frame. */
+/** The switches the fault wrappers consult for every frame and reducer call. */
 export class FaultState {
   /** While set, frames in both directions are dropped and new requests are held. */
   blackholeUntil = 0;
@@ -101,58 +100,5 @@ export class DevServerFaults {
     this.state.jitterMs = 0;
     this.state.failReducers = 0;
     this.state.corruptNext = false;
-  }
-}
-
-/**
- * Releases items in order, none before its due time: a connection's frames
- * under injected latency. One timer at a time.
- */
-export class DelayQueue<T extends { length: number }> {
-  readonly #items: { at: number; item: T }[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #lastAt = 0;
-  #bytes = 0;
-
-  constructor(private readonly release: (item: T) => void) {}
-
-  get size(): number {
-    return this.#items.length;
-  }
-
-  /** Total length of the items held, so the owner can bound it. */
-  get bytes(): number {
-    return this.#bytes;
-  }
-
-  push(item: T, delayMs: number) {
-    // Never earlier than the item before it: order is kept even with jitter.
-    const at = Math.max(Date.now() + delayMs, this.#lastAt);
-    this.#lastAt = at;
-    this.#items.push({ at, item });
-    this.#bytes += item.length;
-    this.#arm();
-  }
-
-  #arm() {
-    if (this.#timer || this.#items.length === 0) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      const now = Date.now();
-      while (this.#items.length > 0 && this.#items[0].at <= now) {
-        const { item } = this.#items.shift()!;
-        this.#bytes -= item.length;
-        this.release(item);
-      }
-      this.#arm();
-    }, Math.max(0, this.#items[0].at - Date.now()));
-  }
-
-  /** Drop everything still queued. */
-  clear() {
-    this.#items.length = 0;
-    this.#bytes = 0;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
   }
 }
