@@ -1,7 +1,8 @@
 /**
  * Identities and tokens for the dev server, compatible with SpacetimeDB's.
  *
- * Identity: `Identity::from_claims` in SpacetimeDB's `crates/lib/src/identity.rs`:
+ * Identity: derived from the claims as SpacetimeDB does (docs/protocol.md,
+ * "Identities and tokens"):
  *   hash26   = blake3(utf8(`${iss}|${sub}`))[0..26]
  *   checksum = blake3([0xc2, 0x00, ...hash26])[0..4]
  *   bytes    = [0xc2, 0x00, ...checksum, ...hash26]   (32 bytes, BIG-endian)

@@ -1,7 +1,7 @@
 import jsonpatch from 'fast-json-patch';
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { Operation } from 'fast-json-patch';
-import { decodeValue, unescapeKey, type JsonValue } from './jsonCodec.ts';
+import { plainJson, unescapeKey, type JsonCodec, type JsonValue } from './jsonCodec.ts';
 import type { DeltaOperation } from './jsonPatchDelta.ts';
 
 /** Configuration of {@link applyDelta}. */
@@ -13,6 +13,11 @@ export interface ApplyDeltaConfig<K> {
    * @default (s) => s — keys stay strings
    */
   keyFromString?: (key: string) => K;
+  /**
+   * How tagged values are decoded: the codec `jsonPatchDelta` encoded with.
+   * @default plainJson (`stdb-rx` itself defaults to `spacetimeJson`)
+   */
+  codec?: JsonCodec;
 }
 
 /**
@@ -29,7 +34,7 @@ export interface ApplyDeltaConfig<K> {
  * ```
  *
  * Starts from an empty table and applies each array of operations with
- * fast-json-patch, then decodes the tagged values (`operators/jsonCodec.ts`),
+ * fast-json-patch, then decodes the tagged values (`operators/jsonCodec.ts`, `codec`),
  * so `snapshots$.pipe(jsonPatchDelta(), applyDelta())` emits snapshots deeply
  * equal to the input. Only the rows the operations touch are cloned and
  * decoded; every other row keeps its object from the previous snapshot, and an
@@ -41,7 +46,7 @@ export interface ApplyDeltaConfig<K> {
  * ## Example
  * ```ts
  * import { of } from 'rxjs';
- * import { applyDelta } from 'stdb-rx';
+ * import { applyDelta } from 'stdb-rx/operators';
  *
  * of(
  *   [{ op: 'add', path: '/1', value: { score: { $bigint: '9007199254740993' } } }],
@@ -54,13 +59,14 @@ export interface ApplyDeltaConfig<K> {
  * // Map(0) {}
  * ```
  *
- * @param config Optional key parsing.
+ * @param config Optional key parsing and value codec.
  * @returns A function from operation arrays to the snapshots they describe.
  */
 export function applyDelta<K = string, R = unknown>(
   config: ApplyDeltaConfig<K> = {},
 ): OperatorFunction<readonly DeltaOperation[] | readonly Operation[], ReadonlyMap<K, R>> {
   const keyFromString = config.keyFromString ?? ((key: string) => key as unknown as K);
+  const codec = config.codec ?? plainJson;
   return (source) =>
     new Observable<ReadonlyMap<K, R>>((subscriber) => {
       let rows: ReadonlyMap<K, R> = new Map();
@@ -72,7 +78,7 @@ export function applyDelta<K = string, R = unknown>(
         next: (ops) => {
           if (ops.length > 0) {
             try {
-              rows = step(rows, docs, keys, ops as readonly Operation[], keyFromString);
+              rows = step(rows, docs, keys, ops as readonly Operation[], keyFromString, codec);
             } catch (err) {
               subscriber.error(err);
               return;
@@ -98,6 +104,7 @@ function step<K, R>(
   keys: Map<string, K>,
   ops: readonly Operation[],
   keyFromString: (key: string) => K,
+  codec: JsonCodec,
 ): ReadonlyMap<K, R> {
   // Build a document holding only the rows the operations touch.
   let touched = new Set<string>();
@@ -122,7 +129,7 @@ function step<K, R>(
   for (const token of touched) {
     const key = keys.has(token) ? keys.get(token)! : keyFromString(token);
     if (Object.prototype.hasOwnProperty.call(result, token)) {
-      next.set(key, decodeValue(result[token], `/${token}`) as R);
+      next.set(key, codec.decode(result[token], `/${token}`) as R);
       updates.push([token, key, result[token]]);
     } else {
       next.delete(key);

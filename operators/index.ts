@@ -1,6 +1,7 @@
 /**
- * stdb-rx operators: pure RxJS 7 operators with no knowledge of SpacetimeDB's
- * protocol. Each lives in its own file, named after the function it exports.
+ * stdb-rx operators: pure RxJS 7 operators with no knowledge of SpacetimeDB
+ * (nothing here imports the SDK). Each lives in its own file, named after the
+ * function it exports.
  *
  * @module
  */
@@ -9,7 +10,7 @@ export { computeBackoffDelay, exponentialBackoffDelay, type BackoffInput, type J
 export { heartbeat, type HeartbeatConfig, type HeartbeatMeasurement, type HeartbeatDegraded, type HeartbeatRecovered, type HeartbeatEvent } from './heartbeat.ts';
 export { jsonPatchDelta, defaultKeyToString, type DeltaOperation, type JsonPatchDeltaConfig } from './jsonPatchDelta.ts';
 export { applyDelta, type ApplyDeltaConfig } from './applyDelta.ts';
-export { encodeValue, decodeValue, type JsonValue } from './jsonCodec.ts';
+export { encodeValue, decodeValue, jsonCodec, plainJson, type JsonCodec, type JsonValue, type TaggedType } from './jsonCodec.ts';
 export {
   reconcile,
   valueEquals,

@@ -1,7 +1,7 @@
 import jsonpatch from 'fast-json-patch';
 import { Observable, type OperatorFunction } from 'rxjs';
 import { DeltaEncodingError } from './errors.ts';
-import { encodeValue, escapeKey, isTag, type JsonValue } from './jsonCodec.ts';
+import { escapeKey, isTag, plainJson, type JsonCodec, type JsonValue } from './jsonCodec.ts';
 
 /** One RFC 6902 operation as emitted by {@link jsonPatchDelta}. */
 export type DeltaOperation =
@@ -17,6 +17,11 @@ export interface JsonPatchDeltaConfig<K> {
    * @default strings as they are, numbers and bigints via `String`, `Identity`/`ConnectionId` via `toHexString()`
    */
   keyToString?: (key: K) => string;
+  /**
+   * How row values become JSON. Give `applyDelta` the same codec.
+   * @default plainJson — JSON plus bigint, bytes, `undefined` and non-finite numbers (`stdb-rx` itself defaults to `spacetimeJson`, which adds the SpacetimeDB types)
+   */
+  codec?: JsonCodec;
 }
 
 /** The default {@link JsonPatchDeltaConfig.keyToString}. */
@@ -58,7 +63,7 @@ export function defaultKeyToString(key: unknown): string {
  * `remove /<key>`, and a changed row one `add`/`remove`/`replace` per changed
  * field, `/<key>/<field>` (whole field values, found with fast-json-patch's
  * `compare`). Keys and field names are escaped per RFC 6901. Values JSON
- * cannot hold use the tagged encoding of `operators/jsonCodec.ts`. A row whose
+ * cannot hold use the tagged encoding of `operators/jsonCodec.ts` (`codec`). A row whose
  * object is the same reference as in the previous snapshot is skipped without
  * being encoded or diffed, so the work per step beyond one reference check
  * per row is proportional to the changed rows. Every snapshot yields one array,
@@ -67,7 +72,7 @@ export function defaultKeyToString(key: unknown): string {
  * ## Example
  * ```ts
  * import { of } from 'rxjs';
- * import { jsonPatchDelta } from 'stdb-rx';
+ * import { jsonPatchDelta } from 'stdb-rx/operators';
  *
  * const ann = { hp: 10, name: 'Ann' };
  * of(new Map([['p1', ann]]), new Map([['p1', { ...ann, hp: 7 }]]), new Map())
@@ -79,13 +84,13 @@ export function defaultKeyToString(key: unknown): string {
  * // [{"op":"remove","path":"/p1"}]
  * ```
  *
- * @param config Optional key formatting.
+ * @param config Optional key formatting and value codec.
  * @returns A function from snapshots to the operations turning each snapshot into the next.
  */
 export function jsonPatchDelta<K, R>(
   config: JsonPatchDeltaConfig<K> = {},
 ): OperatorFunction<ReadonlyMap<K, R>, readonly DeltaOperation[]> {
-  const { keyToString = defaultKeyToString } = config;
+  const { keyToString = defaultKeyToString, codec = plainJson } = config;
   return (source) =>
     new Observable<readonly DeltaOperation[]>((subscriber) => {
       let previous: ReadonlyMap<K, R> = new Map();
@@ -95,7 +100,7 @@ export function jsonPatchDelta<K, R>(
         next: (snapshot) => {
           let ops: DeltaOperation[];
           try {
-            ops = snapshot === previous ? [] : step(previous, snapshot, encoded, keyToString);
+            ops = snapshot === previous ? [] : step(previous, snapshot, encoded, keyToString, codec);
           } catch (err) {
             subscriber.error(err);
             return;
@@ -114,6 +119,7 @@ function step<K, R>(
   next: ReadonlyMap<K, R>,
   encoded: Map<K, JsonValue>,
   keyToString: (key: K) => string,
+  codec: JsonCodec,
 ): DeltaOperation[] {
   const ops: DeltaOperation[] = [];
   // Encode everything first so that a DeltaEncodingError leaves the state untouched.
@@ -123,7 +129,7 @@ function step<K, R>(
     const had = previous.has(key);
     if (had && previous.get(key) === row) continue;
     const path = `/${escapeKey(keyToString(key))}`;
-    const value = encodeValue(row, path);
+    const value = codec.encode(row, path);
     if (had) {
       diffRow(path, encoded.get(key)!, value, ops);
     } else {

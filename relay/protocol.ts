@@ -22,7 +22,7 @@ import type { JsonValue } from '../operators/jsonCodec.ts';
 /** How row keys of a table travel: paths carry keys as strings; this says how to turn them back. */
 export type KeyType = 'string' | 'number' | 'bigint' | 'boolean';
 
-/** The stream's document: table name → row key (string) → encoded row (`operators/jsonCodec.ts`). */
+/** The stream's document: table name → row key (string) → encoded row (`spacetimeJson`, `streams/spacetimeJson.ts`). */
 export type StreamDocument = Record<string, Record<string, JsonValue>>;
 
 export interface SnapshotMessage {

@@ -6,7 +6,8 @@
  * @module
  */
 import { Subscription, map } from 'rxjs';
-import { jsonPatchDelta, defaultKeyToString, type DeltaOperation } from '../operators/jsonPatchDelta.ts';
+import { defaultKeyToString, type DeltaOperation } from '../operators/jsonPatchDelta.ts';
+import { jsonPatchDelta } from '../streams/spacetimeJson.ts';
 import type { SyncClient } from '../src/client.ts';
 import type { RowKey } from '../streams/tableView.ts';
 import { VersionedDocument, prefixPath } from './document.ts';

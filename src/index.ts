@@ -66,6 +66,10 @@ export {
   type ProtocolErrorInfo,
 } from '../streams/errors.ts';
 export * from '../operators/index.ts';
+// The delta operators and the value codec under the names `stdb-rx/operators`
+// uses, but knowing the SpacetimeDB types by default (these take precedence
+// over the SDK-free ones the line above re-exports).
+export { jsonPatchDelta, applyDelta, encodeValue, decodeValue, spacetimeJson, spacetimeTypes } from '../streams/spacetimeJson.ts';
 export {
   createSpectator,
   SpectatorRefusedError,

@@ -20,10 +20,10 @@ import {
   switchMap,
   type SchedulerLike,
 } from 'rxjs';
-import { applyDelta } from '../operators/applyDelta.ts';
 import type { DeltaOperation } from '../operators/jsonPatchDelta.ts';
 import { heartbeat } from '../operators/heartbeat.ts';
-import { encodeValue, unescapeKey, escapeKey, type JsonValue } from '../operators/jsonCodec.ts';
+import { unescapeKey, escapeKey, type JsonValue } from '../operators/jsonCodec.ts';
+import { applyDelta, encodeValue } from '../streams/spacetimeJson.ts';
 import { retryBackoff, type RetryBackoffConfig } from '../operators/retryBackoff.ts';
 import { ConnectionLostError, withUserMessage, type PlayerFacingError } from '../streams/errors.ts';
 import type { WebSocketCtor } from '../streams/socketAdapter.ts';

@@ -8,7 +8,8 @@
  * It also encodes the one client message the adapter sends itself: a
  * `OneOffQuery` used as a heartbeat probe.
  *
- * Tags follow the SDK's `client_api/types.ts` (see /work/shared/PROTOCOL.md).
+ * Tags and field orders are those of docs/protocol.md ("Server → client
+ * messages" and "Client → server messages").
  *
  * @module
  */

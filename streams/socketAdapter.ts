@@ -4,8 +4,9 @@
  * `WebsocketDecompressAdapter` and sees every frame in both directions:
  *
  * - it performs the same handshake as the SDK (token exchange at
- *   `/v1/identity/websocket-token`, then the `subscribe` upgrade), but turns a
- *   refused token into an {@link AuthError} carrying the HTTP status;
+ *   `/v1/identity/websocket-token`, then the `subscribe` upgrade; see
+ *   docs/protocol.md, "Connecting"), but turns a refused token into an
+ *   {@link AuthError} carrying the HTTP status;
  * - it strips the compression byte and decompresses **in arrival order** (the
  *   SDK's adapter awaits each frame independently, so a small uncompressed
  *   frame can overtake a large gzip one);

@@ -4,7 +4,8 @@
  * /v1/database/:name/call/:reducer` with JSON arguments (`spacetime call`),
  * and `GET /v1/database/:name/schema?version=10` (`spacetime describe`,
  * `spacetime generate` against a running database) — with SpacetimeDB's
- * status codes and bodies for good and bad input.
+ * status codes and bodies for good and bad input (docs/protocol.md, "The HTTP
+ * API of the CLI").
  */
 import type { IncomingMessage } from 'node:http';
 import { AlgebraicType, BinaryWriter, type ConnectionId } from 'spacetimedb';

@@ -1,5 +1,6 @@
 /**
- * Websocket framing for the v2 and v3 binary subprotocols.
+ * Websocket framing for the v2 and v3 binary subprotocols (docs/protocol.md,
+ * "Subprotocols and framing").
  *
  * Server → client: every binary frame is a 1-byte compression tag
  * (0 none, 1 brotli, 2 gzip) followed by the (possibly compressed) body. The

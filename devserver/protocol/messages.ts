@@ -6,8 +6,8 @@
  *
  * Variant order and field order are the wire format (BSATN sums are a u8 tag
  * followed by the payload, products are their fields in declaration order),
- * so they follow `crates/client-api-messages/src/websocket/v2.rs` and the
- * SDK's `src/sdk/client_api/types.ts` exactly.
+ * so they must match the message tables of docs/protocol.md exactly (which
+ * say where they were checked).
  *
  * Encoding uses the SDK's own serializers. Decoding does not use the SDK's
  * deserializers, because those are lenient: an unknown sum tag yields

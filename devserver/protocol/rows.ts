@@ -1,8 +1,8 @@
 /**
  * Building and splitting `BsatnRowList`s.
  *
- * The hint follows what SpacetimeDB's own row-list builder produces
- * (`crates/core/src/subscription/websocket_building.rs`):
+ * The hint follows what SpacetimeDB's own server produces (docs/protocol.md,
+ * "Encoding: BSATN in brief"):
  * - no rows → `RowOffsets([])`;
  * - every row the same non-zero length n with n ≤ 65535 → `FixedSize(n)`
  *   (also for a single row);

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import type { Browser } from 'playwright-core';
 import { tables } from '../../demo/arena/bindings/index.ts';
-import { TEST_TIMINGS, addNode, boardNodes, dragNode, launchChromium, player, screenshot, serverRows, startArena, until, waitLive, type Arena } from './harness.ts';
+import { TEST_TIMINGS, addNode, boardNodes, dragNode, launchChromium, player, screenshot, serverRows, startArena, untilPage, waitLive, type Arena } from './harness.ts';
 
 describe('arena demo in the browser', function () {
   this.timeout(90_000);
@@ -32,10 +32,10 @@ describe('arena demo in the browser', function () {
     const b = await player(browser, arena);
     const id = await addNode(a.page);
 
-    const seen = await until('player B to see A\'s node', async () => (await boardNodes(b.page)).find((n) => n.id === id));
+    const seen = await untilPage('player B to see A\'s node', async () => (await boardNodes(b.page)).find((n) => n.id === id));
     expect(seen.mine).to.equal(false);
     const { from, to } = await dragNode(a.page, id, 120, 60);
-    const moved = await until('B to see the move', async () => (await boardNodes(b.page)).find((n) => n.id === id && n.x !== from.x));
+    const moved = await untilPage('B to see the move', async () => (await boardNodes(b.page)).find((n) => n.id === id && n.x !== from.x));
     expect(moved.x).to.be.closeTo(to.x, 2);
     expect(moved.y).to.be.closeTo(to.y, 2);
     // Both players list each other as online.
@@ -70,8 +70,8 @@ describe('arena demo in the browser', function () {
 
     await dragNode(a.page, first, 80, 0);
     await dragNode(a.page, second, 0, 80);
-    await until('both moves drawn as pending', async () => (await boardNodes(a.page)).filter((n) => n.pending).length === 2);
-    await until('the banner to count 2 changes', async () => (await a.page.textContent('#banner-text')) === 'Connection lost — reconnecting · 2 changes queued');
+    await untilPage('both moves drawn as pending', async () => (await boardNodes(a.page)).filter((n) => n.pending).length === 2);
+    await untilPage('the banner to count 2 changes', async () => (await a.page.textContent('#banner-text')) === 'Connection lost — reconnecting · 2 changes queued');
     await a.page.click('#queue summary');
     expect(await a.page.locator('#queue-list li[data-status="queued"]').count()).to.equal(2);
     await screenshot(a.page, 'blackhole-offline-queued');
@@ -88,13 +88,13 @@ describe('arena demo in the browser', function () {
     await a.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])', { timeout: 10_000 });
     const move1 = await dragNode(a.page, first, 100, 20);
     const move2 = await dragNode(a.page, second, -40, 90);
-    await until('the banner to count 2 changes', async () => (await a.page.textContent('#banner-text')) === 'Connection lost — reconnecting · 2 changes queued');
+    await untilPage('the banner to count 2 changes', async () => (await a.page.textContent('#banner-text')) === 'Connection lost — reconnecting · 2 changes queued');
 
     await a.page.reload();
     // The page itself loads (its server is not the database); the queue comes back from IndexedDB.
     // This page load never reached the server: it says so rather than "connection lost".
-    await until('the reloaded banner to count 2 changes', async () => /^(Can't reach the server — retrying|Connecting) · 2 changes queued$/.test((await a.page.textContent('#banner-text')) ?? '') && (await a.page.isVisible('#offline-banner')), 15_000);
-    await until('the queued moves drawn as pending after the reload', async () => {
+    await untilPage('the reloaded banner to count 2 changes', async () => /^(Can't reach the server — retrying|Connecting) · 2 changes queued$/.test((await a.page.textContent('#banner-text')) ?? '') && (await a.page.isVisible('#offline-banner')), 15_000);
+    await untilPage('the queued moves drawn as pending after the reload', async () => {
       const nodes = await boardNodes(a.page);
       const n1 = nodes.find((n) => n.id === first);
       const n2 = nodes.find((n) => n.id === second);
@@ -105,14 +105,14 @@ describe('arena demo in the browser', function () {
 
     arena.dev.faults.clear();
     await waitLive(a.page, a.errors, 20_000);
-    await until('the queue to drain', async () => (await a.page.textContent('#queue-count')) === 'queue 0' && !(await a.page.isVisible('#offline-banner')), 15_000);
-    const settled = await until('A\'s nodes confirmed at their new places', async () => {
+    await untilPage('the queue to drain', async () => (await a.page.textContent('#queue-count')) === 'queue 0' && !(await a.page.isVisible('#offline-banner')), 15_000);
+    const settled = await untilPage('A\'s nodes confirmed at their new places', async () => {
       const nodes = await boardNodes(a.page);
       const mine = nodes.filter((n) => n.mine);
       return mine.length === 2 && mine.every((n) => !n.pending) && nodes;
     });
     const key = (ns: { id: string; x: number; y: number }[]) => ns.filter((n) => n.id).map((n) => `${n.id}@${n.x},${n.y}`).sort();
-    await until('B to converge on A\'s board', async () => JSON.stringify(key(await boardNodes(b.page))) === JSON.stringify(key(settled)));
+    await untilPage('B to converge on A\'s board', async () => JSON.stringify(key(await boardNodes(b.page))) === JSON.stringify(key(settled)));
 
     // The server's truth: each node moved exactly once (version 2), one receipt per move.
     const observer = arena.observer();
@@ -140,12 +140,12 @@ describe('arena demo in the browser', function () {
     expect(await toast.locator('.msg').textContent()).to.equal('Move: The server rejected this change: the arena refuses this move. It was undone.');
     // Already rolled back: the toast offers no action on it.
     expect(await toast.locator('button.action').count()).to.equal(0);
-    const back = await until('the node back at its old place', async () => (await boardNodes(a.page)).find((n) => n.id === id && !n.pending && n.x === before.x && n.y === before.y));
+    const back = await untilPage('the node back at its old place', async () => (await boardNodes(a.page)).find((n) => n.id === id && !n.pending && n.x === before.x && n.y === before.y));
     expect(back.version).to.equal(1);
     expect(await a.page.getAttribute(`#board .node[data-id="${id}"]`, 'data-rolled-back')).to.equal('true');
     await screenshot(a.page, 'rejected-move-rolled-back');
     // The page dismisses the rejected entry itself: nothing rejected lingers in the queue or the banner's counts.
-    await until('no rejected entry left in the queue', async () => (await a.page.locator('#queue-list li[data-status="rejected"]').count()) === 0);
+    await untilPage('no rejected entry left in the queue', async () => (await a.page.locator('#queue-list li[data-status="rejected"]').count()) === 0);
     expect(a.errors).to.deep.equal([]);
   });
 
@@ -190,8 +190,8 @@ describe('arena demo in the browser', function () {
       new MutationObserver(() => window.__states.push(el.dataset.state)).observe(el, { attributes: true, attributeFilter: ['data-state'] });
     })()`);
     await a.page.click('button[data-dev="drop-all"]');
-    await until('the dev panel to report the drop', async () => (await a.page.textContent('#dev-result'))?.includes('done'));
-    const states = await until('the top bar to go through reconnecting back to live', async () => {
+    await untilPage('the dev panel to report the drop', async () => (await a.page.textContent('#dev-result'))?.includes('done'));
+    const states = await untilPage('the top bar to go through reconnecting back to live', async () => {
       const seen = (await a.page.evaluate('window.__states')) as string[];
       return seen.includes('reconnecting') && seen.at(-1) === 'live' && seen;
     });

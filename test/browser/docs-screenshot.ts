@@ -4,7 +4,7 @@
  *
  *   npx tsx test/browser/docs-screenshot.ts
  */
-import { addNode, dragNode, launchChromium, player, startArena, until, boardNodes } from './harness.ts';
+import { addNode, dragNode, launchChromium, player, startArena, untilPage, boardNodes } from './harness.ts';
 
 const arena = await startArena();
 const browser = await launchChromium();
@@ -35,7 +35,7 @@ try {
   arena.dev.faults.latency(450); // under the answer deadline: pending for a moment, the link still "live"
   const mine = (await boardNodes(a.page)).find((n) => n.mine)!;
   await dragNode(a.page, mine.id, 90, 40);
-  await until('the move drawn as pending', async () => (await boardNodes(a.page)).some((n) => n.pending));
+  await untilPage('the move drawn as pending', async () => (await boardNodes(a.page)).some((n) => n.pending));
   await a.page.setViewportSize({ width: 1080, height: 790 });
   await a.page.screenshot({ path: 'docs/demo.png' });
   console.log('wrote docs/demo.png');

@@ -14,6 +14,7 @@ import { startPageServer, type PageServer } from '../../demo/server/pageServer.t
 import { DbConnection } from '../../demo/arena/bindings/index.ts';
 import { BOARD_HEIGHT, BOARD_WIDTH } from '../../demo/web/board.ts';
 import { createSyncClient, type SyncClient } from '../../src/index.ts';
+import { until } from '../helpers/until.ts';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const ARTIFACTS = join(process.cwd(), 'test-artifacts');
@@ -117,28 +118,29 @@ export function boardNodes(page: Page): Promise<DrawnNode[]> {
   );
 }
 
-/** Polls `check` until it returns a truthy value or `ms` pass; the last failure explains the timeout. */
-export async function until<T>(what: string, check: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
+/**
+ * The shared {@link until} for checks that talk to a page: a check that
+ * throws (the page navigating, an element not there yet) counts as "not yet",
+ * and the timeout message says what the last check saw.
+ */
+export function untilPage<T>(what: string, check: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
   let last: unknown;
-  for (;;) {
+  const attempt = async (): Promise<T | undefined | false> => {
     try {
-      const v = await check();
-      if (v) return v;
-      last = v;
+      return (last = await check());
     } catch (e) {
       last = e;
+      return undefined;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  };
+  return until(attempt, () => `${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`, ms) as Promise<T>;
 }
 
 /** Create a node with the "+ node" button and wait until the server confirmed it; returns its id. */
 export async function addNode(page: Page): Promise<string> {
   const before = new Set((await boardNodes(page)).filter((n) => n.id).map((n) => n.id));
   await page.click('#add-node');
-  const node = await until('the new node to be confirmed', async () => (await boardNodes(page)).find((n) => n.id && !before.has(n.id) && n.mine && !n.pending));
+  const node = await untilPage('the new node to be confirmed', async () => (await boardNodes(page)).find((n) => n.id && !before.has(n.id) && n.mine && !n.pending));
   return node.id;
 }
 

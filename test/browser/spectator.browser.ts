@@ -9,7 +9,7 @@ import type { DevServer } from '../../devserver/index.ts';
 import { startSpectatorPage, type SpectatorPage } from '../../demo/server/spectatorPage.ts';
 import type { Relay } from '../../relay/index.ts';
 import { arenaClient, createMatch, serverRows, startArena, startRelay, type ArenaClient } from '../relay/helpers.ts';
-import { launchChromium, screenshot, until, waitLive } from './harness.ts';
+import { launchChromium, screenshot, untilPage, waitLive } from './harness.ts';
 
 const TIMINGS = { heartbeat: { interval: 1000, timeout: 1000 }, retry: { initialInterval: 100, maxInterval: 500 }, connectTimeout: 2000 };
 
@@ -69,7 +69,7 @@ describe('spectator page in the browser', function () {
     };
     await play(3, host, 'strike');
     await play(2, rival, 'parry');
-    await until('the page to show the five events', async () => (await shownLog()).length === 5);
+    await untilPage('the page to show the five events', async () => (await shownLog()).length === 5);
     expect(await shownLog()).to.deep.equal(serverLog());
 
     // Restart the relay on its port while the players keep playing.
@@ -80,7 +80,7 @@ describe('spectator page in the browser', function () {
     relay = await startRelay(server, { delayMs: 1000, port });
     await waitLive(tab, errors);
     await play(1, rival, 'heal');
-    await until('the page to catch up after the restart', async () => (await shownLog()).length === 8);
+    await untilPage('the page to catch up after the restart', async () => (await shownLog()).length === 8);
     expect(await shownLog()).to.deep.equal(serverLog());
     const scores = await tab.$$eval('#scores li', (lis) => lis.map((li) => Number(li.getAttribute('data-score'))).sort());
     const serverScores = serverRows(server, 'match_member').filter((r) => r.matchId === matchId).map((r) => r.score).sort();

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { addNode, boardNodes, dragNode, launchChromium, player, startArena, until, waitLive, type Arena } from './harness.ts';
+import { addNode, boardNodes, dragNode, launchChromium, player, startArena, untilPage, waitLive, type Arena } from './harness.ts';
 
 const GALLERY = join(process.cwd(), 'docs', 'status');
 /** Raw timestamps, protocol message names, exception class names, millisecond figures (outside the RTT label). */
@@ -50,7 +50,7 @@ async function gallery(page: Page, name: string): Promise<Shown> {
 
 /** Wait until the offline cache (IndexedDB) holds `n` nodes: what a reload can show without the server. */
 function cachedNodes(page: Page, n: number): Promise<unknown> {
-  return until(`${n} nodes in the offline cache`, async () => ((await page.evaluate(`globalThis.arena.storage.snapshots.load('game_node').then((s) => s.rows.length)`)) as number) >= n);
+  return untilPage(`${n} nodes in the offline cache`, async () => ((await page.evaluate(`globalThis.arena.storage.snapshots.load('game_node').then((s) => s.rows.length)`)) as number) >= n);
 }
 
 describe('status gallery (the demo in Chromium, every connection state)', function () {
@@ -88,7 +88,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     expect(await page.isDisabled('#add-node'), '+ node waits for the first login').to.equal(true);
 
     await waitLive(page, errors, 20_000);
-    await until('an RTT in the top bar', async () => /^RTT \d+ ms$/.test((await page.textContent('#rtt')) ?? ''));
+    await untilPage('an RTT in the top bar', async () => /^RTT \d+ ms$/.test((await page.textContent('#rtt')) ?? ''));
     await addNode(page);
     const live = await gallery(page, 'live');
     expect(live).to.deep.include({ state: 'live', topBar: 'live', banner: null });
@@ -123,7 +123,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     arena.dev.faults.blackhole(60_000);
     await a.page.waitForSelector('#conn[data-state="reconnecting"]', { timeout: 10_000 });
     await dragNode(a.page, id, 80, 40);
-    await until('the banner to count the move', async () => (await shown(a.page)).banner === 'Connection lost — reconnecting · 1 change queued');
+    await untilPage('the banner to count the move', async () => (await shown(a.page)).banner === 'Connection lost — reconnecting · 1 change queued');
     const r = await shown(a.page);
     expect(r.rtt).to.equal('RTT –');
     expect(r.topBar).to.match(/^reconnecting( in \d+ s|…)$/);
@@ -134,7 +134,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     expect(await a.page.textContent('#reconnect-now')).to.equal('Trying…');
     expect(await a.page.isDisabled('#reconnect-now')).to.equal(true);
     // The attempt fails (the server still holds everything): the button is back.
-    await until('the attempt to end', async () => (await a.page.textContent('#reconnect-now')) === 'Reconnect now', 15_000);
+    await untilPage('the attempt to end', async () => (await a.page.textContent('#reconnect-now')) === 'Reconnect now', 15_000);
     expect(a.errors).to.deep.equal([]);
   });
 
@@ -150,7 +150,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     })()`);
     arena.dev.faults.corruptNextFrame();
     await dragNode(a.page, id, 40, 40);
-    const toasts = await until('the sync toast', async () => {
+    const toasts = await untilPage('the sync toast', async () => {
       const seen = (await a.page.evaluate('window.__toasts')) as string[];
       return seen.some((t) => t.startsWith('sync|')) && seen;
     });
@@ -171,7 +171,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     await a.page.press('#chat-input', 'Enter');
     // Chat is optimistic too: the line shows at once, pending.
     await a.page.waitForSelector('#chat li[data-pending="true"]:has-text("sent while offline")');
-    await until('the banner to count both changes', async () => (await shown(a.page)).banner === "You're offline · 2 changes queued");
+    await untilPage('the banner to count both changes', async () => (await shown(a.page)).banner === "You're offline · 2 changes queued");
     await a.page.click('#queue summary');
     expect(await a.page.locator('#queue-list li[data-status="queued"]').count()).to.equal(2);
     const off = await gallery(a.page, 'offline-queue');
@@ -179,7 +179,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     await a.context.setOffline(false);
     await waitLive(a.page, a.errors, 20_000);
     await a.page.waitForSelector('#chat li[data-pending="false"]:has-text("sent while offline")', { timeout: 15_000 });
-    await until('the banner gone and the queue empty', async () => (await shown(a.page)).banner === null && (await a.page.textContent('#queue-count')) === 'queue 0', 15_000);
+    await untilPage('the banner gone and the queue empty', async () => (await shown(a.page)).banner === null && (await a.page.textContent('#queue-count')) === 'queue 0', 15_000);
     expect(a.errors).to.deep.equal([]);
   });
 
@@ -191,10 +191,10 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     await cachedNodes(a.page, 2);
     arena.dev.faults.blackhole(60_000);
     await a.page.reload();
-    await until('the cached nodes on the board', async () => JSON.stringify((await boardNodes(a.page)).filter((n) => n.id).map((n) => n.id).sort()) === JSON.stringify(before), 15_000);
+    await untilPage('the cached nodes on the board', async () => JSON.stringify((await boardNodes(a.page)).filter((n) => n.id).map((n) => n.id).sort()) === JSON.stringify(before), 15_000);
     await a.page.waitForSelector('#stale:not([hidden])');
     await a.page.waitForSelector('#conn[data-state="reconnecting"]', { timeout: 15_000 });
-    await until('the banner', async () => (await shown(a.page)).banner !== null);
+    await untilPage('the banner', async () => (await shown(a.page)).banner !== null);
     const cached = await gallery(a.page, 'offline-start-cache');
     // This page load never reached the server: "can't reach", not "connection lost".
     expect(cached.banner).to.equal("Can't reach the server — retrying · nothing queued");
@@ -280,7 +280,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     await page.tap('#play-anon');
     await waitLive(page, errors);
     const id = await addNode(page);
-    const board = (await until('the board scaled to the screen', async () => {
+    const board = (await untilPage('the board scaled to the screen', async () => {
       const box = await page.locator('#board').boundingBox();
       return box && box.width <= 390 - 16 && box;
     })) as { x: number; y: number; width: number; height: number };
@@ -300,7 +300,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     await touch('touchStart', cx, cy);
     for (let i = 1; i <= 5; i++) await touch('touchMove', cx + (dx * i) / 5, cy);
     await touch('touchEnd', cx + dx, cy);
-    const moved = await until('the move confirmed', async () => (await boardNodes(page)).find((n) => n.id === id && !n.pending && n.x !== before.x));
+    const moved = await untilPage('the move confirmed', async () => (await boardNodes(page)).find((n) => n.id === id && !n.pending && n.x !== before.x));
     expect(moved.x - before.x).to.be.closeTo(dx / scale, 3);
     // Dragged far past the edge, a node stops inside the board.
     const now = (await page.locator(`#board .node[data-id="${id}"]`).boundingBox())!;
@@ -309,7 +309,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     await touch('touchStart', nx, ny);
     for (let i = 1; i <= 5; i++) await touch('touchMove', nx + 80 * i, ny + 80 * i);
     await touch('touchEnd', nx + 400, ny + 400);
-    const edge = await until('the edge move confirmed', async () => (await boardNodes(page)).find((n) => n.id === id && !n.pending && n.x !== moved.x));
+    const edge = await untilPage('the edge move confirmed', async () => (await boardNodes(page)).find((n) => n.id === id && !n.pending && n.x !== moved.x));
     expect(edge.x).to.equal(640 - 20);
     expect(edge.y).to.equal(420 - 20);
     const phone = await gallery(page, 'phone');

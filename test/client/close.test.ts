@@ -4,6 +4,7 @@ import type { DevServer } from '../../devserver/index.ts';
 import { tables } from '../fixtures/basic_bindings/index.ts';
 import { startBasicServer } from '../helpers/sdk.ts';
 import { basicClient, live, next } from '../helpers/syncClient.ts';
+import { until } from '../helpers/until.ts';
 
 function timers(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
@@ -52,11 +53,11 @@ describe('sync client: close()', () => {
     // The status$ of a closed client replays nothing more and completes at once.
     expect(await lastValueFrom(client.table$(tables.person).pipe(toArray()))).to.deep.equal([]);
 
-    const deadline = Date.now() + 3000;
-    while (server.stats().connections > 0 || timers() > baseline) {
-      if (Date.now() > deadline) throw new Error(`left behind: ${server.stats().connections} sockets, ${timers() - baseline} timers`);
-      await new Promise((r) => setImmediate(r));
-    }
+    await until(
+      () => server.stats().connections === 0 && timers() <= baseline,
+      () => `every socket and timer to go (left behind: ${server.stats().connections} sockets, ${timers() - baseline} timers)`,
+      3000,
+    );
     expect(timers()).to.be.at.most(baseline);
   });
 });

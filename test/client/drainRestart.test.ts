@@ -6,15 +6,8 @@
  */
 import { expect } from 'chai';
 import { Calls } from '../../streams/calls.ts';
-import { ALICE, open, settle } from '../storage/helpers.ts';
-
-async function until(predicate: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (predicate()) return;
-    await settle();
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { until } from '../helpers/until.ts';
+import { ALICE, open } from '../storage/helpers.ts';
 
 describe('Calls: a drain asked for while the previous one is still starting', () => {
   it('starts on the new connection', async () => {

@@ -9,7 +9,7 @@ import type { DevServer } from '../../devserver/index.ts';
 import { ConnectionLostError, ReducerRejectedError, type OutboxState } from '../../src/index.ts';
 import { InvalidArgsError, OfflineRefusedError } from '../../storage/errors.ts';
 import type { Storage } from '../../storage/openStorage.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { next } from '../helpers/syncClient.ts';
 import { arenaClient, chatTexts, freshProfile, openArenaStorage, serverRows, startArena, type ArenaClient, type Profile } from './arena.ts';
 
@@ -76,7 +76,7 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     void opening.then((s) => storages.push(s));
     const second = client({ storage: opening });
     await outboxWhere(second, (s) => s.pending.length === 0 && s.rejected.length === 0, 'outbox drained');
-    await until(() => chatTexts(server).length === 2, 5000, 'both chats applied');
+    await until(() => chatTexts(server).length === 2, 'both chats applied', 5000);
     expect(chatTexts(server)).to.deep.equal(['one', 'two']);
     expect(serverRows(server, 'mutation_receipt')).to.have.length(2);
     // Same identity as before the reload (token from storage), so the receipts are its own.
@@ -90,7 +90,7 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     await live(c);
     server.faults.latency(150);
     const h = c.call('sendChat', { text: 'exactly once' });
-    await until(() => chatTexts(server).length === 1, 5000, 'the server to apply the call');
+    await until(() => chatTexts(server).length === 1, 'the server to apply the call', 5000);
     server.faults.dropAll(); // its ReducerResult is still held back by the latency: lost
     server.faults.latency(0);
     const done = await h;
@@ -126,7 +126,7 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     await live(c);
     server.faults.latency(150);
     const h = c.call('sendChat', { text: 'replayed' });
-    await until(() => chatTexts(server).length === 1, 5000, 'the server to apply the call');
+    await until(() => chatTexts(server).length === 1, 'the server to apply the call', 5000);
     server.faults.dropAll();
     server.faults.latency(0);
     await h;
@@ -147,7 +147,7 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     const errors: Error[] = [];
     second.errors$.subscribe((e) => errors.push(e));
     const state = await outboxWhere(second, (s) => s.pending.length === 0 && s.rejected.length === 1, 'one rejected, none pending');
-    await until(() => chatTexts(server).length === 2, 5000, 'the later entries');
+    await until(() => chatTexts(server).length === 2, 'the later entries', 5000);
     expect(chatTexts(server)).to.deep.equal(['after-1', 'after-2']);
     expect(state.rejected[0].error?.message).to.contain('not now');
     expect(second.storage!.outbox.decodeArgs(state.rejected[0])).to.include({ text: 'refused' });
@@ -209,7 +209,7 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     server.faults.latency(100);
     const h = c.call('sendChat', { text: 'per-frame' }, { durable: false });
     expect(await s.outbox.entries()).to.deep.equal([]);
-    await until(() => chatTexts(server).length === 1, 5000, 'applied');
+    await until(() => chatTexts(server).length === 1, 'applied', 5000);
     server.faults.dropAll();
     server.faults.latency(0);
     expect(await rejection(h)).to.be.instanceOf(ConnectionLostError);
@@ -237,7 +237,7 @@ describe('sync client with storage: durable calls (dev server + fake-indexeddb)'
     expect(state.quarantined.every((e) => e.identity === oldIdentity)).to.equal(true);
     // The app re-homes them: they drain under the new identity.
     await c.storage!.outbox.rehome(state.quarantined.map((e) => e.id));
-    await until(() => chatTexts(server).length === 3, 5000, 're-homed entries sent');
+    await until(() => chatTexts(server).length === 3, 're-homed entries sent', 5000);
     expect(chatTexts(server)).to.deep.equal(['new', 'old-1', 'old-2']);
   });
 

@@ -13,7 +13,7 @@ import type { StdbRxDB } from '../../storage/db.ts';
 import { MigrationError, StorageQuotaError, StorageUnavailableError } from '../../storage/errors.ts';
 import { openStorage, type Storage } from '../../storage/openStorage.ts';
 import type { StorageModule } from '../../storage/schema.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { next } from '../helpers/syncClient.ts';
 import { arenaClient, arenaModule, chatTexts, freshProfile, openArenaStorage, serverRows, startArena, tables, type ArenaClient, type Profile } from './arena.ts';
 
@@ -149,7 +149,7 @@ describe('sync client with storage: offline start, migrations, failures', functi
     const rows: string[][] = [];
     c.table$(tables.chatMessage).subscribe((m) => rows.push(texts(m)));
     await live(c);
-    await until(() => chatTexts(server!).length === 1, 5000, 'the migrated call');
+    await until(() => chatTexts(server!).length === 1, 'the migrated call', 5000);
     expect(chatTexts(server)).to.deep.equal(['general: hello']);
     expect(phases.slice(phases.indexOf('server-sync'))).to.deep.equal(['server-sync', 'migration-download', 'migration-upload', 'active']);
     expect(progress.map((p) => `${p.phase} ${p.done}/${p.total}`)).to.deep.equal([

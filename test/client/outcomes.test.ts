@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
 import { ReducerRejectedError, type CallHandle, type CallOutcome, type OutboxState } from '../../src/index.ts';
 import type { Storage } from '../../storage/openStorage.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { next } from '../helpers/syncClient.ts';
 import { arenaClient, chatTexts, freshProfile, openArenaStorage, startArena, type ArenaClient, type Profile } from './arena.ts';
 

@@ -4,20 +4,12 @@ import { runInNewContext } from 'node:vm';
 import type { DevServer } from '../../devserver/index.ts';
 import { ConnectionLostError, ReducerRejectedError, type SyncStatus } from '../../src/index.ts';
 import { startBasicServer } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { basicClient, live, next, type BasicClient } from '../helpers/syncClient.ts';
 
 // A full collection on demand, without running the whole suite under --expose-gc.
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-/** Collect until the finalizers had a chance to run. */
-async function collect(): Promise<void> {
-  for (let i = 0; i < 6; i++) {
-    gc();
-    await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('sync client: errors and call handles kept by an app retain no dead connection', () => {
   let server: DevServer;
@@ -57,7 +49,16 @@ describe('sync client: errors and call handles kept by an app retain no dead con
       await next(client.status$, (s) => s.state !== 'live', 10_000, 'the drop');
     }
     await live(client, 10_000);
-    await collect();
+    // Collect until the finalizers of all but the last connections have run
+    // (they run on a later task than the collection that frees them).
+    await until(
+      () => {
+        gc();
+        return alive.size <= 2;
+      },
+      () => `the DbConnections to be collected (${alive.size} of ${connections} still reachable)`,
+      10_000,
+    );
     esub.unsubscribe();
     ssub.unsubscribe();
     const rejections = [...new Set(kept.filter((k) => k instanceof ReducerRejectedError))] as ReducerRejectedError[];

@@ -1,16 +1,10 @@
 import { expect } from 'chai';
 import { distinctUntilChanged, map, scan, tap, type Observable } from 'rxjs';
 import { Identity } from 'spacetimedb';
-import { TestScheduler } from 'rxjs/testing';
 import { supervise, type SessionEvent, type Trigger } from '../../streams/lifecycle.ts';
 import { initialStatus, reducePhase, reduceStatus, type ConnectionStatus, type LifecycleEvent, type Phase } from '../../streams/status.ts';
 import { AuthError } from '../../streams/errors.ts';
-
-function newScheduler(): TestScheduler {
-  return new TestScheduler((actual, expected) => {
-    expect(actual).to.deep.equal(expected);
-  });
-}
+import { newScheduler } from '../operators/marbles.ts';
 
 const ID = Identity.zero();
 /** Session marble values: o opened, c connected, s synced. */

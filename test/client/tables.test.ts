@@ -4,6 +4,7 @@ import { tables } from '../fixtures/basic_bindings/index.ts';
 import { startBasicServer } from '../helpers/sdk.ts';
 import { basicClient, live, next, type BasicClient } from '../helpers/syncClient.ts';
 import type { RowChange } from '../../src/index.ts';
+import { until } from '../helpers/until.ts';
 
 describe('sync client: tables as observables (dev server, real socket)', () => {
   let server: DevServer;
@@ -94,12 +95,7 @@ describe('sync client: tables as observables (dev server, real socket)', () => {
     expect(server.stats().subscriptions).to.equal(base + 1);
     again.unsubscribe();
     // After the grace period (50 ms in tests) the server subscription goes away.
-    const deadline = Date.now() + 3000;
-    while (server.stats().subscriptions !== base) {
-      if (Date.now() > deadline) throw new Error('subscription was not released');
-      await next(client.metrics$, () => true, 100).catch(() => undefined);
-      await new Promise((r) => setImmediate(r));
-    }
+    await until(() => server.stats().subscriptions === base, 'the server subscription to be released', 3000);
     expect(server.stats().subscriptions).to.equal(base);
   });
 

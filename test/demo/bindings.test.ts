@@ -34,6 +34,7 @@ import { join, relative } from 'node:path';
 import { generateBindings } from '../../devserver/codegen/index.ts';
 import { loadModuleDef, type ModuleDescription } from '../../devserver/host/moduleDef.ts';
 import { DbConnection, reducers, tables } from '../../demo/arena/bindings/index.ts';
+import { until } from '../helpers/until.ts';
 
 /** The socket type `withWSFn` factories resolve to (the SDK does not export it by name). */
 type WsFactory = Parameters<ReturnType<typeof DbConnection.builder>['withWSFn']>[0];
@@ -322,7 +323,7 @@ describe('demo/arena bindings against demo/arena/module.ts', function () {
           return fake.socket;
         })
         .build();
-      await new Promise(resolve => setTimeout(resolve, 0));
+      await until(() => requested !== undefined, 'the SDK to ask for its socket');
       expect(requested?.nameOrAddress).to.equal('arena');
       fake.open();
 

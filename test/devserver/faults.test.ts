@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { DevServer } from '../../devserver/index.ts';
 import { isLoopback } from '../../devserver/http/request.ts';
-import { connect, startBasicServer, until, type Connected } from '../helpers/sdk.ts';
+import { connect, startBasicServer, type Connected } from '../helpers/sdk.ts';
+import { tcpWebSocket } from '../helpers/tcp.ts';
+import { until } from '../helpers/until.ts';
 import { RawClient } from '../helpers/rawClient.ts';
 import { encodeClientFrame, V3_PROTOCOL } from '../../devserver/protocol/framing.ts';
 
@@ -140,7 +142,7 @@ describe('dev server durability, faults and limits', function () {
       await client(s, { onDisconnect: () => disconnected++ });
       await client(s, { onDisconnect: () => disconnected++ });
       expect(s.faults.dropAll()).to.equal(2);
-      await until(() => disconnected === 2, 5000, 'both SDK clients to see the drop');
+      await until(() => disconnected === 2, 'both SDK clients to see the drop', 5000);
       expect(s.stats().connections).to.equal(0);
     });
 
@@ -150,7 +152,9 @@ describe('dev server durability, faults and limits', function () {
       const a = await client(s, { onDisconnect: () => (disconnected = true) });
       await subscribe(a, ['SELECT * FROM person']);
       const other = await client(s);
-      s.faults.blackhole(400);
+      const droppedBefore = s.stats().framesDropped;
+      // Long enough never to run out during the test: it ends when the test says so.
+      s.faults.blackhole(60_000);
       let settled = false;
       a.conn.reducers.addPerson({ name: 'lost', age: 1 }).then(
         () => (settled = true),
@@ -158,12 +162,14 @@ describe('dev server durability, faults and limits', function () {
       );
       // Neither call can settle: the SDK's reducer promises wait for a result that never comes.
       void other.conn.reducers.addPerson({ name: 'unseen', age: 1 }).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 200));
+      // Both calls reached the server over their open sockets and were thrown
+      // away there: from now on nothing they could cause can arrive.
+      await until(() => s.stats().framesDropped >= droppedBefore + 2, 'the server to drop both calls');
       expect(disconnected, 'no close during the blackhole').to.equal(false);
       expect(settled, 'no reducer result during the blackhole').to.equal(false);
       expect(a.conn.db.person.count(), 'no data during the blackhole').to.equal(0n);
-      expect(s.stats().framesDropped).to.be.greaterThan(0);
-      await until(() => disconnected, 5000, 'the socket to close when the blackhole ends');
+      s.faults.clear();
+      await until(() => disconnected, 'the socket to close when the blackhole ends', 5000);
       // The server works normally afterwards.
       const b = await client(s);
       await b.conn.reducers.addPerson({ name: 'after', age: 1 });
@@ -202,10 +208,10 @@ describe('dev server durability, faults and limits', function () {
       const frames: Buffer[] = [];
       ws.on('message', (d: Buffer) => frames.push(d));
       await new Promise((r) => ws.once('open', r));
-      await until(() => frames.length === 1, 5000, 'InitialConnection');
+      await until(() => frames.length === 1, 'InitialConnection', 5000);
       s.faults.corruptNextFrame();
       ws.send(encodeClientFrame([{ tag: 'OneOffQuery', value: { requestId: 1, queryString: 'SELECT * FROM person' } }], V3_PROTOCOL));
-      await until(() => frames.length >= 2 || ws.readyState !== WebSocket.OPEN, 5000, 'a frame');
+      await until(() => frames.length >= 2 || ws.readyState !== WebSocket.OPEN, 'a frame', 5000);
       ws.terminate();
       const raw = await RawClient.open(s);
       await raw.next('InitialConnection');
@@ -220,7 +226,7 @@ describe('dev server durability, faults and limits', function () {
       let disconnected = false;
       await client(s, { onDisconnect: () => (disconnected = true) });
       await s.faults.restart();
-      await until(() => disconnected, 5000, 'the SDK to see the restart');
+      await until(() => disconnected, 'the SDK to see the restart', 5000);
       expect(s.port).to.equal(port);
       const b = await client(s);
       await b.conn.reducers.addPerson({ name: 'back', age: 1 });
@@ -260,14 +266,14 @@ describe('dev server durability, faults and limits', function () {
       const writer = await client(s);
       for (let i = 0; i < 30; i++) await writer.conn.reducers.addPerson({ name: `${'x'.repeat(2000)}${i}`, age: i });
       const url = `${s.wsUrl}/v1/database/${s.database}/subscribe?compression=None`;
-      const reader = new WebSocket(url, [V3_PROTOCOL]);
+      const { ws: reader, tcp } = tcpWebSocket(url, [V3_PROTOCOL]);
       await new Promise((r) => reader.once('open', r));
       const closed = new Promise<void>((r) => reader.once('close', () => r()));
-      (reader as any)._socket.pause();
+      tcp.pause();
       const sub = (id: number) => Buffer.concat([Buffer.from([0]), u32(id), u32(id), u32(1), str('SELECT * FROM person')]);
       for (let i = 1; i <= 100; i++) reader.send(sub(i));
-      await until(() => s.stats().limitCloses > 0, 10_000, 'the slow reader to be cut off');
-      (reader as any)._socket.resume();
+      await until(() => s.stats().limitCloses > 0, 'the slow reader to be cut off', 10_000);
+      tcp.resume();
       await closed;
       await writer.conn.reducers.addPerson({ name: 'others unaffected', age: 1 });
     });
@@ -317,7 +323,7 @@ describe('dev server durability, faults and limits', function () {
       expect(stats.connections).to.equal(1);
       expect((await fetch(`${s.url}/_dev/clear`, admin)).status).to.equal(200);
       expect(await held, 'the held request is released when the blackhole ends').to.equal('closed');
-      await until(() => disconnected, 5000, 'the blackholed socket to close');
+      await until(() => disconnected, 'the blackholed socket to close', 5000);
       expect((await fetch(`${s.url}/v1/ping`)).status, 'requests answer again').to.equal(200);
     });
 

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { connectSecure, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
 
 describe('HTTP API (sql, call, schema)', function () {
@@ -40,7 +40,7 @@ describe('HTTP API (sql, call, schema)', function () {
       expect(res.headers.get('spacetime-identity')).to.equal(null);
       const named = await call('post', '{"text": "by name"}', { 'content-type': 'application/json', authorization: `Bearer ${a.token}` });
       expect(named.status).to.equal(200);
-      await until(() => a.conn.db.message.count() === 2n, 5000, 'messages from HTTP');
+      await until(() => a.conn.db.message.count() === 2n, 'messages from HTTP', 5000);
       expect([...a.conn.db.message.iter()].every((m) => m.owner.isEqual(a.identity))).to.equal(true);
       // Without a token the call runs as a fresh identity: A's filter hides its row from A.
       expect((await call('post', '["anonymous"]')).status).to.equal(200);

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { startDevServer, type DevServer } from '../../devserver/index.ts';
 import { HTTP_REFUSED_MESSAGE } from '../../devserver/host/procedures.ts';
 import type { DbConnection } from '../fixtures/timers_bindings/index.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { connectTimers, TIMERS_MODULE } from '../helpers/timers.ts';
 
 describe('dev server: procedures', () => {
@@ -35,8 +35,8 @@ describe('dev server: procedures', () => {
 
   it('commits each withTx transaction and sends it to every subscriber, the caller included', async () => {
     expect(await conn.procedures.addItems({ names: ['sword', 'shield'] })).to.equal(2);
-    await until(() => [...other.db.item.iter()].length === 2, 5000, 'items at the other client');
-    await until(() => [...conn.db.item.iter()].length === 2, 5000, 'items at the caller');
+    await until(() => [...other.db.item.iter()].length === 2, 'items at the other client', 5000);
+    await until(() => [...conn.db.item.iter()].length === 2, 'items at the caller', 5000);
     expect([...other.db.item.iter()].map((r) => r.name).sort()).to.deep.equal(['shield', 'sword']);
   });
 

@@ -12,7 +12,7 @@ import { BinaryReader, t, type Identity } from 'spacetimedb';
 import { startDevServer, type DevServer } from '../../devserver/index.ts';
 import { RowLevelSecurityError } from '../../devserver/rls.ts';
 import { RawClient } from '../helpers/rawClient.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { connectSecure, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
 
 const hex = (i: Identity) => i.toHexString();
@@ -64,12 +64,12 @@ describe('row-level security (client visibility filters)', function () {
     await b.conn.reducers.deleteMine({});
     // A's own call is answered after every earlier transaction's update to A.
     await a.conn.reducers.post({ text: 'a2' });
-    await until(() => aMessages.includes('a2'), 5000, "a's own message");
+    await until(() => aMessages.includes('a2'), "a's own message", 5000);
     expect(aMessages).to.deep.equal(['a2']);
     expect([...a.conn.db.account.iter()].map((r) => r.name)).to.deep.equal(['ann']);
     expect([...a.conn.db.message.iter()].every((r) => hex(r.owner) === hex(a.identity))).to.equal(true);
     // B saw its own delete, and nothing of A's.
-    await until(() => b.conn.db.message.count() === 0n, 5000, "b's messages deleted");
+    await until(() => b.conn.db.message.count() === 0n, "b's messages deleted", 5000);
     expect([...b.conn.db.account.iter()].map((r) => r.name)).to.deep.equal(['bobby']);
   });
 
@@ -103,12 +103,12 @@ describe('row-level security (client visibility filters)', function () {
     expect(rooms()).to.deep.equal(['a-room']);
     // Joining B's room makes it visible to A; leaving hides it again.
     await a.conn.reducers.join({ roomId: 2 });
-    await until(() => rooms().length === 2, 5000, 'b-room visible');
+    await until(() => rooms().length === 2, 'b-room visible', 5000);
     expect(rooms()).to.deep.equal(['a-room', 'b-room']);
     // Member rows stay filtered: A sees its own memberships only.
     expect([...a.conn.db.member.iter()].every((m) => hex(m.identity) === hex(a.identity))).to.equal(true);
     await a.conn.reducers.leave({ roomId: 2 });
-    await until(() => rooms().length === 1, 5000, 'b-room hidden');
+    await until(() => rooms().length === 1, 'b-room hidden', 5000);
     // B renaming nothing of A's: a new room for B alone never reaches A.
     await b.conn.reducers.createRoom({ id: 3, title: 'b-other' });
     await b.conn.reducers.join({ roomId: 3 });
@@ -127,7 +127,7 @@ describe('row-level security (client visibility filters)', function () {
     expect([...a.conn.db.message.iter()].map((r) => r.text)).to.deep.equal(['from a']);
     await b.conn.reducers.post({ text: 'from b again' });
     await a.conn.reducers.post({ text: 'from a again' });
-    await until(() => a.conn.db.message.count() === 2n, 5000, "a's second message");
+    await until(() => a.conn.db.message.count() === 2n, "a's second message", 5000);
     expect([...a.conn.db.message.iter()].map((r) => r.text).sort()).to.deep.equal(['from a', 'from a again']);
   });
 
@@ -143,7 +143,7 @@ describe('row-level security (client visibility filters)', function () {
     await a.conn.reducers.postNotice({ broadcast: true, text: 'a-public-2' });
     await a.conn.reducers.postNotice({ broadcast: false, text: 'a-private-2' });
     await b.conn.reducers.postNotice({ broadcast: false, text: 'b-private-2' });
-    await until(() => seen().length === 4, 5000, 'new notices');
+    await until(() => seen().length === 4, 'new notices', 5000);
     expect(seen()).to.deep.equal(['a-public', 'a-public-2', 'b-private', 'b-private-2']);
   });
 
@@ -159,7 +159,7 @@ describe('row-level security (client visibility filters)', function () {
     expect([...again.conn.db.message.iter()].map((r) => r.text)).to.deep.equal(['a1']);
     await b.conn.reducers.post({ text: 'b2' });
     await again.conn.reducers.post({ text: 'a2' });
-    await until(() => again.conn.db.message.count() === 2n, 5000, 'a2');
+    await until(() => again.conn.db.message.count() === 2n, 'a2', 5000);
     expect([...again.conn.db.message.iter()].map((r) => r.text).sort()).to.deep.equal(['a1', 'a2']);
   });
 

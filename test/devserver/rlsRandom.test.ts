@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { mulberry32 } from '../chaos/prng.ts';
 import type { DevServer } from '../../devserver/index.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { connectSecure, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
 
 const QUERIES = [
@@ -88,7 +88,7 @@ describe('row-level security and views under a random workload', function () {
         const fresh = await connectSecure(server, c.token);
         try {
           await subscribeSecure(fresh, QUERIES);
-          await until(() => JSON.stringify(snapshot(c)) === JSON.stringify(snapshot(fresh)), 2000, `client ${clients.indexOf(c)} after batch ${batch}`).catch(() => {
+          await until(() => JSON.stringify(snapshot(c)) === JSON.stringify(snapshot(fresh)), `client ${clients.indexOf(c)} after batch ${batch}`, 2000).catch(() => {
             expect(snapshot(c), `client ${clients.indexOf(c)} after batch ${batch}`).to.deep.equal(snapshot(fresh));
           });
           // Nobody holds another's messages or memberships.

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startDevServer, type DevServer } from '../../devserver/index.ts';
 import { ManualClock } from '../../devserver/host/scheduler.ts';
 import type { DbConnection } from '../fixtures/timers_bindings/index.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { connectTimers, TIMERS_MODULE } from '../helpers/timers.ts';
 
 /** Rows of `table` on the server (committed state, read synchronously). */
@@ -49,7 +49,7 @@ describe('dev server: scheduled tables', () => {
     expect(rows.map((r) => r.at.microsSinceUnixEpoch - start)).to.deep.equal([1_000_000n, 2_000_000n, 3_000_000n, 4_000_000n]);
     for (const r of rows) expect(r.sender.isEqual(server.module.databaseIdentity)).to.equal(true);
     // The client sees the scheduled reducers' rows arrive.
-    await until(() => [...conn.db.fired.iter()].length === 4, 5000, 'four fired rows on the client');
+    await until(() => [...conn.db.fired.iter()].length === 4, 'four fired rows on the client', 5000);
     expect([...conn.db.fired.iter()].every((r) => r.sender.isEqual(server.module.databaseIdentity))).to.equal(true);
 
     await conn.reducers.stopTick({ label: 'loop' });
@@ -60,7 +60,7 @@ describe('dev server: scheduled tables', () => {
   it('runs a one-shot row once at its time and deletes it; a failing reducer still consumes it', async () => {
     await conn.reducers.setAlarm({ label: 'once', inMs: 500n });
     await conn.reducers.setAlarm({ label: 'fail', inMs: 700n });
-    await until(() => [...conn.db.alarm.iter()].length === 2, 5000, 'two alarm rows on the client');
+    await until(() => [...conn.db.alarm.iter()].length === 2, 'two alarm rows on the client', 5000);
     clock.advance(499);
     expect(firedLabels(server)).to.deep.equal([]);
     clock.advance(1);
@@ -70,7 +70,7 @@ describe('dev server: scheduled tables', () => {
     // The failing reducer's insert was rolled back; its row was deleted anyway.
     expect(firedLabels(server)).to.deep.equal(['once']);
     expect(serverRows(server, 'alarm')).to.deep.equal([]);
-    await until(() => [...conn.db.alarm.iter()].length === 0, 5000, 'alarm rows gone on the client');
+    await until(() => [...conn.db.alarm.iter()].length === 0, 'alarm rows gone on the client', 5000);
     clock.advance(10_000);
     expect(firedLabels(server)).to.deep.equal(['once']);
   });
@@ -95,7 +95,7 @@ describe('dev server: scheduled tables', () => {
     expect(firedLabels(server)).to.deep.equal(['job:nightly']);
     expect(serverRows(server, 'job')).to.deep.equal([]);
     expect(serverRows(server, 'fired')[0].sender.isEqual(server.module.databaseIdentity)).to.equal(true);
-    await until(() => [...conn.db.fired.iter()].some((r) => r.label === 'job:nightly'), 5000, 'the procedure row on the client');
+    await until(() => [...conn.db.fired.iter()].some((r) => r.label === 'job:nightly'), 'the procedure row on the client', 5000);
   });
 
   it('keeps running after a module reload (--watch), armed on the new version', async () => {

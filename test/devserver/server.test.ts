@@ -4,7 +4,8 @@
  */
 import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
-import { connect, startBasicServer, until, v2OnlyWebSocket, type Connected } from '../helpers/sdk.ts';
+import { connect, startBasicServer, v2OnlyWebSocket, type Connected } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { RawClient } from '../helpers/rawClient.ts';
 import { V2_PROTOCOL, V3_PROTOCOL } from '../../devserver/protocol/framing.ts';
 import { BinaryWriter } from 'spacetimedb';
@@ -87,9 +88,9 @@ describe('dev server with the unmodified SDK', function () {
       const other = await connect(server);
       const id = other.identity.toHexString();
       const row = () => [...watcher.conn.db.connections.iter()].find((r) => r.identity.toHexString() === id);
-      await until(() => row()?.connected === true, 5000, 'connected row');
+      await until(() => row()?.connected === true, 'connected row', 5000);
       other.conn.disconnect();
-      await until(() => row()?.connected === false, 5000, 'disconnected row');
+      await until(() => row()?.connected === false, 'disconnected row', 5000);
     });
   });
 
@@ -117,7 +118,7 @@ describe('dev server with the unmodified SDK', function () {
       await a.conn.reducers.renamePerson({ id: bob.id, name: 'bobby' });
       await a.conn.reducers.deletePerson({ id: bob.id });
       expect(callerEvents).to.deep.equal(['insert ann', 'insert bob', 'update bob->bobby', 'delete bobby']);
-      await until(() => events.length === 4, 5000, 'updates at the other client');
+      await until(() => events.length === 4, 'updates at the other client', 5000);
       expect(events).to.deep.equal(['insert ann', 'insert bob', 'update bob->bobby', 'delete bobby']);
     });
 
@@ -143,10 +144,10 @@ describe('dev server with the unmodified SDK', function () {
       const adults = await subscribe(a, ['SELECT * FROM person WHERE age > 18', 'SELECT * FROM person WHERE name = \'ann\'']);
       expect(a.conn.db.person.count()).to.equal(3n);
       all.unsubscribe();
-      await until(() => a.conn.db.person.count() === 2n, 5000, 'bob to leave the cache');
+      await until(() => a.conn.db.person.count() === 2n, 'bob to leave the cache', 5000);
       expect(deleted).to.deep.equal(['bob']);
       adults.unsubscribe();
-      await until(() => a.conn.db.person.count() === 0n, 5000, 'cache to empty');
+      await until(() => a.conn.db.person.count() === 0n, 'cache to empty', 5000);
       expect(deleted.sort()).to.deep.equal(['ann', 'bob', 'cy']);
     });
 
@@ -182,7 +183,7 @@ describe('dev server with the unmodified SDK', function () {
       await a.conn.reducers.deletePerson({ id: ids.get('kid')! });
       await a.conn.reducers.addPerson({ name: 'kid', age: 8 });
       await a.conn.reducers.addNote({ personId: ids.get('ann')!, body: 'second adult note' });
-      await until(() => b.conn.db.note.count() === 2n, 5000, 'second adult note');
+      await until(() => b.conn.db.note.count() === 2n, 'second adult note', 5000);
       expect([...b.conn.db.note.iter()].map((n) => n.body).sort()).to.deep.equal(['adult note', 'second adult note']);
     });
 
@@ -231,7 +232,7 @@ describe('dev server with the unmodified SDK', function () {
       const b = await client({ wsFn: v2OnlyWebSocket, compression: 'gzip' });
       await subscribe(b, ['SELECT * FROM person']);
       await a.conn.reducers.addPerson({ name: 'v2', age: 2 });
-      await until(() => b.conn.db.person.count() === 1n, 5000, 'v2 update');
+      await until(() => b.conn.db.person.count() === 1n, 'v2 update', 5000);
       const raw = await RawClient.open(server, { protocols: [V2_PROTOCOL] });
       expect(raw.protocol).to.equal(V2_PROTOCOL);
       raw.close();

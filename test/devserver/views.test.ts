@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
 import { accessFor } from '../../devserver/subscriptions.ts';
 import { RawClient } from '../helpers/rawClient.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 import { connectSecure, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
 
 describe('views', function () {
@@ -41,7 +41,7 @@ describe('views', function () {
     const views = accessFor(server.module, undefined).views;
     const runs = views.runs;
     await a.conn.reducers.setName({ name: 'anna' });
-    await until(() => name(a)[0] === 'anna', 5000, 'renamed view row');
+    await until(() => name(a)[0] === 'anna', 'renamed view row', 5000);
     expect(views.runs).to.equal(runs + 1);
     expect(name(a)).to.deep.equal(['anna']);
     // B's own call is answered after any update the rename caused for B: none reached it.
@@ -54,12 +54,12 @@ describe('views', function () {
     await subscribeSecure(a, ['SELECT * FROM my_account', 'SELECT * FROM my_messages']);
     expect(a.conn.db.myAccount.count()).to.equal(0n);
     await a.conn.reducers.setName({ name: 'late' });
-    await until(() => a.conn.db.myAccount.count() === 1n, 5000, 'view row');
+    await until(() => a.conn.db.myAccount.count() === 1n, 'view row', 5000);
     await a.conn.reducers.post({ text: 'one' });
     await a.conn.reducers.post({ text: 'two' });
-    await until(() => a.conn.db.myMessages.count() === 2n, 5000, 'two messages');
+    await until(() => a.conn.db.myMessages.count() === 2n, 'two messages', 5000);
     await a.conn.reducers.deleteMine({});
-    await until(() => a.conn.db.myMessages.count() === 0n, 5000, 'messages gone');
+    await until(() => a.conn.db.myMessages.count() === 0n, 'messages gone', 5000);
   });
 
   it('serves an anonymous view to everyone and recomputes it when anyone changes what it reads', async () => {
@@ -71,9 +71,9 @@ describe('views', function () {
     expect(totals(a)).to.deep.equal([[0n, 0n]]);
     await b.conn.reducers.setName({ name: 'bob' });
     await b.conn.reducers.post({ text: 'hi' });
-    await until(() => totals(a)[0]?.[1] === 1n, 5000, 'totals in a');
+    await until(() => totals(a)[0]?.[1] === 1n, 'totals in a', 5000);
     expect(totals(a)).to.deep.equal([[1n, 1n]]);
-    await until(() => totals(b)[0]?.[1] === 1n, 5000, 'totals in b');
+    await until(() => totals(b)[0]?.[1] === 1n, 'totals in b', 5000);
     // Creating a room touches no table the view reads: the view is not run again.
     const views = accessFor(server.module, undefined).views;
     const runs = views.runs;
@@ -93,7 +93,7 @@ describe('views', function () {
     expect(a.conn.db.room.count()).to.equal(0n);
     expect([...a.conn.db.allRooms.iter()].map((r) => r.title)).to.deep.equal(['b-room']);
     await b.conn.reducers.createRoom({ id: 2, title: 'b-room-2' });
-    await until(() => a.conn.db.allRooms.count() === 2n, 5000, 'second room in the view');
+    await until(() => a.conn.db.allRooms.count() === 2n, 'second room in the view', 5000);
   });
 
   it('filters view rows with WHERE and answers one-off queries on views', async () => {

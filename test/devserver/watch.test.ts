@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { generateBindings, writeBindings } from '../../devserver/codegen/index.ts';
 import { startDevServer, type DevServer } from '../../devserver/server.ts';
 import type { ReloadEvent } from '../../devserver/watch.ts';
-import { until } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -88,7 +88,7 @@ describe('devserver --watch', function () {
     conn.db.item.onInsert((_: unknown, r: Row) => state.rows.set(r.id, r));
     conn.db.item.onUpdate((_: unknown, _o: Row, r: Row) => state.rows.set(r.id, r));
     conn.subscriptionBuilder().onApplied(() => (state.applied = true)).subscribe('SELECT * FROM item');
-    await until(() => state.applied, 5000, 'subscription applied');
+    await until(() => state.applied, 'subscription applied', 5000);
     return { conn, state };
   }
 
@@ -112,7 +112,7 @@ describe('devserver --watch', function () {
     const v1 = await client('v1');
     await v1.conn.reducers.add({ id: 1, name: 'apple' });
     await v1.conn.reducers.add({ id: 2, name: 'pear' });
-    await until(() => v1.state.rows.size === 2, 5000, 'v1 rows');
+    await until(() => v1.state.rows.size === 2, 'v1 rows', 5000);
 
     const event = await afterEdit(() => writeFileSync(modulePath, V2));
     expect(event.status, JSON.stringify(event)).to.equal('reloaded');
@@ -120,7 +120,7 @@ describe('devserver --watch', function () {
     expect(steps).to.include('add table audit');
     expect(steps).to.include('add column qty to table item (default value for existing rows)');
     expect(steps).to.include('add reducer restock');
-    await until(() => v1.state.disconnected, 5000, 'the v1 client to be disconnected');
+    await until(() => v1.state.disconnected, 'the v1 client to be disconnected', 5000);
 
     const v2 = await client('v2');
     expect([...v2.state.rows.values()].sort((a, b) => a.id - b.id)).to.deep.equal([
@@ -129,7 +129,7 @@ describe('devserver --watch', function () {
     ]);
     await v2.conn.reducers.restock({ id: 2, qty: 40 });
     await v2.conn.reducers.add({ id: 3, name: 'fig' });
-    await until(() => v2.state.rows.get(2)?.qty === 40 && v2.state.rows.get(3)?.qty === 1, 5000, 'v2 writes');
+    await until(() => v2.state.rows.get(2)?.qty === 40 && v2.state.rows.get(3)?.qty === 1, 'v2 writes', 5000);
   });
 
   it('reloads when a file the module imports changes', async () => {
@@ -137,7 +137,7 @@ describe('devserver --watch', function () {
     expect(event).to.deep.equal({ status: 'reloaded', steps: [] });
     const c = await client('label');
     await c.conn.reducers.add({ id: 4, name: 'kiwi' });
-    await until(() => c.state.rows.get(4)?.name === 'v2:kiwi', 5000, 'the new label');
+    await until(() => c.state.rows.get(4)?.name === 'v2:kiwi', 'the new label', 5000);
     expect(c.state.rows.get(1)).to.deep.equal({ id: 1, name: 'v1:apple', qty: 7 });
   });
 

@@ -50,15 +50,6 @@ export function connect(
   });
 }
 
-/** Resolve when `predicate()` holds, checking after every macrotask; reject after `ms`. */
-export async function until(predicate: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /**
  * A `withWSFn` factory that offers only the v2 subprotocol (the SDK offers v3
  * first), so the unmodified SDK can be tested against the server's v2 path.

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { asyncScheduler, Subject } from 'rxjs';
-import { TestScheduler } from 'rxjs/testing';
 import { heartbeat, HeartbeatTimeoutError } from '../../operators/index.ts';
 import { errorAsValue, newScheduler } from './marbles.ts';
 
@@ -64,7 +63,7 @@ describe('heartbeat', () => {
 
   describe('adaptive deadline', () => {
     it('follows RFC 6298: srtt + 4·rttvar, updated with gains 1/8 and 1/4, within [timeout, maxTimeout]', () => {
-      const scheduler = new TestScheduler(() => {});
+      const scheduler = newScheduler();
       const wire = new Subject<string>();
       const seen: any[] = [];
       wire.pipe(heartbeat({ interval: 1000, timeout: 50, maxTimeout: 500, probe: () => {}, isRequest: isOut, scheduler })).subscribe((e) => seen.push(e));
@@ -83,7 +82,7 @@ describe('heartbeat', () => {
     });
 
     it('never goes below timeout nor above maxTimeout', () => {
-      const scheduler = new TestScheduler(() => {});
+      const scheduler = newScheduler();
       const wire = new Subject<string>();
       const seen: any[] = [];
       wire.pipe(heartbeat({ interval: 10_000, timeout: 40, maxTimeout: 100, probe: () => {}, isRequest: isOut, scheduler })).subscribe({ next: (e) => seen.push(e), error: (e) => seen.push({ type: e.name, at: scheduler.now() }) });
@@ -204,7 +203,7 @@ describe('heartbeat', () => {
 
   describe('scheduler', () => {
     it('times the silence and measures with the given scheduler', () => {
-      const scheduler = new TestScheduler(() => {});
+      const scheduler = newScheduler();
       const activity = new Subject<void>();
       const seen: unknown[] = [];
       activity.pipe(heartbeat({ interval: 10, timeout: 5, probe: () => {}, scheduler })).subscribe({ next: (m) => seen.push(m.type), error: (e) => seen.push(e.name) });

@@ -9,6 +9,7 @@ import { createSpectator, type Spectator, type SpectatorOptions } from '../../sr
 import { DbConnection } from '../../demo/arena/bindings/index.ts';
 import { streams as arenaStreams } from '../../demo/arena/streams.ts';
 import { testClientOptions } from '../helpers/syncClient.ts';
+import { tcpWebSocket } from '../helpers/tcp.ts';
 import { arenaClient, serverRows, startArena, type ArenaClient } from '../client/arena.ts';
 
 export { startArena, arenaClient, serverRows, type ArenaClient };
@@ -66,6 +67,8 @@ export function keysOf(rows: ReadonlyMap<unknown, unknown>): bigint[] {
 /** A raw spectator socket: sends what the test says, records every message and the close. */
 export interface RawSpectator {
   readonly ws: WebSocket;
+  /** Its TCP connection, to stop reading (`pause()`) and resume. */
+  readonly tcp: import('node:net').Socket;
   readonly messages: any[];
   /** Resolves with the `n`-th message (1-based) matching `predicate`. */
   message(predicate?: (m: any) => boolean, ms?: number): Promise<any>;
@@ -74,7 +77,7 @@ export interface RawSpectator {
 }
 
 export async function rawSpectator(relay: Relay | string, watch?: Record<string, unknown>, options: { perMessageDeflate?: boolean } = {}): Promise<RawSpectator> {
-  const ws = new WebSocket(typeof relay === 'string' ? relay : relay.wsUrl, { perMessageDeflate: options.perMessageDeflate ?? true });
+  const { ws, tcp } = tcpWebSocket(typeof relay === 'string' ? relay : relay.wsUrl, undefined, { perMessageDeflate: options.perMessageDeflate ?? true });
   const messages: any[] = [];
   const waiters: { predicate: (m: any) => boolean; resolve: (m: any) => void; seen: number }[] = [];
   ws.on('message', (data) => {
@@ -96,6 +99,7 @@ export async function rawSpectator(relay: Relay | string, watch?: Record<string,
   if (watch) send({ t: 'watch', ...watch });
   return {
     ws,
+    tcp,
     messages,
     closed,
     send,

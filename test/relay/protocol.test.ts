@@ -4,6 +4,7 @@ import type { DevServer } from '../../devserver/index.ts';
 import { Timestamp } from 'spacetimedb';
 import type { Relay } from '../../relay/index.ts';
 import { tables } from '../../demo/arena/bindings/index.ts';
+import { until } from '../helpers/until.ts';
 import { arenaClient, createMatch, rawSpectator, serverRows, serverStream, startArena, startRelay, type ArenaClient } from './helpers.ts';
 
 describe('relay protocol (dev server, raw WebSocket spectators)', () => {
@@ -183,7 +184,7 @@ describe('relay protocol (dev server, raw WebSocket spectators)', () => {
     expect(await c.closed).to.deep.equal({ code: 1013, reason: 'relay full (2 spectators)' });
     a.ws.close();
     await a.closed;
-    await waitFor(() => relay!.stats().spectators === 1);
+    await until(() => relay!.stats().spectators === 1, 'the relay to count the spectator');
     const silent = await rawSpectator(relay);
     expect(await silent.closed).to.deep.equal({ code: 4408, reason: 'no watch message in time' });
     b.ws.close();
@@ -212,10 +213,3 @@ describe('relay protocol (dev server, raw WebSocket spectators)', () => {
   });
 });
 
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setImmediate(r));
-  }
-}

@@ -5,6 +5,7 @@ import type { DevServer } from '../../devserver/index.ts';
 import { createRelay, type Relay } from '../../relay/index.ts';
 import { SpectatorRefusedError, SpectatorUnknownTableError, type Spectator, type SpectatorStatus } from '../../src/index.ts';
 import { arenaClient, createMatch, next, rawSpectator, spectate, startArena, startBalancer, startRelay, type ArenaClient } from './helpers.ts';
+import { until } from '../helpers/until.ts';
 
 describe('spectator client (dev server, relay, real sockets)', () => {
   let server: DevServer;
@@ -135,7 +136,7 @@ describe('relay: slow spectators (scripted upstream, real sockets)', () => {
     const fast = await rawSpectator(relay, { stream: 'big' }, { perMessageDeflate: false });
     await slow.message((m) => m.t === 'snapshot');
     await fast.message((m) => m.t === 'snapshot');
-    (slow.ws as any)._socket.pause();
+    slow.tcp.pause();
     let i = 0;
     const patches = (n: number) => fast.message(() => fast.messages.filter((m) => m.t === 'patch').length >= n);
     const push = async () => {
@@ -156,7 +157,7 @@ describe('relay: slow spectators (scripted upstream, real sockets)', () => {
       // Only the fast spectator got the five: the slow one's buffer did not grow.
       const perPatch = fast.messages.at(-1) && JSON.stringify(fast.messages.at(-1)).length;
       expect(relay.stats().bytesSent - sentWhenLagging).to.be.lessThan(6 * perPatch);
-      (slow.ws as any)._socket.resume();
+      slow.tcp.resume();
       const head = relay.version('big');
       const last = await slow.message((m) => m.version === head, 10_000);
       // Everything it missed came as one patch folding the transactions, or as one snapshot (the fold would exceed the budget here).
@@ -174,10 +175,10 @@ describe('relay: slow spectators (scripted upstream, real sockets)', () => {
     const { relay, slow, fast, push } = await setup(200);
     try {
       // Cut within maxLagMs plus the close grace.
-      while (relay.stats().spectators > 1) await new Promise((r) => setTimeout(r, 50));
+      await until(() => relay.stats().spectators <= 1, 'the lagging spectator to be cut', 10_000);
       expect(relay.stats().lagging).to.equal(0);
       await push();
-      (slow.ws as any)._socket.resume();
+      slow.tcp.resume();
       const closed = await slow.closed;
       expect(closed.code).to.be.oneOf([4409, 1006]);
       fast.ws.close();

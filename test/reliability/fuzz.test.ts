@@ -27,7 +27,8 @@ import type { DevServer } from '../../devserver/index.ts';
 import { decodeClientFrame, encodeClientFrame, V2_PROTOCOL, V3_PROTOCOL, type WsProtocol } from '../../devserver/protocol/framing.ts';
 import { ProtocolDecodeError, type ClientMessage, type ServerMessage } from '../../devserver/protocol/messages.ts';
 import { RawClient } from '../helpers/rawClient.ts';
-import { Sentinel, startBasicServer, until, Watch } from './harness.ts';
+import { Sentinel, startBasicServer, Watch } from './harness.ts';
+import { until } from '../helpers/until.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_509);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
@@ -278,6 +279,6 @@ describe('reliability: fuzzing client messages', function () {
     expect(closedBad, 'some runs ended with a bad frame').to.be.greaterThan(RUNS / 10);
     await sentinel.check();
     watch.expectClean('at the end');
-    await until(() => server.stats().connections === 1, 5000, 'every fuzz socket to be gone, only the sentinel left');
+    await until(() => server.stats().connections === 1, 'every fuzz socket to be gone, only the sentinel left', 5000);
   });
 });

@@ -9,7 +9,8 @@ import net from 'node:net';
 import { expect } from 'chai';
 import type { DevServer } from '../../devserver/index.ts';
 import type { HostLogger, LogLevel } from '../../devserver/index.ts';
-import { connect, startBasicServer, until, type Connected } from '../helpers/sdk.ts';
+import { connect, startBasicServer, type Connected } from '../helpers/sdk.ts';
+import { until } from '../helpers/until.ts';
 
 export interface LogLine {
   level: LogLevel;
@@ -124,7 +125,7 @@ export class Sentinel {
     try {
       const theirs = `other-${round}`;
       await other.conn.reducers.addPerson({ name: theirs, age: round });
-      await until(() => this.names().includes(theirs), 5000, 'an update for the sentinel');
+      await until(() => this.names().includes(theirs), 'an update for the sentinel', 5000);
     } finally {
       other.conn.disconnect();
     }
@@ -135,4 +136,4 @@ export class Sentinel {
   }
 }
 
-export { startBasicServer, connect, until };
+export { startBasicServer, connect };

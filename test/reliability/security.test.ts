@@ -11,7 +11,9 @@ import { isLoopback } from '../../devserver/http/request.ts';
 import { TokenAuthority } from '../../devserver/auth.ts';
 import { V3_PROTOCOL } from '../../devserver/protocol/framing.ts';
 import { RawClient } from '../helpers/rawClient.ts';
-import { connect, rawHttp, startBasicServer, until, upgradeRequest, Watch } from './harness.ts';
+import { connect, rawHttp, startBasicServer, upgradeRequest, Watch } from './harness.ts';
+import { tcpWebSocket } from '../helpers/tcp.ts';
+import { until } from '../helpers/until.ts';
 
 const JWT_LIKE = /eyJ[A-Za-z0-9_-]{8,}/;
 
@@ -79,7 +81,7 @@ describe('reliability: security', function () {
     texts.push((await raw.closed()).reason);
     a.conn.disconnect();
     anon.conn.disconnect();
-    await until(() => s.stats().connections === 0, 5000, 'disconnects');
+    await until(() => s.stats().connections === 0, 'disconnects', 5000);
 
     const lines = watch.lines.map((l) => `[${l.level}] ${l.message}`);
     expect(lines.some((l) => /client connected/.test(l)), 'the session was logged at debug level').to.equal(true);
@@ -161,10 +163,10 @@ describe('reliability: security', function () {
       const { s } = await start({ maxSendQueueBytes: 64 * 1024 });
       const writer = await connect(s);
       for (let i = 0; i < 20; i++) await writer.conn.reducers.addPerson({ name: `${'p'.repeat(3000)}${i}`, age: i });
-      const reader = new WebSocket(url(s), [V3_PROTOCOL]);
+      const { ws: reader, tcp } = tcpWebSocket(url(s), [V3_PROTOCOL]);
       await new Promise((r) => reader.once('open', r));
       const closed = new Promise<void>((r) => reader.once('close', () => r()));
-      (reader as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      tcp.pause();
       const sub = (id: number) => {
         const q = 'SELECT * FROM person';
         const b = Buffer.alloc(17 + q.length);
@@ -177,8 +179,8 @@ describe('reliability: security', function () {
         return b;
       };
       for (let i = 1; i <= 200; i++) reader.send(sub(i));
-      await until(() => s.stats().limitCloses > 0, 10_000, 'the reader that never reads to be cut off');
-      (reader as unknown as { _socket: import('node:net').Socket })._socket.resume();
+      await until(() => s.stats().limitCloses > 0, 'the reader that never reads to be cut off', 10_000);
+      tcp.resume();
       await closed;
       await writer.conn.reducers.addPerson({ name: 'writer unaffected', age: 1 });
       writer.conn.disconnect();
@@ -222,7 +224,7 @@ describe('reliability: security', function () {
       // Each answer is ~40 KB; under latency they wait in the server, past the limit after two.
       for (let i = 1; i <= 50; i++) r.send({ tag: 'OneOffQuery', value: { requestId: i, queryString: 'SELECT * FROM person' } });
       try {
-        await until(() => s.stats().limitCloses > 0, 10_000, 'the client owed too much to be cut off');
+        await until(() => s.stats().limitCloses > 0, 'the client owed too much to be cut off', 10_000);
       } finally {
         clearInterval(sample);
       }

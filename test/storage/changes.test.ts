@@ -6,17 +6,14 @@
 import { expect } from 'chai';
 import { MemoryStore } from '../../storage/store.ts';
 import type { OutboxRecord } from '../../storage/db.ts';
+import { until } from '../helpers/until.ts';
 import { ALICE, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Resolves once `cond()` holds (checked every millisecond); fails after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await wait(1);
-  }
-}
+// Dexie fires its change event for every handle in this process at once,
+// synchronously, when a write transaction commits. So once one handle has
+// heard a write, every other handle has been told about that same write:
+// that moment, not a pause, is when "the others did not count it" can be
+// checked.
 
 describe('storage: outbox change signal and in-memory insert cost', () => {
   it('changes$ fires after each committed write, also for a second handle on the same database (another tab)', async () => {
@@ -28,16 +25,25 @@ describe('storage: outbox change signal and in-memory insert cost', () => {
     try {
       let seenA = 0;
       let seenB = 0;
-      const subs = [a.outbox.changes$.subscribe(() => seenA++), b.outbox.changes$.subscribe(() => seenB++)];
-      await wait(10);
-      expect(seenA, 'nothing on subscribe').to.equal(0);
+      let seenC = 0;
+      const subs = [
+        a.outbox.changes$.subscribe(() => seenA++),
+        b.outbox.changes$.subscribe(() => seenB++),
+        c.outbox.changes$.subscribe(() => seenC++),
+      ];
+      expect([seenA, seenB, seenC], 'nothing on subscribe').to.deep.equal([0, 0, 0]);
+      // A write to another database: c hears it, a and b (told in the same
+      // dispatch) must not count it, and have still heard nothing at all.
+      await c.outbox.enqueue('send_chat', { text: 'elsewhere' });
+      await until(() => seenC > 0, 'the other database to hear its own write');
+      expect([seenA, seenB], 'not a change of ours, and nothing since subscribing').to.deep.equal([0, 0]);
       await a.outbox.setIdentity(ALICE);
       const { entry } = await a.outbox.enqueue('send_chat', { text: 'hi' });
       await until(() => seenA > 0, 'the writing handle to hear its change');
       await until(() => seenB > 0, 'the other handle to hear it too');
-      const [beforeA, beforeB] = [seenA, seenB];
-      await c.outbox.enqueue('send_chat', { text: 'elsewhere' });
-      await wait(10);
+      const [beforeA, beforeB, beforeC] = [seenA, seenB, seenC];
+      await c.outbox.enqueue('send_chat', { text: 'elsewhere again' });
+      await until(() => seenC > beforeC, 'the other database to hear its second write');
       expect([seenA, seenB]).to.deep.equal([beforeA, beforeB]);
       await b.outbox.markConfirmed([entry.id]);
       await until(() => seenA > beforeA, "the first handle to hear the second's write");
@@ -123,11 +129,14 @@ describe('storage: outbox change signal and in-memory insert cost', () => {
 
   it('inserts requested together share one transaction and keep the per-call results: order, supersede, duplicate ids', async () => {
     const s = await open({ lease: 'none' });
+    const probe = await open({ lease: 'none' });
     try {
       await s.outbox.setIdentity(ALICE);
       const first = await s.outbox.enqueue('send_chat', { text: 'stored' }, { supersedeKey: 'k' });
       let signals = 0;
       const sub = s.outbox.changes$.subscribe(() => signals++);
+      let probeSignals = 0;
+      const probeSub = probe.outbox.changes$.subscribe(() => probeSignals++);
       const results = await Promise.allSettled([
         s.outbox.enqueue('send_chat', { text: 'a' }, { supersedeKey: 'k', id: 'a' }),
         s.outbox.enqueue('send_chat', { text: 'b' }, { id: 'b' }),
@@ -135,8 +144,12 @@ describe('storage: outbox change signal and in-memory insert cost', () => {
         s.outbox.enqueue('send_chat', { text: 'dup' }, { id: 'b' }),
         s.outbox.enqueue('send_chat', { text: 'd' }, { supersedeKey: 'other', id: 'd' }),
       ]);
-      await wait(10);
+      // Every commit of the five inserts has been signalled once a later
+      // write (to another database) has been.
+      await probe.outbox.enqueue('send_chat', { text: 'probe' });
+      await until(() => probeSignals > 0, 'the probe write to be signalled');
       sub.unsubscribe();
+      probeSub.unsubscribe();
       const [a, b, c, dup, d] = results;
       expect(a.status === 'fulfilled' && a.value.superseded.map((e) => e.id)).to.deep.equal([first.entry.id]);
       expect(c.status === 'fulfilled' && c.value.superseded.map((e) => e.id)).to.deep.equal(['a']);
@@ -150,6 +163,7 @@ describe('storage: outbox change signal and in-memory insert cost', () => {
       expect(next.entry.seq).to.be.greaterThan(all.at(-1)!.seq);
     } finally {
       await s.close();
+      await probe.close();
     }
   });
 });

@@ -11,7 +11,8 @@ import {
 } from '../../storage/errors.ts';
 import type { StorageMode } from '../../storage/store.ts';
 import type { StoreLease } from '../../storage/lease.ts';
-import { ALICE, FakeTime, freshIndexedDB, open, settle, uniqueServer } from './helpers.ts';
+import { until } from '../helpers/until.ts';
+import { ALICE, FakeTime, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
 /** DBCore middleware that fails every write to `table` with the browser's QuotaExceededError while `quota.full`. */
 function quotaMiddleware(quota: { full: boolean }, table: string) {
@@ -148,7 +149,7 @@ describe('storage/failures', () => {
     const time = new FakeTime();
     const errors: StorageError[] = [];
     const opening = open({ ...idb, server, time, openTimeoutMs: 5_000, onError: e => errors.push(e) });
-    for (let i = 0; i < 200 && errors.length === 0; i++) await settle();
+    await until(() => errors.length > 0, 'the blocked upgrade to be reported');
     expect(errors.map(e => e.code)).to.deep.equal(['upgrade-blocked']);
     time.advance(5_000);
     const s = await opening;

@@ -1,10 +1,15 @@
 import { expect } from 'chai';
 import { StoreLease, WebLocksLease, type LockManagerLike } from '../../storage/lease.ts';
+import { until } from '../helpers/until.ts';
 import { ALICE, FakeTime, freshIndexedDB, open, settle, uniqueServer } from './helpers.ts';
 
-/** Let async lease attempts started by fired timers finish. */
-async function drain(): Promise<void> {
-  for (let i = 0; i < 50; i++) await settle();
+/**
+ * Wait until every running lease has finished its attempt: each attempt ends
+ * by arming its next timer (renew or retry) on the fake clock, so `n` armed
+ * timers mean the `n` running leases are all between attempts.
+ */
+function attemptsDone(time: FakeTime, n: number): Promise<boolean> {
+  return until(() => time.pending === n, () => `${n} lease attempt(s) to finish (timers armed: ${time.pending})`);
 }
 
 describe('storage/drain lease', () => {
@@ -66,19 +71,20 @@ describe('storage/drain lease', () => {
         const heldA: boolean[] = [];
         leaseA.held$.subscribe(h => heldA.push(h));
         leaseA.start();
-        await drain();
+        await attemptsDone(time, 1);
         leaseB.start();
-        await drain();
+        await attemptsDone(time, 2);
         expect([leaseA.held, leaseB.held]).to.deep.equal([true, false]);
         for (let i = 0; i < 10; i++) {
           time.advance(3_000); // renew every ttl/3
-          await drain();
+          await attemptsDone(time, 2);
         }
         expect([leaseA.held, leaseB.held]).to.deep.equal([true, false]);
 
         await leaseA.stop();
+        expect(time.pending, "A's renewal is cancelled").to.equal(1);
         time.advance(4_500); // B's next retry (ttl/2)
-        await drain();
+        await attemptsDone(time, 1);
         expect([leaseA.held, leaseB.held]).to.deep.equal([false, true]);
         expect(heldA).to.deep.equal([false, true, false]);
       } finally {

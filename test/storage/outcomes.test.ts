@@ -10,17 +10,10 @@ import { Calls, type CallOutcome, type DurableSide } from '../../streams/calls.t
 import { OutcomeUnknownError, ReducerRejectedError } from '../../streams/errors.ts';
 import type { Outbox } from '../../storage/outbox.ts';
 import type { Storage } from '../../storage/openStorage.ts';
-import { ALICE, FakeTime, freshIndexedDB, open, settle, uniqueServer } from './helpers.ts';
+import { until } from '../helpers/until.ts';
+import { ALICE, FakeTime, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
 const side = (outbox: Outbox): DurableSide => ({ outbox, canonical: (a) => (a === 'sendChat' ? 'send_chat' : a), accessor: (c) => (c === 'send_chat' ? 'sendChat' : c) });
-
-async function until(predicate: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (await predicate()) return;
-    await settle();
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 for (const mode of ['durable', 'memory'] as const) {
   describe(`outbox outcome records (${mode} store)`, () => {
