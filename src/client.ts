@@ -217,8 +217,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
   const onEvent = (e: LifecycleEvent) => {
     // Errors get their player-facing text before the status shows them.
     if (e.type === 'lost' || e.type === 'failed' || e.type === 'offline') reporter.present(e.error);
-    if (e.type === 'synced') downstream.shown$.next(true);
     events.next(e);
+    // After the status went live: rows shown while live are not stale, so this changes nothing the game sees.
+    if (e.type === 'synced') downstream.shown$.next(true);
     const online = statusSubject.value.state === 'live';
     durable?.storage?.outbox.setOnline(online);
     upstream.online = online;

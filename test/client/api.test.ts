@@ -58,6 +58,17 @@ describe('client API against the dev server', function () {
     expect(c.identity!.toHexString()).to.equal(id.toHexString());
   });
 
+  it('status$ from start to live: connecting → syncing → live, once each, never stale (nothing was shown before), then closed (stale: its rows are no longer followed)', async () => {
+    const c = client();
+    const seen: string[] = [];
+    const sub = c.status$.subscribe((s) => seen.push(`${s.state}${s.stale ? '/stale' : ''}`));
+    await live(c);
+    await c.close();
+    sub.unsubscribe();
+    // Closed: the rows last shown are kept but no longer followed, so they read as stale.
+    expect(seen).to.deep.equal(['connecting', 'syncing', 'live', 'closed/stale']);
+  });
+
   it('call() takes the module\'s reducer name as well as the accessor; policies take either', async () => {
     const profile = freshProfile();
     const storage = await openArenaStorage(profile, { reducers: { sendChat: { priority: 'high' } } });
