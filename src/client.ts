@@ -30,7 +30,7 @@ import {
 } from 'rxjs';
 import { setGlobalLogLevel, type DbConnectionBuilder, type DbConnectionImpl, type Identity, type LogLevel as SdkLogLevel, type RowTypedQuery } from 'spacetimedb';
 import { heartbeat, HeartbeatTimeoutError, reconcile, type MutationEvent, type PendingMutation, type ReconcileConfig, type ReconciledView, type RetryBackoffConfig, type RowChanges } from '../operators/index.ts';
-import { Calls, type CallHandle, type CallOptions as BaseCallOptions, type DurableSide, type PreparedCall } from '../streams/calls.ts';
+import { Calls, type CallHandle, type CallOptions as BaseCallOptions, type PreparedCall } from '../streams/calls.ts';
 import type { Storage, StorageOptions } from '../storage/openStorage.ts';
 import type { OutboxState } from '../storage/outbox.ts';
 import { moduleFromBindings, type StorageModule } from '../streams/bindings.ts';
@@ -976,7 +976,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
       for (const entry of queries.entries) seedView(entry);
     }
     if (closed) return;
-    calls.useDurable({ outbox: st.outbox, canonical, accessor } satisfies DurableSide);
+    calls.useDurable(st.callQueue({ canonical, accessor }));
     if (receipts) receiptsEntry = queries.acquire(receipts.query);
     else if (options.receipts === undefined) {
       // No silent degrade of exactly-once: say which reducers expected receipts, and how to configure them.

@@ -62,7 +62,7 @@ for (const memory of [false, true]) {
       const store = (storage.outbox as unknown as { store: Store }).store;
       const counts = countStore(store);
       const calls = new Calls();
-      calls.useDurable({ outbox: storage.outbox, canonical: (a) => a, accessor: (c) => c });
+      calls.useDurable(storage.callQueue());
       const handles = Array.from({ length: N }, (_, i) => calls.call('send_chat', { text: `m${i}` }, { priority: i % 3 }));
       await until(() => handles.every((h) => h.mutationId !== undefined));
       await new Promise((r) => setTimeout(r, 20)); // let the change signals of the inserts settle
