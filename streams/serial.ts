@@ -53,7 +53,8 @@ export class Serial<A = void> {
 
   /**
    * Ask for a run with `arg`. When idle the job starts now (synchronously,
-   * up to its first `await`); while it runs, one more run follows it.
+   * up to its first `await`; a job returning no promise runs to its end);
+   * while it runs, one more run follows it.
    * Resolves once a run that started after this request has finished —
    * never rejects (failures go to `onError`). After {@link close}: resolves
    * at once, running nothing.
@@ -76,7 +77,9 @@ export class Serial<A = void> {
     for (;;) {
       const run = (this.#run = { cancelled: false });
       try {
-        await this.#job(arg, run);
+        // A job that did its work synchronously (returned no promise) ends its run in the same step.
+        const result = this.#job(arg, run);
+        if (result) await result;
       } catch (e) {
         this.#report(e);
       }

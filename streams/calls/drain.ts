@@ -198,12 +198,19 @@ export class Drain {
     return this.#starter.request(receiptIds);
   }
 
-  async #start(receiptIds: Iterable<string>, run: { readonly cancelled: boolean }): Promise<void> {
+  /** Without storage the gate opens in the same step (no promise): a stop and a start in one task stay in order. */
+  #start(receiptIds: Iterable<string>, run: { readonly cancelled: boolean }): Promise<void> | void {
     if (this.#closed() || !this.#queue.sender || this.#draining) return;
     const sender = this.#queue.sender;
     const stale = () => this.#queue.sender !== sender || this.#closed() || run.cancelled;
+    const open = () => {
+      if (stale()) return;
+      this.#draining = true;
+      this.#queue.gate(true);
+    };
     const durable = this.#durable;
-    if (durable) {
+    if (!durable) return open();
+    return (async () => {
       const confirmed = await durable.recover(receiptIds);
       for (const id of confirmed) {
         const t = this.#byEntry.get(id);
@@ -213,10 +220,8 @@ export class Drain {
       if (stale()) return;
       this.#draining = true;
       await this.#feeder.request();
-    }
-    if (stale()) return;
-    this.#draining = true;
-    this.#queue.gate(true);
+      open();
+    })();
   }
 
   /** Stop sending (connection lost, lease lost, identity changing): calls wait in the queue; a start under way gives up. */

@@ -38,6 +38,15 @@ describe('Serial', () => {
     expect(s.running).to.equal(true);
   });
 
+  it('a job that returns no promise ends its run in the same step', () => {
+    const runs: number[] = [];
+    const s = new Serial<number>((n) => void runs.push(n), { onError: (e) => expect.fail(e.message) });
+    void s.request(1);
+    expect(s.running).to.equal(false);
+    void s.request(2);
+    expect(runs).to.deep.equal([1, 2]);
+  });
+
   it('runs once more after the run under way for every burst of requests, with the latest argument', async () => {
     const r = recorder<number>();
     const s = new Serial(r.job, { onError: (e) => expect.fail(e.message) });
