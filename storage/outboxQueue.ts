@@ -22,100 +22,59 @@ export interface ReducerNames {
 /** Names as given: for bindings whose accessors are the module's names. */
 const sameNames: ReducerNames = { canonical: (a) => a, accessor: (c) => c };
 
-class OutboxQueue implements DurableQueue {
-  readonly changes$: Observable<void>;
-  readonly events$: Observable<DurableQueueEvent>;
-
-  constructor(
-    private readonly outbox: Outbox,
-    private readonly names: ReducerNames,
-  ) {
-    this.changes$ = outbox.changes$;
-    this.events$ = outbox.events$.pipe(map((e) => ({ type: e.type, call: this.stored(e.entry) })));
-  }
-
-  get outcomeTtlMs(): number {
-    return this.outbox.outcomeTtlMs;
-  }
-
-  private stored(entry: OutboxEntry): StoredCall {
-    const outbox = this.outbox;
-    return {
-      id: entry.id,
-      seq: entry.seq,
-      reducer: this.names.accessor(entry.reducer),
-      priority: entry.priority,
-      supersedeKey: entry.supersedeKey || undefined,
-      deadline: entry.deadline,
-      createdAt: entry.createdAt,
-      attempts: entry.attempts,
-      args: () => outbox.decodeArgs(entry),
-    };
-  }
-
-  async enqueue(request: DurableCallRequest): Promise<Enqueued> {
-    const { entry, superseded } = await this.outbox.enqueue(this.names.canonical(request.reducer), request.args as Record<string, unknown>, {
-      priority: request.priority,
-      supersedeKey: request.supersedeKey,
-      deadline: request.deadline ?? undefined,
-      id: request.mutationId,
-    });
-    // The outbox filled in a mutation id the caller left out: send what it stored.
-    const args = request.mutationId === undefined && this.outbox.takesMutationId(entry.reducer) ? this.outbox.decodeArgs(entry) : request.args;
-    const sendable = entry.status === 'queued' && entry.quarantine === null && entry.identity !== '' && entry.identity === this.outbox.identity;
-    return { call: this.stored(entry), args, sendable, superseded: superseded.map((e) => this.stored(e)) };
-  }
-
-  async toSend(afterSeq?: number): Promise<StoredCall[]> {
-    const entries = await this.outbox.nextBatch(Number.MAX_SAFE_INTEGER);
-    return (afterSeq === undefined ? entries : entries.filter((e) => e.seq > afterSeq)).map((e) => this.stored(e));
-  }
-
-  async markSent(ids: readonly string[]): Promise<string[]> {
-    return (await this.outbox.markSent(ids)).map((e) => e.id);
-  }
-
-  async requeue(ids: readonly string[]): Promise<void> {
-    await this.outbox.requeueSent(ids);
-  }
-
-  async confirm(ids: readonly string[]): Promise<void> {
-    await this.outbox.markConfirmed(ids);
-  }
-
-  async reject(id: string, error: Error): Promise<void> {
-    await this.outbox.markRejected(id, error);
-  }
-
-  async expire(): Promise<string[]> {
-    return (await this.outbox.expire()).map((e) => e.id);
-  }
-
-  async recover(receiptIds: Iterable<string>): Promise<string[]> {
-    const { confirmed } = await this.outbox.recoverAfterReconnect(receiptIds);
-    return confirmed.map((e) => e.id);
-  }
-
-  async lookup(ids: readonly string[]): Promise<Map<string, StoredCallState>> {
-    const found = new Map((await this.outbox.get(ids)).map((e) => [e.id, e]));
-    const gone = ids.filter((id) => !found.has(id));
-    // Written in the same transaction as the removal: a missing entry has its record, unless it aged out.
-    const records = new Map((await this.outbox.outcomes(gone)).map((o) => [o.id, o]));
-    const states = new Map<string, StoredCallState>();
-    for (const id of ids) {
-      const e = found.get(id);
-      if (e) {
-        states.set(id, e.status === 'rejected' ? { state: 'rejected', message: e.error?.message } : { state: 'waiting' });
-        continue;
-      }
-      const o = records.get(id);
-      states.set(id, { state: 'removed', record: o && { outcome: o.outcome, by: o.by, message: o.error?.message, supersededBy: o.supersededBy } });
-    }
-    return states;
-  }
-}
-
 /** The outbox as a {@link DurableQueue} for the call queue. @param names @default accessors are the module's names */
 export function outboxQueue(outbox: Outbox, names: ReducerNames = sameNames): DurableQueue {
-  return new OutboxQueue(outbox, names);
+  // The entry's own fields, with the accessor's name, no empty key, and its arguments decoded on demand.
+  const stored = (entry: OutboxEntry): StoredCall => ({
+    ...entry,
+    reducer: names.accessor(entry.reducer),
+    supersedeKey: entry.supersedeKey || undefined,
+    args: () => outbox.decodeArgs(entry),
+  });
+  const ids = (entries: readonly OutboxEntry[]) => entries.map((e) => e.id);
+  return {
+    changes$: outbox.changes$,
+    events$: outbox.events$.pipe(map((e): DurableQueueEvent => ({ type: e.type, call: stored(e.entry) }))),
+    outcomeTtlMs: outbox.outcomeTtlMs,
+    async enqueue(request: DurableCallRequest): Promise<Enqueued> {
+      const { entry, superseded } = await outbox.enqueue(names.canonical(request.reducer), request.args as Record<string, unknown>, {
+        priority: request.priority,
+        supersedeKey: request.supersedeKey,
+        deadline: request.deadline ?? undefined,
+        id: request.mutationId,
+      });
+      return {
+        call: stored(entry),
+        // The outbox filled in a mutation id the caller left out: send what it stored.
+        args: request.mutationId === undefined && outbox.takesMutationId(entry.reducer) ? outbox.decodeArgs(entry) : request.args,
+        sendable: entry.status === 'queued' && entry.quarantine === null && entry.identity !== '' && entry.identity === outbox.identity,
+        superseded: superseded.map(stored),
+      };
+    },
+    async toSend(afterSeq?: number) {
+      const entries = await outbox.nextBatch(Number.MAX_SAFE_INTEGER);
+      return (afterSeq === undefined ? entries : entries.filter((e) => e.seq > afterSeq)).map(stored);
+    },
+    markSent: async (list) => ids(await outbox.markSent(list)),
+    requeue: async (list) => void (await outbox.requeueSent(list)),
+    confirm: async (list) => void (await outbox.markConfirmed(list)),
+    reject: async (id, error) => void (await outbox.markRejected(id, error)),
+    expire: async () => ids(await outbox.expire()),
+    recover: async (receiptIds) => ids((await outbox.recoverAfterReconnect(receiptIds)).confirmed),
+    async lookup(list) {
+      const found = new Map((await outbox.get(list)).map((e) => [e.id, e]));
+      // Written in the same transaction as the removal: a missing entry has its record, unless it aged out.
+      const records = new Map((await outbox.outcomes(list.filter((id) => !found.has(id)))).map((o) => [o.id, o]));
+      const states = new Map<string, StoredCallState>();
+      for (const id of list) {
+        const e = found.get(id);
+        const o = records.get(id);
+        states.set(
+          id,
+          e ? (e.status === 'rejected' ? { state: 'rejected', message: e.error?.message } : { state: 'waiting' }) : { state: 'removed', record: o && { ...o, message: o.error?.message } },
+        );
+      }
+      return states;
+    },
+  };
 }

@@ -81,13 +81,8 @@ export class Calls {
       now: this.#now,
       wallClock: this.#wall,
       log: options.log,
-      durable: {
-        released: (item) => this.#drain.released(item),
-        expired: (item) => this.#drain.expired(item),
-        answered: (item, rejection) => this.#drain.answered(item, rejection),
-      },
     });
-    this.#drain = new Drain({ queue: this.#queue, settle, onError, closed: () => this.#closed });
+    this.#drain = this.#queue.durable = new Drain({ queue: this.#queue, settle, onError, closed: () => this.#closed });
   }
 
   /** Every outcome of every call. */

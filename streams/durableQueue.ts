@@ -39,7 +39,7 @@ export interface DurableCallRequest {
   readonly reducer: string;
   readonly args: unknown;
   readonly priority: number;
-  readonly supersedeKey: string | undefined;
+  readonly supersedeKey?: string;
   /** Epoch ms, or null. */
   readonly deadline: number | null;
   /** The mutation id to use; the queue chooses one when undefined. */
@@ -70,7 +70,7 @@ export interface RecordedOutcome {
   /** The server's reason, or the app's / migrator's note. */
   readonly message: string | undefined;
   /** `superseded`: the id of the call that replaced it. */
-  readonly supersededBy: string | undefined;
+  readonly supersededBy?: string;
 }
 
 /**

@@ -46,11 +46,6 @@ export class Serial<A = void> {
     this.#merge = options.merge ?? ((_, next) => next);
   }
 
-  /** Whether a run is under way. */
-  get running(): boolean {
-    return this.#current !== undefined;
-  }
-
   /**
    * Ask for a run with `arg`. When idle the job starts now (synchronously,
    * up to its first `await`; a job returning no promise runs to its end);

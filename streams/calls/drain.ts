@@ -27,11 +27,11 @@
  */
 import type { Subscription } from 'rxjs';
 import type { DurableQueue, StoredCall } from '../durableQueue.ts';
-import type { ReducerRejectedError } from '../errors.ts';
+import { OutcomeUnknownError, type ReducerRejectedError } from '../errors.ts';
 import { Serial } from '../serial.ts';
 import type { OutboxCall, Settle, Tracked } from './handle.ts';
-import { expiredError, recordedError, storedRejection, supersededError, unknownOutcome } from './rejections.ts';
-import type { Item, SendQueue } from './sendQueue.ts';
+import { expiredError, recordedError, storedRejection, supersededError } from './rejections.ts';
+import type { DurableHooks, Item, SendQueue } from './sendQueue.ts';
 
 export interface DrainOptions {
   readonly queue: SendQueue;
@@ -49,7 +49,7 @@ export interface DurableCall {
   readonly deadline: number | null;
 }
 
-export class Drain {
+export class Drain implements DurableHooks {
   readonly #queue: SendQueue;
   readonly #settle: Settle;
   readonly #onError: (error: Error) => void;
@@ -126,13 +126,7 @@ export class Drain {
   use(durable: DurableQueue): void {
     this.#durable = durable;
     this.#subs.push(
-      durable.events$.subscribe(({ type, call }) => {
-        const t = this.#byEntry.get(call.id);
-        if (!t) return;
-        if (call.attempts > 0) this.#unknown(t, call.id, `${t.call.reducer} was ${type} after an earlier send whose answer was lost; it may have been applied then.`);
-        else if (type === 'expired') this.#settle.reject(t, expiredError(t.call));
-        else this.#settle.reject(t, supersededError(t.call, call.supersedeKey));
-      }),
+      durable.events$.subscribe(({ type, call }) => this.#decided(type, call)),
       // A signal per committed change, not the whole queue: reading every
       // entry on every change (each markSent, each confirmation) made a
       // replay of n calls cost n² entry reads.
@@ -157,28 +151,24 @@ export class Drain {
       this.#queue.push({ call: { ...t.call, durable: false }, tracked: t, deadline });
       return;
     }
-    const { call: entry, args, sendable, superseded } = await durable.enqueue({
-      reducer: t.call.reducer,
-      args: t.call.args,
-      priority: t.call.priority,
-      supersedeKey: t.call.supersedeKey,
-      deadline,
-      mutationId,
-    });
+    const { call: entry, args, sendable, superseded } = await durable.enqueue({ ...t.call, deadline, mutationId });
     t.entryId = entry.id;
     t.handle.mutationId = entry.id;
     if (args !== t.call.args) t.call = { ...t.call, args };
     if (!t.settled) this.#byEntry.set(entry.id, t);
-    for (const old of superseded) {
-      const o = this.#byEntry.get(old.id);
-      if (!o) continue;
-      if (old.attempts > 0) this.#unknown(o, old.id, `${o.call.reducer} was superseded after an earlier send whose answer was lost; it may have been applied then.`);
-      else this.#settle.reject(o, supersededError(o.call, old.supersedeKey));
-    }
+    for (const old of superseded) this.#decided('superseded', old);
     if (this.#draining && sendable && !t.settled && !this.#known.has(entry.id)) {
       this.#known.add(entry.id);
       this.#queue.push({ call: t.call, tracked: t, entryId: entry.id, deadline: entry.deadline });
     }
+  }
+
+  /** The durable queue expired or superseded a call on its own: settle its handle, if it is this session's. */
+  #decided(type: 'expired' | 'superseded', call: StoredCall): void {
+    const t = this.#byEntry.get(call.id);
+    if (!t) return;
+    if (call.attempts > 0) this.#unknown(t, call.id, `${t.call.reducer} was ${type} after an earlier send whose answer was lost; it may have been applied then.`);
+    else this.#settle.reject(t, type === 'expired' ? expiredError(t.call) : supersededError(t.call, call.supersedeKey));
   }
 
   /** A settled call's record leaves the index. */
@@ -375,7 +365,7 @@ export class Drain {
   /** Settle with {@link OutcomeUnknownError}: nobody knows whether the server applied it. */
   #unknown(t: Tracked, entryId: string, message: string): void {
     if (this.#byEntry.get(entryId) === t) this.#byEntry.delete(entryId);
-    this.#settle.reject(t, unknownOutcome(t.call.reducer, entryId, message, this.#durable?.outcomeTtlMs));
+    this.#settle.reject(t, new OutcomeUnknownError(message, { reducer: t.call.reducer, mutationId: entryId, outcomeTtlMs: this.#durable?.outcomeTtlMs }));
   }
 
   /** Resolves when every confirmation is written. */

@@ -1,22 +1,22 @@
 /**
- * The errors a call settles with, in one place: the server's refusal,
- * expiry, supersede, a connection lost in flight, an outcome nobody can
- * know, and the outcome another tab recorded.
+ * The errors a call settles with: the server's refusal, expiry, supersede,
+ * a connection lost in flight, and the outcome another tab recorded. (An
+ * outcome nobody can know is the drain's `OutcomeUnknownError`.)
  *
  * @module
  */
-import { InternalError, SenderError } from 'spacetimedb';
+import { SenderError } from 'spacetimedb';
 import type { RecordedOutcome } from '../durableQueue.ts';
-import { ConnectionLostError, OutcomeUnknownError, ReducerRejectedError } from '../errors.ts';
+import { ConnectionLostError, ReducerRejectedError } from '../errors.ts';
 import type { OutboxCall } from './handle.ts';
 
 type Call = Pick<OutboxCall, 'reducer' | 'args'>;
 
-/** The server answered the send with an error (`SenderError` from the reducer, anything else internal). */
+/** The server answered the send with an error: `sender` for a `SenderError` the reducer threw, `internal` for anything else. */
 export function answeredError({ reducer, args }: Call, err: unknown): ReducerRejectedError {
   return new ReducerRejectedError(
     `${reducer} rejected: ${err instanceof Error ? err.message : String(err)}`,
-    { reducer, args, kind: err instanceof SenderError ? 'sender' : err instanceof InternalError ? 'internal' : 'internal' },
+    { reducer, args, kind: err instanceof SenderError ? 'sender' : 'internal' },
     { cause: err },
   );
 }
@@ -39,11 +39,6 @@ export function supersededError({ reducer, args }: Call, key: string | undefined
 /** A transient call was in flight when its connection died: nobody will send it again. */
 export function lostInFlightError(reducer: string, reason: ConnectionLostError['info']['reason'], cause?: unknown): ConnectionLostError {
   return new ConnectionLostError(`The connection was lost while '${reducer}' was in flight; its outcome is unknown.`, { reason, reducer }, { cause });
-}
-
-/** Nobody knows whether the server applied it. */
-export function unknownOutcome(reducer: string, mutationId: string, message: string, outcomeTtlMs: number | undefined): OutcomeUnknownError {
-  return new OutcomeUnknownError(message, { reducer, mutationId, outcomeTtlMs });
 }
 
 /** The error of a call whose outcome another tab (or this one) recorded; undefined for `confirmed`. */

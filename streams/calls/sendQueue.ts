@@ -49,7 +49,6 @@ export interface SendQueueOptions {
   /** Wall clock for deadlines. */
   readonly wallClock: () => number;
   readonly log?: (message: () => string) => void;
-  readonly durable: DurableHooks;
 }
 
 export class SendQueue {
@@ -66,6 +65,8 @@ export class SendQueue {
   #transientSent = 0;
   /** The live connection's sender, if any. */
   sender: CallSender | undefined;
+  /** Where durable items go (the drain); set once, before any durable item is pushed. */
+  durable!: DurableHooks;
 
   constructor(options: SendQueueOptions) {
     this.#options = options;
@@ -84,7 +85,7 @@ export class SendQueue {
               this.#transientQueued--;
               if (old.tracked) settle.reject(old.tracked, supersededError(old.call, old.call.supersedeKey));
             } else if (e.type === 'expired') {
-              if (old.entryId !== undefined) options.durable.expired(old);
+              if (old.entryId !== undefined) this.durable.expired(old);
               else {
                 this.#transientQueued--;
                 if (old.tracked) settle.reject(old.tracked, expiredError(old.call));
@@ -128,7 +129,7 @@ export class SendQueue {
   }
 
   #release(item: Item): void {
-    if (item.entryId !== undefined) return this.#options.durable.released(item);
+    if (item.entryId !== undefined) return this.durable.released(item);
     this.#transientQueued--;
     if (!item.tracked?.settled) this.send(item, item.call.id); // else dropped while queued (sign-out)
     this.#countTransient();
@@ -215,7 +216,7 @@ export class SendQueue {
     this.#forget(key, item);
     const t = item.tracked;
     const rejection = err === undefined ? undefined : answeredError(item.call, err);
-    if (item.entryId !== undefined) this.#options.durable.answered(item, rejection);
+    if (item.entryId !== undefined) this.durable.answered(item, rejection);
     else this.#countTransient();
     if (!t) return;
     if (rejection === undefined) this.#options.settle.confirm(t, 'answer', this.#options.now() - t.startedAt);
