@@ -230,6 +230,8 @@ export class Drain implements DurableHooks {
   async #feed(): Promise<void> {
     const durable = this.#durable;
     if (!durable || !this.#draining || this.#closed()) return;
+    // The whole set, not `toSend(lastSeq)`: a call put back (requeued, retried, rehomed, adopted by a
+    // new identity) keeps its old seq, and a change signal does not say which of those happened.
     const calls = await durable.toSend();
     if (!this.#draining || this.#closed()) return;
     for (const stored of calls) {
