@@ -4,6 +4,7 @@
  * in-memory fallback. See docs/storage.md.
  */
 export { openStorage, type Storage, type StorageOptions } from './openStorage.ts';
+export type { ReducerNames } from './outboxQueue.ts';
 export {
   Outbox,
   PRIORITY,

@@ -7,6 +7,7 @@
  * `mode$`.
  */
 import { type Observable } from 'rxjs';
+import type { DurableQueue } from '../streams/durableQueue.ts';
 import { systemClock, systemTimers, type Clock, type Timers } from './clock.ts';
 import { StdbRxDB, databaseName, type DexieFactory } from './db.ts';
 import { DexieStore } from './dexieStore.ts';
@@ -15,6 +16,7 @@ import { FailoverStore } from './failover.ts';
 import { StoreLease, WebLocksLease, browserLocks, type DrainLease } from './lease.ts';
 import { Migrations, type Migrator } from './migrations.ts';
 import { Outbox, type ReducerPolicy } from './outbox.ts';
+import { outboxQueue, type ReducerNames } from './outboxQueue.ts';
 import { ModuleCodecs, type StorageModule } from './schema.ts';
 import { SnapshotCache } from './snapshotCache.ts';
 import type { StorageMode } from './store.ts';
@@ -71,6 +73,12 @@ export interface Storage {
   readonly snapshots: SnapshotCache;
   readonly tokens: TokenStore;
   readonly migrations: Migrations;
+  /**
+   * The outbox as the sync client's call queue sees it (what
+   * `createSyncClient` drains). `names` maps the bindings' reducer
+   * accessors to the module's names. @default names used as they are
+   */
+  callQueue(names?: ReducerNames): DurableQueue;
   /** `'durable'` or, after a failure, `'memory'`. */
   readonly mode$: Observable<StorageMode>;
   readonly mode: StorageMode;
@@ -189,6 +197,7 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
     snapshots,
     tokens,
     migrations,
+    callQueue: names => outboxQueue(outbox, names),
     mode$: store.mode$,
     get mode() {
       return store.kind;

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Observable, Subscription } from 'rxjs';
-import { Calls, type CallHandle, type CallOptions, type DurableSide, type PreparedCall } from '../../streams/calls.ts';
+import { Calls, type CallHandle, type CallOptions, type PreparedCall } from '../../streams/calls.ts';
 import { ConnectionLostError, OutcomeUnknownError } from '../../streams/errors.ts';
 import type { Transaction } from '../../streams/liveQueries.ts';
 import type { MetricsRecorder } from '../../streams/metrics.ts';
@@ -97,7 +97,7 @@ export class Upstream {
   /** Durable calls go to the storage's outbox from now on. */
   useDurable(storage: Storage): void {
     this.#storage = storage;
-    this.calls.useDurable({ outbox: storage.outbox, canonical: (r) => this.canonical(r), accessor: (r) => this.accessor(r) } satisfies DurableSide);
+    this.calls.useDurable(storage.callQueue({ canonical: (r) => this.canonical(r), accessor: (r) => this.accessor(r) }));
   }
 
   /** A connection is live: calls go to it; `receiptIds` reads which calls took effect. */

@@ -15,7 +15,7 @@ describe('Calls: a drain asked for while the previous one is still starting', ()
     try {
       await s.outbox.setIdentity(ALICE);
       const calls = new Calls();
-      calls.useDurable({ outbox: s.outbox, canonical: (a) => (a === 'sendChat' ? 'send_chat' : a), accessor: (c) => (c === 'send_chat' ? 'sendChat' : c) });
+      calls.useDurable(s.callQueue({ canonical: (a) => (a === 'sendChat' ? 'send_chat' : a), accessor: (c) => (c === 'send_chat' ? 'sendChat' : c) }));
       const handle = calls.call('sendChat', { text: 'queued while offline' });
       await until(() => handle.mutationId !== undefined, 'the call to be stored');
 

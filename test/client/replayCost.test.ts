@@ -11,6 +11,7 @@ import type { OutboxRecord } from '../../storage/db.ts';
 import { StdbRxDB } from '../../storage/db.ts';
 import { DexieStore } from '../../storage/dexieStore.ts';
 import { Outbox } from '../../storage/outbox.ts';
+import { outboxQueue } from '../../storage/outboxQueue.ts';
 import { ModuleCodecs } from '../../storage/schema.ts';
 import { MemoryStore, type Store } from '../../storage/store.ts';
 import { until } from '../helpers/until.ts';
@@ -63,7 +64,7 @@ for (const memory of [false, true]) {
       const outbox = new Outbox({ store, codecs: new ModuleCodecs(arena) });
       await outbox.setIdentity(ALICE);
       const calls = new Calls();
-      calls.useDurable({ outbox, canonical: (a) => a, accessor: (c) => c });
+      calls.useDurable(outboxQueue(outbox));
       const handles = Array.from({ length: N }, (_, i) => calls.call('send_chat', { text: `m${i}` }, { priority: i % 3 }));
       await until(() => handles.every((h) => h.mutationId !== undefined), 'every call to be stored', 20_000);
       expect(counts.inserts).to.equal(N);

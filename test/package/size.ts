@@ -107,7 +107,7 @@ function targetNote(): string {
   return `**20 KB targets:** createSyncClient without storage ${verdict(client)}; with stdb-rx/storage ${verdict(withStorage)}. ` +
     'The storage-free client no longer carries storage (reducer arguments are checked by the reducer catalogue, streams/reducers.ts, not a throw-away outbox; no @noble/hashes). ' +
     'safe-stable-stringify is the SDK\'s own (its message logger) and is in the SDK-only bundle too, so it does not count. ' +
-    'What remains beyond the SDK is RxJS (with tslib, which its ESM5 build imports) and the client\'s own code path: src/client.ts, the call queue (streams/calls.ts, operators/prioritize.ts), the live-query cache (streams/liveQueries.ts, tableView.ts, persistentMap.ts), the socket adapter and frame reader, optimistic reconcile, and the argument codec. ' +
+    'What remains beyond the SDK is RxJS (with tslib, which its ESM5 build imports) and the client\'s own code path: src/client.ts, the call queue (streams/calls.ts and streams/calls/, streams/serial.ts, operators/prioritize.ts), the live-query cache (streams/liveQueries.ts, tableView.ts, persistentMap.ts), the socket adapter and frame reader, optimistic reconcile, and the argument codec. ' +
     'Getting under 20 KB needs those split so durable-only and optional parts are not reached from createSyncClient (issue #14), not packaging.';
 }
 if (process.argv.includes('--write')) {

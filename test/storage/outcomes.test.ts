@@ -6,14 +6,16 @@
  */
 import { expect } from 'chai';
 import { Subject } from 'rxjs';
-import { Calls, type CallOutcome, type DurableSide } from '../../streams/calls.ts';
+import { Calls, type CallOutcome } from '../../streams/calls.ts';
+import type { DurableQueue } from '../../streams/durableQueue.ts';
 import { OutcomeUnknownError, ReducerRejectedError } from '../../streams/errors.ts';
 import type { Outbox } from '../../storage/outbox.ts';
+import { outboxQueue } from '../../storage/outboxQueue.ts';
 import type { Storage } from '../../storage/openStorage.ts';
 import { until } from '../helpers/until.ts';
 import { ALICE, FakeTime, freshIndexedDB, open, uniqueServer } from './helpers.ts';
 
-const side = (outbox: Outbox): DurableSide => ({ outbox, canonical: (a) => (a === 'sendChat' ? 'send_chat' : a), accessor: (c) => (c === 'send_chat' ? 'sendChat' : c) });
+const side = (outbox: Outbox): DurableQueue => outboxQueue(outbox, { canonical: (a) => (a === 'sendChat' ? 'send_chat' : a), accessor: (c) => (c === 'send_chat' ? 'sendChat' : c) });
 
 for (const mode of ['durable', 'memory'] as const) {
   describe(`outbox outcome records (${mode} store)`, () => {
