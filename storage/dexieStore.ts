@@ -3,10 +3,29 @@
  * Dexie transaction with nothing but Dexie calls inside it.
  */
 import { from, Observable } from 'rxjs';
-import { Dexie, liveQuery } from 'dexie';
-import type { OutboxRecord, OutcomeRecord, StdbRxDB } from './db.ts';
+import { Dexie, liveQuery, type Collection } from 'dexie';
+import type { OutboxRecord, OutboxStatus, OutcomeRecord, StdbRxDB } from './db.ts';
 import { DuplicateMutationIdError } from './errors.ts';
 import { matcher, supersededBy, supersededOutcome, type OutboxModify, type OutboxQuery, type OutcomeWrite, type Store, type TableWrite } from './store.ts';
+
+/** Every status an entry can be stored with (`confirmed` and `expired` entries leave the outbox, but the type allows them). */
+const STATUSES: readonly OutboxStatus[] = ['queued', 'sent', 'rejected', 'confirmed', 'expired'];
+
+/** From this many ids on, a read by id considers one range read instead. */
+const RANGE_READ_MIN = 16;
+/** A range read is chosen when the range holds at most this many entries per listed id. */
+const RANGE_READ_FACTOR = 3;
+
+async function countAll(ranges: readonly Collection<OutboxRecord, string>[]): Promise<number> {
+  let n = 0;
+  for (const r of ranges) n += await r.count();
+  return n;
+}
+
+async function readAll(ranges: readonly Collection<OutboxRecord, string>[]): Promise<OutboxRecord[]> {
+  if (ranges.length === 1) return ranges[0].toArray();
+  return (await Promise.all(ranges.map(r => r.toArray()))).flat();
+}
 
 type InsertResult = { value: { entry: OutboxRecord; superseded: OutboxRecord[] } } | { error: Error };
 
@@ -22,17 +41,44 @@ export class DexieStore implements Store {
 
   constructor(readonly db: StdbRxDB) {}
 
+  /**
+   * The entries of a status and/or identity, by the `[status+identity]`
+   * index: an exact key, a `[status]` prefix, or one exact key per status
+   * for an identity alone (adopting the entries created before any identity
+   * was known read the whole outbox to find them). Each part is one range
+   * read (`getAll`); `undefined` when no index fits.
+   */
+  private ranges(q: Pick<OutboxQuery, 'identity' | 'status'>): Collection<OutboxRecord, string>[] | undefined {
+    const index = () => this.db.outbox.where('[status+identity]');
+    if (q.status !== undefined) {
+      return [
+        q.identity !== undefined
+          ? index().equals([q.status, q.identity])
+          : index().between([q.status, Dexie.minKey], [q.status, Dexie.maxKey], true, true),
+      ];
+    }
+    // Not `anyOf`: that walks the index with a cursor, one step per entry.
+    if (q.identity !== undefined) return STATUSES.map(s => index().equals([s, q.identity!]));
+    return undefined;
+  }
+
   /** The matching entries, using the narrowest index available. */
   private async select(q: OutboxQuery): Promise<OutboxRecord[]> {
     const { outbox } = this.db;
     let found: OutboxRecord[];
-    if (q.ids) found = (await outbox.bulkGet([...new Set(q.ids)])).filter((e): e is OutboxRecord => e !== undefined);
-    else if (q.identity !== undefined && q.status !== undefined) {
-      found = await outbox.where('[status+identity]').equals([q.status, q.identity]).toArray();
-    } else if (q.status !== undefined) {
-      // Every identity's: the key prefix [status].
-      found = await outbox.where('[status+identity]').between([q.status, Dexie.minKey], [q.status, Dexie.maxKey], true, true).toArray();
-    } else found = await outbox.toArray();
+    if (q.ids) {
+      const ids = [...new Set(q.ids)];
+      // A read by id is one IndexedDB request per id; a range read is one
+      // request for the whole range. For a large batch (marking a drained
+      // queue sent, confirming a burst of answers) reading the range the
+      // entries live in and keeping the listed ones costs far less, as long
+      // as the range is not much larger than the batch (one count to know).
+      const ranges = ids.length >= RANGE_READ_MIN ? this.ranges(q) ?? [outbox.toCollection()] : undefined;
+      found =
+        ranges !== undefined && ids.length * RANGE_READ_FACTOR >= (await countAll(ranges))
+          ? await readAll(ranges)
+          : (await outbox.bulkGet(ids)).filter((e): e is OutboxRecord => e !== undefined);
+    } else found = await readAll(this.ranges(q) ?? [outbox.toCollection()]);
     // One set of ids for the whole filter: `ids.includes` per entry made a batch of n ids cost n² comparisons.
     return found.filter(matcher(q)).sort((a, b) => a.seq - b.seq);
   }
