@@ -4,7 +4,7 @@
  */
 import { from, Observable } from 'rxjs';
 import { Dexie, liveQuery, type Collection } from 'dexie';
-import type { OutboxRecord, OutboxStatus, OutcomeRecord, StdbRxDB } from './db.ts';
+import { outcomeOf, outcomeSets, type OutboxRecord, type OutboxStatus, type OutcomeRecord, type OutcomeSetRecord, type StdbRxDB } from './db.ts';
 import { DuplicateMutationIdError } from './errors.ts';
 import { matcher, supersededBy, supersededOutcome, type OutboxModify, type OutboxQuery, type OutcomeWrite, type Store, type TableWrite } from './store.ts';
 
@@ -129,7 +129,7 @@ export class DexieStore implements Store {
 
   private insertBatch(entries: Omit<OutboxRecord, 'seq'>[], pruneBefore: number | undefined): Promise<InsertResult[]> {
     const { db } = this;
-    return db.transaction('rw', db.outbox, db.meta, db.outcomes, async () => {
+    return db.transaction('rw', db.outbox, db.meta, db.outcomeSets, async () => {
       const existing = await db.outbox.bulkGet(entries.map(e => e.id));
       const taken = new Set(existing.filter((e): e is OutboxRecord => e !== undefined).map(e => e.id));
       const keys = [...new Set(entries.map(e => e.supersedeKey).filter(k => k !== ''))];
@@ -183,25 +183,55 @@ export class DexieStore implements Store {
     return this.db.transaction('r', this.db.outbox, () => this.select(query));
   }
 
-  /** Inside a transaction over `outcomes`: drop the aged records, then write these. */
+  /** Inside a transaction over `outcomeSets`: drop the aged records, then write these (one set per distinct outcome). */
   private async putOutcomes(records: readonly OutcomeRecord[], pruneBefore: number | undefined): Promise<void> {
-    if (pruneBefore !== undefined) await this.db.outcomes.where('at').below(pruneBefore).delete();
-    if (records.length > 0) await this.db.outcomes.bulkPut(records as OutcomeRecord[]);
+    if (pruneBefore !== undefined) await this.db.outcomeSets.where('at').below(pruneBefore).delete();
+    if (records.length > 0) await this.db.outcomeSets.bulkAdd(outcomeSets(records));
   }
 
+  /**
+   * What became of these ids, in the order asked (missing ones left out),
+   * by the multi-entry id index of the outcome sets.
+   */
   outcomesGet(ids: readonly string[]) {
     if (ids.length === 0) return Promise.resolve([]);
-    return this.db.outcomes.bulkGet([...new Set(ids)]).then(found => found.filter((o): o is OutcomeRecord => o !== undefined));
+    const { db } = this;
+    const unique = [...new Set(ids)];
+    return db.transaction('r', db.outcomeSets, async () => {
+      // The keys of the sets naming each id (a keys-only read per id), then each set read once:
+      // a set lists a whole write's ids, so reading it per id would copy it again for each.
+      const keysById = await Promise.all(unique.map(id => db.outcomeSets.where('ids').equals(id).primaryKeys()));
+      const setKeys = [...new Set(keysById.flat())];
+      const sets = new Map<number, OutcomeSetRecord>();
+      (await db.outcomeSets.bulkGet(setKeys)).forEach((set, i) => set && sets.set(setKeys[i], set));
+      const latest = new Map<string, OutcomeSetRecord>();
+      unique.forEach((id, n) => {
+        // The latest set wins for an id recorded twice.
+        const key = Math.max(...keysById[n].filter(k => sets.has(k)));
+        if (key !== -Infinity) latest.set(id, sets.get(key)!);
+      });
+      const records: OutcomeRecord[] = [];
+      for (const id of unique) {
+        const set = latest.get(id);
+        if (set) records.push(outcomeOf(set, set.ids.indexOf(id)));
+      }
+      return records;
+    });
   }
 
-  outcomesList() {
-    return this.db.outcomes.toArray();
+  async outcomesList() {
+    const byId = new Map<string, OutcomeRecord>();
+    for (const set of await this.db.outcomeSets.toArray()) {
+      // In key order: a later set replaces an earlier record of the same id.
+      for (let i = 0; i < set.ids.length; i++) byId.set(set.ids[i], outcomeOf(set, i));
+    }
+    return [...byId.values()];
   }
 
   outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite) {
     const { db } = this;
     // Only a write that may delete entries with an outcome takes the outcomes table too.
-    const tables = outcomes ? [db.outbox, db.outcomes] : [db.outbox];
+    const tables = outcomes ? [db.outbox, db.outcomeSets] : [db.outbox];
     return db.transaction('rw', tables, async () => {
       const updated: OutboxRecord[] = [];
       const deleted: OutboxRecord[] = [];
