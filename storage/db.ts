@@ -34,7 +34,9 @@
  *   serialisation and two index entries); it now writes one. The upgrade
  *   moves every v3/v4 outcome record into a set of its own and empties the
  *   old `outcomes` table (kept declared, so a v4 database opens without a
- *   table deletion).
+ *   table deletion). And a `sends` table of sent marks: marking a batch of
+ *   entries sent writes one record listing their ids instead of rewriting
+ *   each entry (see `SendRecord`); nothing moves, the table starts empty.
  */
 import { Dexie, type Table, type Transaction } from 'dexie';
 
@@ -122,6 +124,19 @@ export interface OutcomeSetRecord {
   supersededBy?: string;
 }
 
+/**
+ * A sent mark (v5): these queued entries were handed to the network at
+ * `at`. An entry listed in a mark reads as `sent` (attempts + 1, `sentAt`
+ * and `updatedAt` = `at`) although its stored record still says `queued`;
+ * the next write of the entry folds the mark into the record and takes the
+ * id out of the mark. An id is in at most one mark.
+ */
+export interface SendRecord {
+  key?: number;
+  ids: string[];
+  at: number;
+}
+
 /** Group outcome records into sets: one per distinct (outcome, by, at, error, supersededBy). */
 export function outcomeSets(records: readonly OutcomeRecord[]): OutcomeSetRecord[] {
   const sets = new Map<string, OutcomeSetRecord>();
@@ -205,9 +220,10 @@ export const SCHEMA_V4 = {
   outbox: '&id, [status+identity], supersedeKey',
 } as const;
 
-/** v5: outcome records grouped per write, found by a multi-entry index on their ids. */
+/** v5: outcome records grouped per write, found by a multi-entry index on their ids; sent marks. */
 export const SCHEMA_V5 = {
   outcomeSets: '++key, at, *ids',
+  sends: '++key',
 } as const;
 
 /** Move every v3/v4 outcome record into an outcome set of its own (same id, outcome, time and reason). */
@@ -248,6 +264,7 @@ export class StdbRxDB extends Dexie {
   /** v3/v4 outcome records; emptied by the v5 upgrade (see {@link outcomeSets}). */
   outcomes!: Table<OutcomeRecord, string>;
   outcomeSets!: Table<OutcomeSetRecord, number>;
+  sends!: Table<SendRecord, number>;
 
   constructor(name: string, factory: DexieFactory = {}) {
     super(name, { ...factory, autoOpen: true });
