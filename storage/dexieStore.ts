@@ -166,21 +166,29 @@ export class DexieStore implements Store {
     for (const id of ids) {
       const mark = marks.get(id);
       if (!mark) continue;
-      if (touched.size === 0) await this.marksChanging(marks);
       let set = touched.get(mark);
       if (!set) touched.set(mark, (set = new Set()));
       set.add(id);
-      marks.delete(id);
     }
+    if (touched.size === 0) return;
+    const dropped: number[] = [];
+    const kept: SendRecord[] = [];
     for (const [mark, gone] of touched) {
+      for (const id of gone) marks.delete(id);
       const rest = mark.ids.filter(id => !gone.has(id));
-      if (rest.length === 0) await this.db.sends.delete(mark.key!);
+      if (rest.length === 0) dropped.push(mark.key!);
       else {
-        const kept: SendRecord = { ...mark, ids: rest };
-        for (const id of rest) marks.set(id, kept);
-        await this.db.sends.put(kept);
+        const smaller: SendRecord = { ...mark, ids: rest };
+        for (const id of rest) marks.set(id, smaller);
+        kept.push(smaller);
       }
     }
+    // Issued together: one round of requests, not one await per mark.
+    await Promise.all([
+      this.marksChanging(marks),
+      dropped.length > 0 ? this.db.sends.bulkDelete(dropped) : undefined,
+      kept.length > 0 ? this.db.sends.bulkPut(kept) : undefined,
+    ]);
   }
 
   /** Inserts waiting for the next insert transaction, in call order. */
@@ -346,13 +354,16 @@ export class DexieStore implements Store {
         if (next === null) deleted.push(entry);
         else updated.push(next);
       }
-      if (marks.size > 0) await this.unmark([...deleted, ...updated].map(e => e.id), marks);
-      if (deleted.length) await db.outbox.bulkDelete(deleted.map(e => e.id));
-      if (updated.length) await db.outbox.bulkPut(updated);
+      // The writes are issued together (one round of requests, not one await each).
+      const writes: Promise<unknown>[] = [];
+      if (marks.size > 0) writes.push(this.unmark([...deleted, ...updated].map(e => e.id), marks));
+      if (deleted.length) writes.push(db.outbox.bulkDelete(deleted.map(e => e.id)));
+      if (updated.length) writes.push(db.outbox.bulkPut(updated));
       if (outcomes && deleted.length) {
         const records = deleted.map(e => outcomes.record(e)).filter((o): o is OutcomeRecord => o !== undefined);
-        await this.putOutcomes(records, outcomes.pruneBefore);
+        writes.push(this.putOutcomes(records, outcomes.pruneBefore));
       }
+      await Promise.all(writes);
       return { updated, deleted };
     });
   }
