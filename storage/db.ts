@@ -26,6 +26,17 @@
  *   key stored without the field — was measured too: no gain in Chromium,
  *   and fake-indexeddb throws and catches an error per record it leaves out
  *   of an index, so it cost time in Node.)
+ * - v5: outcome records are written one record per write, not one per
+ *   entry: an `outcomeSets` record lists the ids (and reducers) of every
+ *   entry a write removed with the same outcome, and a multi-entry index on
+ *   the ids answers "what became of these ids". Confirming a burst of n
+ *   answers wrote n outcome records (n IndexedDB requests, each with its own
+ *   serialisation and two index entries); it now writes one. The upgrade
+ *   moves every v3/v4 outcome record into a set of its own and empties the
+ *   old `outcomes` table (kept declared, so a v4 database opens without a
+ *   table deletion). And a `sends` table of sent marks: marking a batch of
+ *   entries sent writes one record listing their ids instead of rewriting
+ *   each entry (see `SendRecord`); nothing moves, the table starts empty.
  */
 import { Dexie, type Table, type Transaction } from 'dexie';
 
@@ -96,6 +107,60 @@ export interface OutcomeRecord {
   supersededBy?: string;
 }
 
+/**
+ * The outcome records of one write (v5): every entry that write removed
+ * with the same outcome, cause, time and reason. `ids[i]` was a call of
+ * `reducers[i]`. Expanded into {@link OutcomeRecord}s when read.
+ */
+export interface OutcomeSetRecord {
+  /** Auto-incremented: a later set wins when an id appears in two. */
+  key?: number;
+  ids: string[];
+  reducers: string[];
+  outcome: OutcomeRecord['outcome'];
+  at: number;
+  by: OutcomeRecord['by'];
+  error: OutcomeRecord['error'];
+  supersededBy?: string;
+}
+
+/**
+ * A sent mark (v5): these queued entries were handed to the network at
+ * `at`. An entry listed in a mark reads as `sent` (attempts + 1, `sentAt`
+ * and `updatedAt` = `at`) although its stored record still says `queued`;
+ * the next write of the entry folds the mark into the record and takes the
+ * id out of the mark. An id is in at most one mark.
+ */
+export interface SendRecord {
+  key?: number;
+  ids: string[];
+  at: number;
+}
+
+/** Group outcome records into sets: one per distinct (outcome, by, at, error, supersededBy). */
+export function outcomeSets(records: readonly OutcomeRecord[]): OutcomeSetRecord[] {
+  const sets = new Map<string, OutcomeSetRecord>();
+  for (const r of records) {
+    const group = `${r.outcome}\u0000${r.by}\u0000${r.at}\u0000${r.supersededBy ?? ''}\u0000${r.error === null ? '' : JSON.stringify([r.error.code, r.error.message])}`;
+    let set = sets.get(group);
+    if (!set) {
+      set = { ids: [], reducers: [], outcome: r.outcome, at: r.at, by: r.by, error: r.error };
+      if (r.supersededBy !== undefined) set.supersededBy = r.supersededBy;
+      sets.set(group, set);
+    }
+    set.ids.push(r.id);
+    set.reducers.push(r.reducer);
+  }
+  return [...sets.values()];
+}
+
+/** The outcome record of `ids[i]` of a set. */
+export function outcomeOf(set: OutcomeSetRecord, i: number): OutcomeRecord {
+  const record: OutcomeRecord = { id: set.ids[i], outcome: set.outcome, reducer: set.reducers[i], at: set.at, by: set.by, error: set.error };
+  if (set.supersededBy !== undefined) record.supersededBy = set.supersededBy;
+  return record;
+}
+
 /** A v1 outbox entry (no seq, updatedAt or quarantine). */
 export type OutboxRecordV1 = Omit<OutboxRecord, 'seq' | 'updatedAt' | 'quarantine'>;
 
@@ -155,6 +220,21 @@ export const SCHEMA_V4 = {
   outbox: '&id, [status+identity], supersedeKey',
 } as const;
 
+/** v5: outcome records grouped per write, found by a multi-entry index on their ids; sent marks. */
+export const SCHEMA_V5 = {
+  outcomeSets: '++key, at, *ids',
+  sends: '++key',
+} as const;
+
+/** Move every v3/v4 outcome record into an outcome set of its own (same id, outcome, time and reason). */
+export async function upgradeToV5(tx: Transaction): Promise<void> {
+  const old = tx.table<OutcomeRecord, string>('outcomes');
+  const records = (await old.toArray()).sort((a, b) => a.at - b.at);
+  if (records.length === 0) return;
+  await tx.table<OutcomeSetRecord, number>('outcomeSets').bulkAdd(records.flatMap(r => outcomeSets([r])));
+  await old.clear();
+}
+
 /** Number the v1 entries in their `createdAt` order (ties broken by id). */
 export async function upgradeToV2(tx: Transaction): Promise<void> {
   const table = tx.table<OutboxRecordV1 & Partial<OutboxRecord>, string>('outbox');
@@ -181,7 +261,10 @@ export class StdbRxDB extends Dexie {
   snapshotMeta!: Table<TableRecord, string>;
   meta!: Table<MetaRecord, string>;
   leases!: Table<LeaseRecord, string>;
+  /** v3/v4 outcome records; emptied by the v5 upgrade (see {@link outcomeSets}). */
   outcomes!: Table<OutcomeRecord, string>;
+  outcomeSets!: Table<OutcomeSetRecord, number>;
+  sends!: Table<SendRecord, number>;
 
   constructor(name: string, factory: DexieFactory = {}) {
     super(name, { ...factory, autoOpen: true });
@@ -197,6 +280,7 @@ export class StdbRxDB extends Dexie {
     this.version(2).stores(SCHEMA_V2).upgrade(upgradeToV2);
     this.version(3).stores(SCHEMA_V3);
     this.version(4).stores(SCHEMA_V4);
+    this.version(5).stores(SCHEMA_V5).upgrade(upgradeToV5);
   }
 }
 

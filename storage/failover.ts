@@ -108,6 +108,10 @@ export class FailoverStore implements Store {
     return this.run('outbox.modify', s => s.outboxModify(query, fn, outcomes));
   }
 
+  outboxMarkSent(ids: readonly string[], identity: string, now: number) {
+    return this.run('outbox.markSent', s => s.outboxMarkSent(ids, identity, now));
+  }
+
   outcomesGet(ids: readonly string[]) {
     return this.run('outcomes.get', s => s.outcomesGet(ids));
   }

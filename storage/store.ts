@@ -60,6 +60,12 @@ export interface Store {
    * an outcome record for every deleted entry in the same transaction.
    */
   outboxModify(query: OutboxQuery, fn: OutboxModify, outcomes?: OutcomeWrite): Promise<{ updated: OutboxRecord[]; deleted: OutboxRecord[] }>;
+  /**
+   * `queued → sent` (attempts + 1, `sentAt` and `updatedAt` = `now`) for the
+   * listed entries that are queued, of `identity` and not quarantined;
+   * returns them as updated, in seq order.
+   */
+  outboxMarkSent(ids: readonly string[], identity: string, now: number): Promise<OutboxRecord[]>;
   /** The outcome records kept for these entry ids (missing ones left out). */
   outcomesGet(ids: readonly string[]): Promise<OutcomeRecord[]>;
   /** Every outcome record kept (copied to memory on a failover). */
@@ -300,6 +306,13 @@ export class MemoryStore implements Store {
     if (outcomes && deleted.length > 0) this.recordOutcomes(deleted, outcomes.record, outcomes.pruneBefore);
     if (updated.length + deleted.length > 0) this.emit();
     return { updated, deleted };
+  }
+
+  async outboxMarkSent(ids: readonly string[], identity: string, now: number) {
+    const { updated } = await this.outboxModify({ ids, status: 'queued', identity }, e =>
+      e.quarantine === null ? { ...e, status: 'sent', attempts: e.attempts + 1, sentAt: now, updatedAt: now } : undefined,
+    );
+    return updated;
   }
 
   outbox$(): Observable<OutboxRecord[]> {

@@ -80,6 +80,32 @@ for (const mode of ['durable', 'memory'] as const) {
       expect((await s.outbox.entries()).map((e) => e.id)).to.deep.equal([newer.id]);
     });
 
+    it('a write that removes many entries answers per id (one record per write in IndexedDB), and an id recorded again answers with its latest outcome', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 40; i++) ids.push((await s.outbox.enqueue('send_chat', { text: `m${i}` }, { deadline: time.now() + 1e9 })).entry.id);
+      expect((await s.outbox.claim(100)).map((e) => e.id)).to.deep.equal(ids);
+      const before = mode === 'durable' ? await s.db!.outcomeSets.count() : 0;
+      expect((await s.outbox.markConfirmed(ids.slice(0, 30))).map((e) => e.id)).to.deep.equal(ids.slice(0, 30));
+      if (mode === 'durable') expect(await s.db!.outcomeSets.count(), 'one outcome set for the whole confirmation').to.equal(before + 1);
+      await s.outbox.markRejected(ids[30], new Error('no'));
+      await s.outbox.dismiss([ids[30]]);
+      const asked = [ids[31], ids[29], ids[30], ids[0]];
+      expect((await s.outbox.outcomes(asked)).map((o) => [o.id, o.outcome, o.by, o.reducer])).to.deep.equal([
+        [ids[29], 'confirmed', 'answer', 'send_chat'],
+        [ids[30], 'rejected', 'dismiss', 'send_chat'],
+        [ids[0], 'confirmed', 'answer', 'send_chat'],
+      ]);
+      // The same mutation id, stored again after it left, then discarded: its latest outcome answers.
+      time.advance(10);
+      const again = (await s.outbox.enqueue('send_chat', { text: 'again' }, { id: ids[5], deadline: time.now() + 1e9 })).entry;
+      expect(again.id).to.equal(ids[5]);
+      await s.outbox.discard([ids[5]]);
+      expect((await s.outbox.outcomes([ids[5], ids[6]])).map((o) => [o.id, o.outcome])).to.deep.equal([
+        [ids[5], 'discarded'],
+        [ids[6], 'confirmed'],
+      ]);
+    });
+
     it('keeps records for outcomeTtlMs: a later write prunes the aged ones', async () => {
       const a = (await s.outbox.enqueue('send_chat', { text: 'a' })).entry;
       await s.outbox.discard([a.id]);
