@@ -1,6 +1,7 @@
 /**
- * One live query's materialised rows: a {@link PersistentMap} from row key to
- * the SDK's own row objects, updated per transaction.
+ * One live query's materialised rows: a {@link SnapshotMap} from row key to
+ * the SDK's own row objects, updated per transaction (in place: the newest
+ * snapshot is a native `Map`, older ones keep what they had as diffs).
  *
  * - Incoming row events (`insert`/`update`/`delete` from the SDK cache) are
  *   coalesced per key into the transaction's pending changes; `flush()` applies
@@ -16,7 +17,8 @@
  */
 import { BehaviorSubject, Subject } from 'rxjs';
 import { deepEqual } from 'spacetimedb';
-import { PersistentMap, type MapKey } from './persistentMap.ts';
+import type { MapKey } from './persistentMap.ts';
+import { SnapshotMap, deferredEntries, editSnapshot } from './snapshotMap.ts';
 
 export type RowKey = MapKey;
 
@@ -59,11 +61,11 @@ interface Pending<Row> {
 }
 
 export class TableView<Row> {
-  #state: PersistentMap<RowKey, Row> = PersistentMap.empty();
+  #state: SnapshotMap<RowKey, Row> = SnapshotMap.empty();
   /** Per key: the row before the transaction and after it so far (the object is the emitted change). */
   #pending = new Map<RowKey, Pending<Row>>();
   /** A first sync built in one pass, applied at the next flush (dissolved into `#pending` if anything else comes first). */
-  #staged: { state: PersistentMap<RowKey, Row>; changes: RowChange<Row>[] } | undefined;
+  #staged: { state: SnapshotMap<RowKey, Row>; changes: RowChange<Row>[] } | undefined;
   /**
    * Row events of the current transaction, in arrival order, for primary-keyed
    * tables: `#evKeys[i]` becomes `#evRows[i]` (`undefined`: removed). Applied
@@ -73,7 +75,7 @@ export class TableView<Row> {
   #evRows: (Row | undefined)[] = [];
   #dirty = false;
   #everSynced = false;
-  readonly #snapshots = new BehaviorSubject<PersistentMap<RowKey, Row> | undefined>(undefined);
+  readonly #snapshots = new BehaviorSubject<SnapshotMap<RowKey, Row> | undefined>(undefined);
   readonly #changes = new Subject<readonly RowChange<Row>[]>();
   /** Whether the view follows the current connection (its query is applied on it). */
   live = false;
@@ -89,7 +91,7 @@ export class TableView<Row> {
     return this.#changes.asObservable();
   }
 
-  get state(): PersistentMap<RowKey, Row> {
+  get state(): SnapshotMap<RowKey, Row> {
     return this.#state;
   }
 
@@ -295,12 +297,12 @@ export class TableView<Row> {
   /**
    * The snapshot of a sync's rows. Rows of a primary-keyed table come from the
    * SDK cache, keyed as the cache keys them, so their keys are distinct: the
-   * trie is then built on first use ({@link PersistentMap.deferred}), not on
-   * the emission path. Otherwise it is built now (and a duplicate key shows
-   * as a smaller size).
+   * map is then built on first use (deferred, see {@link SnapshotMap.of}), not
+   * on the emission path. Otherwise it is built now (and a duplicate key
+   * shows as a smaller size).
    */
-  #snapshotOf(keys: RowKey[], values: Row[]): PersistentMap<RowKey, Row> {
-    return this.shape.primaryKeyed ? PersistentMap.deferred(keys, values) : PersistentMap.build(keys, values);
+  #snapshotOf(keys: RowKey[], values: Row[]): SnapshotMap<RowKey, Row> {
+    return SnapshotMap.of(keys, values, this.shape.primaryKeyed === true);
   }
 
   /**
@@ -318,12 +320,20 @@ export class TableView<Row> {
     const values: Row[] = [];
     const changes: RowChange<Row>[] = [];
     let kept = 0;
+    // The old rows, while still the arrays of the last sync (nothing read or
+    // changed them since): the server sends a table's rows in the same order
+    // each time, so most rows are found at the same position, without a lookup.
+    const prior = deferredEntries(old);
+    const priorKeys = prior?.keys;
+    const priorValues = prior?.values;
+    let i = 0;
     for (const row of rows) {
       if (!this.shape.matches(row)) continue;
       const key = this.shape.keyOf(row);
       keys.push(key);
       values.push(row);
-      const before = old.get(key);
+      const before = priorKeys !== undefined && i < priorKeys.length && priorKeys[i] === key ? priorValues![i] : old.get(key);
+      i++;
       if (before === undefined) changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
       else {
         kept++;
@@ -398,39 +408,39 @@ export class TableView<Row> {
     const changes: RowChange<Row>[] = [];
     const pending = this.#pending;
     this.#pending = new Map();
-    this.#state = this.#state.withMutations((m) => {
-      for (const [key, row] of adopted) m.set(key, row);
-      for (const p of pending.values()) {
-        const { oldRow, newRow } = p;
-        if (oldRow === newRow) continue;
-        if (newRow === undefined) {
-          m.delete(p.key);
-          p.op = 'delete';
-        } else {
-          m.set(p.key, newRow);
-          p.op = oldRow === undefined ? 'insert' : 'update';
-        }
-        changes.push(p);
-      }
-    });
+    const m = editSnapshot(this.#state);
+    for (const [key, row] of adopted) m.swap(key, row);
+    for (const p of pending.values()) {
+      const { oldRow, newRow } = p;
+      if (oldRow === newRow) continue;
+      m.swap(p.key, newRow);
+      p.op = newRow === undefined ? 'delete' : oldRow === undefined ? 'insert' : 'update';
+      changes.push(p);
+    }
+    this.#state = m.commit();
     if (changes.length > 0 || this.#snapshots.value === undefined) {
       this.#snapshots.next(this.#state);
       if (changes.length > 0) this.#changes.next(changes);
     }
   }
 
-  /** Apply row events in one get-and-set pass per row; the change objects are the only per-row allocation. */
+  /**
+   * Apply row events in one get-and-set per row on the newest snapshot's map
+   * (in place). The change objects `changes$` hands out are the only per-row
+   * allocation, and they double as the previous snapshot's diff (its values
+   * for the keys changed), so nothing else is recorded per row.
+   */
   #flushEvents(keys: RowKey[], rows: (Row | undefined)[]): void {
     const changes: RowChange<Row>[] = [];
-    this.#state = this.#state.withMutations((m) => {
-      for (let i = 0; i < keys.length; i++) {
-        const row = rows[i];
-        const key = keys[i];
-        const before = m.swap(key, row);
-        if (before === row) continue;
-        changes.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
-      }
-    });
+    const m = editSnapshot(this.#state);
+    for (let i = 0; i < keys.length; i++) {
+      const row = rows[i];
+      const key = keys[i];
+      const before = m.put(key, row);
+      if (before === row) continue;
+      changes.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
+    }
+    this.#state = m.commit(changes);
     keys.length = 0;
     rows.length = 0;
     if (changes.length > 0 || this.#snapshots.value === undefined) {

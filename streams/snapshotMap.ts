@@ -1,0 +1,351 @@
+/**
+ * The snapshots a table view emits: immutable `ReadonlyMap`s whose newest
+ * version reads and writes one native `Map` in place.
+ *
+ * A view only ever edits its newest snapshot, and consumers almost only read
+ * the newest one. So the newest version (the *head*) is a plain `Map` shared
+ * by nobody else, and an edit changes that `Map` in place — one native get
+ * and one native set per changed row, no node copies, no garbage that
+ * survives the transaction. The version the edit started from does not
+ * change for its holders: it keeps, as its *diff*, the value it had for each
+ * key the edit touched (the "rerooting" or "diff array" technique of
+ * persistent arrays).
+ *
+ * - The head answers `get`/`has`/iteration straight from the `Map`.
+ * - An older version answers from its diffs: on its first read after newer
+ *   edits it folds the diffs between itself and the head into one small
+ *   `Map` of its own values that differ from the head's (work proportional
+ *   to the rows changed since, never to the table), and looks up there
+ *   first. The fold is kept, so older versions behind it read through it.
+ * - Memory stays bounded for a version kept forever: once the diffs recorded
+ *   since the `Map` was last copied outnumber twice its entries, the next
+ *   edit copies the `Map` and continues on the copy; the versions before keep
+ *   the old `Map`, frozen, and at most that many diffs. That copy costs one
+ *   `Map` of the table per that many changed rows: O(1) per change.
+ * - An iteration that is still open when the head is edited (an iterator
+ *   taken and not finished) sees no change either: the edit then copies the
+ *   `Map` first.
+ * - A first snapshot can be *deferred*: two arrays of keys and values (e.g.
+ *   the rows of a subscription, keyed by their primary key), turned into the
+ *   `Map` on first use, so handing it on costs nothing per row.
+ *
+ * Values are never `undefined` (it means "absent" throughout).
+ *
+ * @module
+ */
+/** In a diff: the key was absent in that version. */
+const ABSENT: unique symbol = Symbol('absent');
+type Was<V> = V | typeof ABSENT;
+
+/** What the versions of one `Map` share. */
+interface Store<K, V> {
+  /** The head's contents (undefined while deferred). */
+  map: Map<K, V> | undefined;
+  /** Deferred contents: distinct keys and their values, for the first use to build `map` from. */
+  keys: readonly K[] | undefined;
+  values: readonly V[] | undefined;
+  /** The newest version (the one `map` holds). Once the store is left for a copy, it never changes again. */
+  head: SnapshotMap<K, V>;
+  /** Iterations over `map` started and not finished: an edit must not change `map` under them. */
+  readers: number;
+  /** Key/value pairs recorded in diffs since this store began. */
+  recorded: number;
+  editing: boolean;
+}
+
+function contents<K, V>(s: Store<K, V>): Map<K, V> {
+  let m = s.map;
+  if (m === undefined) {
+    m = new Map<K, V>();
+    const keys = s.keys!;
+    const values = s.values!;
+    for (let i = 0; i < keys.length; i++) m.set(keys[i], values[i]);
+    s.map = m;
+    s.keys = s.values = undefined;
+  }
+  return m;
+}
+
+/** One changed key and its value before an edit (a view's change objects have this shape). */
+export interface KeyChange<K, V> {
+  readonly key: K;
+  readonly oldRow: V | undefined;
+}
+
+/** An edit of the newest snapshot: see {@link editSnapshot}. */
+export interface SnapshotEditor<K, V> {
+  /** The value now (edits so far included). */
+  get(key: K): V | undefined;
+  /**
+   * Set `key` to `value` (`undefined` removes it); returns the value it had
+   * (`undefined`: absent). The edit records the old value for older readers.
+   */
+  swap(key: K, value: V | undefined): V | undefined;
+  /**
+   * As {@link swap}, but records nothing: the caller hands the old values to
+   * {@link commit} instead (every key it changed, first change first).
+   */
+  put(key: K, value: V | undefined): V | undefined;
+  /** Entries now. */
+  readonly size: number;
+  /**
+   * End the edit: the new newest snapshot, or the same one if nothing
+   * changed. `changes`: the old values of the keys changed with
+   * {@link put} (the array is kept, unchanged, as part of the diff). The
+   * editor is unusable afterwards.
+   */
+  commit(changes?: readonly KeyChange<K, V>[]): SnapshotMap<K, V>;
+}
+
+/** Internal entry points (the view's, not the public API's): set in the class's static block. */
+let beginEdit: <K, V>(v: SnapshotMap<K, V>) => SnapshotEditor<K, V>;
+let deferredOf: <K, V>(v: SnapshotMap<K, V>) => { readonly keys: readonly K[]; readonly values: readonly V[] } | undefined;
+
+/**
+ * An immutable `ReadonlyMap` (see the module notes). Built with
+ * {@link SnapshotMap.empty} / {@link SnapshotMap.of}; newer versions come from
+ * {@link editSnapshot}.
+ */
+export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
+  /** A new empty map (each has its own store: editing one never touches another). */
+  static empty<K, V>(): SnapshotMap<K, V> {
+    return SnapshotMap.of<K, V>([], [], true);
+  }
+
+  /**
+   * The map of `keys` → `values`. With `distinct` (the caller knows no key
+   * repeats, e.g. the primary keys of one table) it is built on first use:
+   * until then it is the two arrays, which must not change afterwards.
+   * Otherwise it is built now, and a repeated key keeps its last value.
+   */
+  static of<K, V>(keys: readonly K[], values: readonly V[], distinct: boolean): SnapshotMap<K, V> {
+    if (values.length !== keys.length) throw new RangeError('SnapshotMap.of: keys and values differ in length');
+    const store: Store<K, V> = { map: undefined, keys, values, head: undefined as unknown as SnapshotMap<K, V>, readers: 0, recorded: 0, editing: false };
+    const size = distinct ? keys.length : contents(store).size;
+    const v = new SnapshotMap<K, V>(store, size);
+    store.head = v;
+    return v;
+  }
+
+  static {
+    beginEdit = <K, V>(v: SnapshotMap<K, V>): SnapshotEditor<K, V> => v.#edit();
+    deferredOf = <K, V>(v: SnapshotMap<K, V>) => {
+      const s = v.#store;
+      return s.head === v && s.map === undefined ? { keys: s.keys!, values: s.values! } : undefined;
+    };
+  }
+
+  readonly size: number;
+  #store: Store<K, V>;
+  /** Set when this version stops being the head: the version it was edited into… */
+  #next: SnapshotMap<K, V> | undefined;
+  /** …and its values for the keys that edit touched: `[key, value here or ABSENT, …]`, first touch first… */
+  #diff: unknown[] | undefined;
+  /** …and/or as change objects (`oldRow` undefined: absent here), after `#diff`. */
+  #changes: readonly KeyChange<K, V>[] | undefined;
+  /** Once read as an older version: its values that differ from those of `#base` (a newer version). */
+  #delta: Map<K, Was<V>> | undefined;
+  #base: SnapshotMap<K, V> | undefined;
+
+  private constructor(store: Store<K, V>, size: number) {
+    this.#store = store;
+    this.size = size;
+  }
+
+  /** This version's values that differ from the head's (`undefined` when this is the head). */
+  #deltaToHead(): Map<K, Was<V>> | undefined {
+    const head = this.#store.head;
+    if (head === this) return undefined;
+    let d = this.#delta;
+    let w: SnapshotMap<K, V> = d === undefined ? this : this.#base!;
+    if (w === head) return d;
+    if (d === undefined) d = new Map();
+    while (w !== head) {
+      const folded = w === this ? undefined : w.#delta;
+      if (folded !== undefined) {
+        for (const [k, x] of folded) if (!d.has(k)) d.set(k, x);
+        w = w.#base!;
+      } else {
+        const diff = w.#diff;
+        if (diff !== undefined) {
+          for (let i = 0; i < diff.length; i += 2) {
+            const k = diff[i] as K;
+            if (!d.has(k)) d.set(k, diff[i + 1] as Was<V>);
+          }
+        }
+        const changes = w.#changes;
+        if (changes !== undefined) {
+          for (let i = 0; i < changes.length; i++) {
+            const c = changes[i];
+            if (!d.has(c.key)) d.set(c.key, c.oldRow === undefined ? ABSENT : c.oldRow);
+          }
+        }
+        w = w.#next!;
+      }
+    }
+    this.#delta = d;
+    this.#base = head;
+    // Versions behind this one now read through `#delta`; the chain is no longer needed from here.
+    this.#next = undefined;
+    this.#diff = undefined;
+    this.#changes = undefined;
+    return d;
+  }
+
+  get(key: K): V | undefined {
+    const s = this.#store;
+    if (s.head !== this) {
+      const x = this.#deltaToHead()!.get(key);
+      if (x !== undefined) return x === ABSENT ? undefined : x;
+    }
+    return contents(s).get(key);
+  }
+
+  has(key: K): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  *entries(): MapIterator<[K, V]> {
+    const s = this.#store;
+    const shared = this.#deltaToHead();
+    const map = contents(s);
+    // Later folds may add to the delta: iterate a copy of it, as it is now.
+    const d = shared === undefined || shared.size === 0 ? undefined : new Map(shared);
+    s.readers++;
+    try {
+      if (d === undefined) yield* map;
+      else {
+        for (const [k, v] of map) {
+          const x = d.get(k);
+          if (x === undefined) yield [k, v];
+          else if (x !== ABSENT) yield [k, x];
+        }
+        for (const [k, x] of d) if (x !== ABSENT && !map.has(k)) yield [k, x];
+      }
+    } finally {
+      s.readers--;
+    }
+  }
+
+  *keys(): MapIterator<K> {
+    for (const e of this.entries()) yield e[0];
+  }
+
+  *values(): MapIterator<V> {
+    for (const e of this.entries()) yield e[1];
+  }
+
+  forEach(callbackfn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: any): void {
+    for (const [k, v] of this.entries()) callbackfn.call(thisArg, v, k, this);
+  }
+
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.entries();
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'SnapshotMap';
+  }
+
+  #edit(): SnapshotEditor<K, V> {
+    let s = this.#store;
+    if (s.head !== this) throw new Error('SnapshotMap: only the newest version can be edited');
+    if (s.editing) throw new Error('SnapshotMap: an edit of this version is already open');
+    let map = contents(s);
+    // Leave this store (frozen from now on, with `this` as its head) for a copy when an
+    // iteration over it is open, or when the diffs kept for older versions have grown past
+    // four times the table: that bounds what a version kept forever holds.
+    const copied = s.readers > 0 || s.recorded > 4 * map.size + 1024;
+    if (copied) {
+      map = new Map(map);
+      s = { map, keys: undefined, values: undefined, head: this, readers: 0, recorded: 0, editing: false };
+    }
+    s.editing = true;
+    return new Editor<K, V>(this, s, map, copied);
+  }
+
+  /** @internal Make `next` (of `store`) the head after `from`, which keeps `diff`/`changes`. */
+  static link<K, V>(from: SnapshotMap<K, V>, store: Store<K, V>, size: number, diff: unknown[] | undefined, changes: readonly KeyChange<K, V>[] | undefined): SnapshotMap<K, V> {
+    const next = new SnapshotMap<K, V>(store, size);
+    if (from.#store === store) {
+      from.#next = next;
+      from.#diff = diff;
+      from.#changes = changes;
+      store.recorded += (diff === undefined ? 0 : diff.length >> 1) + (changes === undefined ? 0 : changes.length);
+    }
+    store.head = next;
+    return next;
+  }
+
+}
+
+class Editor<K, V> implements SnapshotEditor<K, V> {
+  #from: SnapshotMap<K, V>;
+  #store: Store<K, V>;
+  #map: Map<K, V>;
+  /** The edit writes into a copy of the map: `#from` keeps the original, so nothing is recorded. */
+  #copied: boolean;
+  #diff: unknown[] | undefined;
+  #open = true;
+  #changed = false;
+  size: number;
+
+  constructor(from: SnapshotMap<K, V>, store: Store<K, V>, map: Map<K, V>, copied: boolean) {
+    this.#from = from;
+    this.#store = store;
+    this.#map = map;
+    this.#copied = copied;
+    this.size = from.size;
+  }
+
+  get(key: K): V | undefined {
+    return this.#map.get(key);
+  }
+
+  put(key: K, value: V | undefined): V | undefined {
+    if (!this.#open) throw new Error('SnapshotMap: editor used after commit');
+    const map = this.#map;
+    const before = map.get(key);
+    if (before === value) return before;
+    if (value === undefined) {
+      map.delete(key);
+      this.size--;
+    } else {
+      map.set(key, value);
+      if (before === undefined) this.size++;
+    }
+    this.#changed = true;
+    return before;
+  }
+
+  swap(key: K, value: V | undefined): V | undefined {
+    const before = this.put(key, value);
+    if (before !== value && !this.#copied) (this.#diff ??= []).push(key, before === undefined ? ABSENT : before);
+    return before;
+  }
+
+  commit(changes?: readonly KeyChange<K, V>[]): SnapshotMap<K, V> {
+    if (!this.#open) throw new Error('SnapshotMap: editor committed twice');
+    this.#open = false;
+    this.#store.editing = false;
+    if (!this.#copied && !this.#changed) return this.#from;
+    return SnapshotMap.link(this.#from, this.#store, this.size, this.#diff, changes !== undefined && changes.length > 0 ? changes : undefined);
+  }
+}
+
+/**
+ * Start an edit of `v`, which must be the newest version of its map (a
+ * view's current state). Until `commit()`, `v` must not be read (the edit
+ * changes it in place); afterwards it again reads as it was.
+ */
+export function editSnapshot<K, V>(v: SnapshotMap<K, V>): SnapshotEditor<K, V> {
+  return beginEdit(v);
+}
+
+/**
+ * The arrays of a deferred map (see {@link SnapshotMap.of}) not used yet,
+ * else `undefined`: a re-sync walks them side by side with the new rows.
+ */
+export function deferredEntries<K, V>(v: SnapshotMap<K, V>): { readonly keys: readonly K[]; readonly values: readonly V[] } | undefined {
+  return deferredOf(v);
+}

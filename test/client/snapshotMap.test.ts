@@ -1,0 +1,178 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { SnapshotMap, deferredEntries, editSnapshot } from '../../streams/snapshotMap.ts';
+
+type K = number | bigint | string;
+
+/**
+ * Apply `[key, value | undefined]` edits to the newest version, as a view's
+ * flush does: recorded by the editor (`swap`), or (`asChanges`) with `put`
+ * and the caller's change objects as the diff.
+ */
+function apply(v: SnapshotMap<K, number>, edits: readonly (readonly [K, number | undefined])[], asChanges = false): SnapshotMap<K, number> {
+  const e = editSnapshot(v);
+  if (!asChanges) {
+    for (const [k, x] of edits) e.swap(k, x);
+    return e.commit();
+  }
+  const changes: { key: K; oldRow: number | undefined }[] = [];
+  for (const [k, x] of edits) {
+    const before = e.put(k, x);
+    if (before !== x) changes.push({ key: k, oldRow: before });
+  }
+  return e.commit(changes);
+}
+
+function applyModel(m: Map<K, number>, edits: readonly (readonly [K, number | undefined])[]): void {
+  for (const [k, x] of edits) {
+    if (x === undefined) m.delete(k);
+    else m.set(k, x);
+  }
+}
+
+/** A key as text that tells `1`, `1n` and `'1'` apart. */
+const show = (k: K) => `${typeof k}:${String(k)}`;
+/** Entries as sorted text (iteration order is not part of the contract). */
+const sorted = (entries: Iterable<readonly [K, number]>) => [...entries].map(([k, x]) => `${show(k)}=${x}`).sort();
+
+/** Everything a ReadonlyMap offers, read back into plain values. */
+function readAll(v: ReadonlyMap<K, number>, probe: readonly K[]) {
+  const fromForEach: [K, number][] = [];
+  v.forEach((x, k) => fromForEach.push([k, x]));
+  return {
+    size: v.size,
+    entries: sorted(v),
+    keys: [...v.keys()].map(show).sort(),
+    values: [...v.values()].sort(),
+    forEach: sorted(fromForEach),
+    get: probe.map((k) => v.get(k)),
+    has: probe.map((k) => v.has(k)),
+  };
+}
+
+function expected(m: Map<K, number>, probe: readonly K[]) {
+  return {
+    size: m.size,
+    entries: sorted(m),
+    keys: [...m.keys()].map(show).sort(),
+    values: [...m.values()].sort(),
+    forEach: sorted(m),
+    get: probe.map((k) => m.get(k)),
+    has: probe.map((k) => m.has(k)),
+  };
+}
+
+describe('SnapshotMap', () => {
+  const key = fc.oneof(fc.integer({ min: -20, max: 20 }), fc.bigInt({ min: -20n, max: 20n }), fc.constantFrom('a', 'b', 'c'));
+  const edit = fc.tuple(key, fc.option(fc.integer({ min: 0, max: 1000 }), { nil: undefined }));
+  const probe: K[] = [...Array.from({ length: 41 }, (_, i) => i - 20), ...Array.from({ length: 41 }, (_, i) => BigInt(i - 20)), 'a', 'b', 'c', 'zz'];
+
+  it('behaves like Map under random batches, and every earlier version reads as it was after any later batch', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(edit, { maxLength: 30 }), { maxLength: 12 }),
+        fc.array(fc.nat({ max: 11 }), { maxLength: 6 }),
+        (batches, readsBetween) => {
+          let v = SnapshotMap.empty<K, number>();
+          const model = new Map<K, number>();
+          const history: [SnapshotMap<K, number>, Map<K, number>][] = [[v, new Map()]];
+          for (const [i, batch] of batches.entries()) {
+            v = apply(v, batch, i % 2 === 1);
+            applyModel(model, batch);
+            expect(readAll(v, probe)).to.deep.equal(expected(model, probe));
+            history.push([v, new Map(model)]);
+            // Read some older versions between batches (their folds must stay right as the head moves on).
+            for (const j of readsBetween) if (j <= i) expect(readAll(history[j][0], probe)).to.deep.equal(expected(history[j][1], probe));
+          }
+          for (const [old, m] of history) expect(readAll(old, probe)).to.deep.equal(expected(m, probe));
+          // And in reverse order, so the newest versions are folded before the oldest read through them.
+          for (const [old, m] of [...history].reverse()) expect(readAll(old, probe)).to.deep.equal(expected(m, probe));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('an earlier snapshot is unchanged after a later batch edited the map in place', () => {
+    const rows = Array.from({ length: 1000 }, (_, i) => ({ id: BigInt(i), hp: i }));
+    const first = SnapshotMap.of(rows.map((r) => r.id), rows, true);
+    const hurt = rows.slice(0, 100).map((r) => ({ ...r, hp: -1 }));
+    const e = editSnapshot(first);
+    for (const r of hurt) e.swap(r.id, r);
+    e.swap(500n, undefined);
+    e.swap(2000n, { id: 2000n, hp: 2000 });
+    const second = e.commit();
+    expect(second).to.not.equal(first);
+    expect(first.size).to.equal(1000);
+    expect(first.get(5n)).to.equal(rows[5]);
+    expect(first.get(500n)).to.equal(rows[500]);
+    expect(first.has(2000n)).to.equal(false);
+    expect([...first.values()]).to.have.members(rows);
+    expect(second.size).to.equal(1000);
+    expect(second.get(5n)).to.equal(hurt[5]);
+    expect(second.has(500n)).to.equal(false);
+    expect(second.get(2000n)?.hp).to.equal(2000);
+    // Unchanged rows are the same objects in both.
+    expect(second.get(700n)).to.equal(first.get(700n));
+  });
+
+  it('an iteration open while the map is edited sees the version it started on', () => {
+    const v1 = SnapshotMap.of<K, number>([1, 2, 3], [10, 20, 30], true);
+    const it = v1.entries();
+    expect(it.next().value).to.deep.equal([1, 10]);
+    const e = editSnapshot(v1);
+    e.swap(2, 21);
+    e.swap(3, undefined);
+    e.swap(4, 40);
+    const v2 = e.commit();
+    expect([...it]).to.deep.equal([
+      [2, 20],
+      [3, 30],
+    ]);
+    expect(new Map(v2)).to.deep.equal(new Map([[1, 10], [2, 21], [4, 40]]));
+    // The same for an older version's iteration while its head moves on.
+    const old = v1.keys();
+    expect(old.next().value).to.equal(1);
+    const v3 = apply(v2, [[1, 11], [5, 50]]);
+    expect([1, ...old]).to.have.members([1, 2, 3]);
+    expect(new Map(v1)).to.deep.equal(new Map([[1, 10], [2, 20], [3, 30]]));
+    expect(new Map(v3)).to.deep.equal(new Map([[1, 11], [2, 21], [4, 40], [5, 50]]));
+    // An iterator dropped half-way costs one copy, not a broken map.
+    const dropped = v3.entries();
+    dropped.next();
+    const v4 = apply(v3, [[2, 22]]);
+    expect(v3.get(2)).to.equal(21);
+    expect(v4.get(2)).to.equal(22);
+  });
+
+  it('a version kept through many edits reads right across the copies made once the diffs outgrow the map', () => {
+    let v = SnapshotMap.of<K, number>([1, 2], [1, 2], true);
+    const kept = v;
+    for (let i = 0; i < 3000; i++) v = apply(v, [[1 + (i % 2), i]]);
+    expect(kept.get(1)).to.equal(1);
+    expect(kept.get(2)).to.equal(2);
+    expect(v.get(1)).to.equal(2998);
+    expect(v.get(2)).to.equal(2999);
+  });
+
+  it('deferred: size at once, the arrays until first use, then a map; only the newest version can be edited', () => {
+    const keys = [1n, 2n, 3n];
+    const v = SnapshotMap.of<bigint, string>(keys, ['a', 'b', 'c'], true);
+    expect(v.size).to.equal(3);
+    expect(deferredEntries(v)?.keys).to.equal(keys);
+    expect(v.get(2n)).to.equal('b');
+    expect(deferredEntries(v)).to.equal(undefined);
+    const built = SnapshotMap.of<bigint, string>([1n, 1n, 2n], ['a', 'A', 'b'], false);
+    expect(built.size).to.equal(2);
+    expect(built.get(1n)).to.equal('A');
+    const e = editSnapshot(v);
+    e.swap(4n, 'd');
+    const v2 = e.commit();
+    expect(() => editSnapshot(v)).to.throw(/newest version/);
+    expect(() => e.swap(5n, 'e')).to.throw(/after commit/);
+    const e2 = editSnapshot(v2);
+    expect(() => editSnapshot(v2)).to.throw(/already open/);
+    expect(e2.commit()).to.equal(v2);
+    expect(() => SnapshotMap.of([1], [], true)).to.throw(RangeError);
+  });
+});
