@@ -37,10 +37,38 @@
 const ABSENT: unique symbol = Symbol('absent');
 type Was<V> = V | typeof ABSENT;
 
+/**
+ * How a store keys its `Map`: `plain` — the keys themselves; `bigint` — every
+ * key is a bigint, and those a double holds exactly are stored as numbers
+ * (V8 hashes a number about twice as fast as a bigint, and `u64` primary keys
+ * are the common case); `open` — empty and not decided yet: the first key
+ * put decides.
+ */
+type KeyMode = 'plain' | 'bigint' | 'open';
+
+/** The `Map` key of `key` in a `bigint` store. */
+function packBig(key: bigint): unknown {
+  const n = Number(key);
+  return Number.isSafeInteger(n) ? n : key;
+}
+
+/** A key as stored (`undefined`: not a key such a store can hold). */
+function pack(mode: KeyMode, key: unknown): unknown {
+  if (mode !== 'bigint') return key;
+  return typeof key === 'bigint' ? packBig(key) : undefined;
+}
+
+/** A stored key as the user's key. */
+function unpack(mode: KeyMode, key: unknown): unknown {
+  return mode === 'bigint' && typeof key === 'number' ? BigInt(key) : key;
+}
+
 /** What the versions of one `Map` share. */
 interface Store<K, V> {
-  /** The head's contents (undefined while deferred). */
-  map: Map<K, V> | undefined;
+  /** How `map` is keyed (fixed once decided: the diffs and deltas of the store's versions are keyed the same way). */
+  mode: KeyMode;
+  /** The head's contents (undefined while deferred), keyed as `mode` says. */
+  map: Map<unknown, V> | undefined;
   /** Deferred contents: distinct keys and their values, for the first use to build `map` from. */
   keys: readonly K[] | undefined;
   values: readonly V[] | undefined;
@@ -53,13 +81,14 @@ interface Store<K, V> {
   editing: boolean;
 }
 
-function contents<K, V>(s: Store<K, V>): Map<K, V> {
+function contents<K, V>(s: Store<K, V>): Map<unknown, V> {
   let m = s.map;
   if (m === undefined) {
-    m = new Map<K, V>();
+    m = new Map<unknown, V>();
     const keys = s.keys!;
     const values = s.values!;
-    for (let i = 0; i < keys.length; i++) m.set(keys[i], values[i]);
+    if (s.mode === 'bigint') for (let i = 0; i < keys.length; i++) m.set(packBig(keys[i] as bigint), values[i]);
+    else for (let i = 0; i < keys.length; i++) m.set(keys[i], values[i]);
     s.map = m;
     s.keys = s.values = undefined;
   }
@@ -120,7 +149,9 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
    */
   static of<K, V>(keys: readonly K[], values: readonly V[], distinct: boolean): SnapshotMap<K, V> {
     if (values.length !== keys.length) throw new RangeError('SnapshotMap.of: keys and values differ in length');
-    const store: Store<K, V> = { map: undefined, keys, values, head: undefined as unknown as SnapshotMap<K, V>, readers: 0, recorded: 0, editing: false };
+    let mode: KeyMode = keys.length === 0 ? 'open' : 'bigint';
+    for (let i = 0; i < keys.length && mode === 'bigint'; i++) if (typeof keys[i] !== 'bigint') mode = 'plain';
+    const store: Store<K, V> = { mode, map: undefined, keys, values, head: undefined as unknown as SnapshotMap<K, V>, readers: 0, recorded: 0, editing: false };
     const size = distinct ? keys.length : contents(store).size;
     const v = new SnapshotMap<K, V>(store, size);
     store.head = v;
@@ -143,8 +174,8 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
   #diff: unknown[] | undefined;
   /** …and/or as change objects (`oldRow` undefined: absent here), after `#diff`. */
   #changes: readonly KeyChange<K, V>[] | undefined;
-  /** Once read as an older version: its values that differ from those of `#base` (a newer version). */
-  #delta: Map<K, Was<V>> | undefined;
+  /** Once read as an older version: its values that differ from those of `#base` (a newer version), keyed as the store's map. */
+  #delta: Map<unknown, Was<V>> | undefined;
   #base: SnapshotMap<K, V> | undefined;
 
   private constructor(store: Store<K, V>, size: number) {
@@ -153,8 +184,9 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
   }
 
   /** This version's values that differ from the head's (`undefined` when this is the head). */
-  #deltaToHead(): Map<K, Was<V>> | undefined {
-    const head = this.#store.head;
+  #deltaToHead(): Map<unknown, Was<V>> | undefined {
+    const store = this.#store;
+    const head = store.head;
     if (head === this) return undefined;
     let d = this.#delta;
     let w: SnapshotMap<K, V> = d === undefined ? this : this.#base!;
@@ -169,15 +201,17 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
         const diff = w.#diff;
         if (diff !== undefined) {
           for (let i = 0; i < diff.length; i += 2) {
-            const k = diff[i] as K;
+            const k = diff[i];
             if (!d.has(k)) d.set(k, diff[i + 1] as Was<V>);
           }
         }
         const changes = w.#changes;
         if (changes !== undefined) {
+          const mode = store.mode;
           for (let i = 0; i < changes.length; i++) {
             const c = changes[i];
-            if (!d.has(c.key)) d.set(c.key, c.oldRow === undefined ? ABSENT : c.oldRow);
+            const k = pack(mode, c.key);
+            if (!d.has(k)) d.set(k, c.oldRow === undefined ? ABSENT : c.oldRow);
           }
         }
         w = w.#next!;
@@ -194,11 +228,13 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
 
   get(key: K): V | undefined {
     const s = this.#store;
+    const k = pack(s.mode, key);
+    if (k === undefined) return undefined;
     if (s.head !== this) {
-      const x = this.#deltaToHead()!.get(key);
+      const x = this.#deltaToHead()!.get(k);
       if (x !== undefined) return x === ABSENT ? undefined : x;
     }
-    return contents(s).get(key);
+    return contents(s).get(k);
   }
 
   has(key: K): boolean {
@@ -211,16 +247,19 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
     const map = contents(s);
     // Later folds may add to the delta: iterate a copy of it, as it is now.
     const d = shared === undefined || shared.size === 0 ? undefined : new Map(shared);
+    const mode = s.mode;
     s.readers++;
     try {
-      if (d === undefined) yield* map;
-      else {
+      if (d === undefined) {
+        if (mode === 'bigint') for (const [k, v] of map) yield [unpack(mode, k) as K, v];
+        else yield* map as Map<K, V>;
+      } else {
         for (const [k, v] of map) {
           const x = d.get(k);
-          if (x === undefined) yield [k, v];
-          else if (x !== ABSENT) yield [k, x];
+          if (x === undefined) yield [unpack(mode, k) as K, v];
+          else if (x !== ABSENT) yield [unpack(mode, k) as K, x];
         }
-        for (const [k, x] of d) if (x !== ABSENT && !map.has(k)) yield [k, x];
+        for (const [k, x] of d) if (x !== ABSENT && !map.has(k)) yield [unpack(mode, k) as K, x];
       }
     } finally {
       s.readers--;
@@ -254,11 +293,13 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
     let map = contents(s);
     // Leave this store (frozen from now on, with `this` as its head) for a copy when an
     // iteration over it is open, or when the diffs kept for older versions have grown past
-    // four times the table: that bounds what a version kept forever holds.
-    const copied = s.readers > 0 || s.recorded > 4 * map.size + 1024;
+    // four times the table: that bounds what a version kept forever holds. An empty map
+    // starts afresh too, so the first key put decides how the new store is keyed.
+    const copied = s.readers > 0 || s.recorded > 4 * map.size + 1024 || (map.size === 0 && s.mode !== 'open');
     if (copied) {
+      const mode = map.size === 0 ? 'open' : s.mode;
       map = new Map(map);
-      s = { map, keys: undefined, values: undefined, head: this, readers: 0, recorded: 0, editing: false };
+      s = { mode, map, keys: undefined, values: undefined, head: this, readers: 0, recorded: 0, editing: false };
     }
     s.editing = true;
     return new Editor<K, V>(this, s, map, copied);
@@ -282,7 +323,7 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
 class Editor<K, V> implements SnapshotEditor<K, V> {
   #from: SnapshotMap<K, V>;
   #store: Store<K, V>;
-  #map: Map<K, V>;
+  #map: Map<unknown, V>;
   /** The edit writes into a copy of the map: `#from` keeps the original, so nothing is recorded. */
   #copied: boolean;
   #diff: unknown[] | undefined;
@@ -290,7 +331,7 @@ class Editor<K, V> implements SnapshotEditor<K, V> {
   #changed = false;
   size: number;
 
-  constructor(from: SnapshotMap<K, V>, store: Store<K, V>, map: Map<K, V>, copied: boolean) {
+  constructor(from: SnapshotMap<K, V>, store: Store<K, V>, map: Map<unknown, V>, copied: boolean) {
     this.#from = from;
     this.#store = store;
     this.#map = map;
@@ -299,19 +340,34 @@ class Editor<K, V> implements SnapshotEditor<K, V> {
   }
 
   get(key: K): V | undefined {
-    return this.#map.get(key);
+    const k = pack(this.#store.mode, key);
+    return k === undefined ? undefined : this.#map.get(k);
+  }
+
+  /** The key as the map stores it (deciding an open store's keying). */
+  #pack(key: K): unknown {
+    const store = this.#store;
+    let mode = store.mode;
+    if (mode === 'open') mode = store.mode = typeof key === 'bigint' ? 'bigint' : 'plain';
+    if (mode === 'plain') return key;
+    if (typeof key !== 'bigint') throw new TypeError('SnapshotMap: a map keyed by bigints takes only bigint keys');
+    return packBig(key);
   }
 
   put(key: K, value: V | undefined): V | undefined {
+    return this.#put(this.#pack(key), value);
+  }
+
+  #put(k: unknown, value: V | undefined): V | undefined {
     if (!this.#open) throw new Error('SnapshotMap: editor used after commit');
     const map = this.#map;
-    const before = map.get(key);
+    const before = map.get(k);
     if (before === value) return before;
     if (value === undefined) {
-      map.delete(key);
+      map.delete(k);
       this.size--;
     } else {
-      map.set(key, value);
+      map.set(k, value);
       if (before === undefined) this.size++;
     }
     this.#changed = true;
@@ -319,8 +375,9 @@ class Editor<K, V> implements SnapshotEditor<K, V> {
   }
 
   swap(key: K, value: V | undefined): V | undefined {
-    const before = this.put(key, value);
-    if (before !== value && !this.#copied) (this.#diff ??= []).push(key, before === undefined ? ABSENT : before);
+    const k = this.#pack(key);
+    const before = this.#put(k, value);
+    if (before !== value && !this.#copied) (this.#diff ??= []).push(k, before === undefined ? ABSENT : before);
     return before;
   }
 

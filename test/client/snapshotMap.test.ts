@@ -63,34 +63,56 @@ function expected(m: Map<K, number>, probe: readonly K[]) {
 }
 
 describe('SnapshotMap', () => {
-  const key = fc.oneof(fc.integer({ min: -20, max: 20 }), fc.bigInt({ min: -20n, max: 20n }), fc.constantFrom('a', 'b', 'c'));
-  const edit = fc.tuple(key, fc.option(fc.integer({ min: 0, max: 1000 }), { nil: undefined }));
+  const key: fc.Arbitrary<K> = fc.oneof(fc.integer({ min: -20, max: 20 }), fc.bigInt({ min: -20n, max: 20n }), fc.constantFrom('a', 'b', 'c'));
   const probe: K[] = [...Array.from({ length: 41 }, (_, i) => i - 20), ...Array.from({ length: 41 }, (_, i) => BigInt(i - 20)), 'a', 'b', 'c', 'zz'];
 
-  it('behaves like Map under random batches, and every earlier version reads as it was after any later batch', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.array(edit, { maxLength: 30 }), { maxLength: 12 }),
-        fc.array(fc.nat({ max: 11 }), { maxLength: 6 }),
-        (batches, readsBetween) => {
-          let v = SnapshotMap.empty<K, number>();
-          const model = new Map<K, number>();
-          const history: [SnapshotMap<K, number>, Map<K, number>][] = [[v, new Map()]];
-          for (const [i, batch] of batches.entries()) {
-            v = apply(v, batch, i % 2 === 1);
-            applyModel(model, batch);
-            expect(readAll(v, probe)).to.deep.equal(expected(model, probe));
-            history.push([v, new Map(model)]);
-            // Read some older versions between batches (their folds must stay right as the head moves on).
-            for (const j of readsBetween) if (j <= i) expect(readAll(history[j][0], probe)).to.deep.equal(expected(history[j][1], probe));
-          }
-          for (const [old, m] of history) expect(readAll(old, probe)).to.deep.equal(expected(m, probe));
-          // And in reverse order, so the newest versions are folded before the oldest read through them.
-          for (const [old, m] of [...history].reverse()) expect(readAll(old, probe)).to.deep.equal(expected(m, probe));
-        },
-      ),
-      { numRuns: 300 },
+  /** Random batches on `start` (model: `initial`), reading older versions between and after. */
+  const history = (keyArb: fc.Arbitrary<K>, start: () => [SnapshotMap<K, number>, Map<K, number>], probe: readonly K[]) =>
+    fc.property(
+      fc.array(fc.array(fc.tuple(keyArb, fc.option(fc.integer({ min: 0, max: 1000 }), { nil: undefined })), { maxLength: 30 }), { maxLength: 12 }),
+      fc.array(fc.nat({ max: 11 }), { maxLength: 6 }),
+      (batches, readsBetween) => {
+        let [v, model] = start();
+        const versions: [SnapshotMap<K, number>, Map<K, number>][] = [[v, new Map(model)]];
+        for (const [i, batch] of batches.entries()) {
+          v = apply(v, batch, i % 2 === 1);
+          applyModel(model, batch);
+          expect(readAll(v, probe)).to.deep.equal(expected(model, probe));
+          versions.push([v, new Map(model)]);
+          // Read some older versions between batches (their folds must stay right as the head moves on).
+          for (const j of readsBetween) if (j <= i) expect(readAll(versions[j][0], probe)).to.deep.equal(expected(versions[j][1], probe));
+        }
+        for (const [old, m] of versions) expect(readAll(old, probe)).to.deep.equal(expected(m, probe));
+        // And in reverse order, so the newest versions are folded before the oldest read through them.
+        for (const [old, m] of [...versions].reverse()) expect(readAll(old, probe)).to.deep.equal(expected(m, probe));
+      },
     );
+
+  it('behaves like Map under random batches of mixed keys, and every earlier version reads as it was after any later batch', () => {
+    // A string key first: the map is keyed by the keys themselves ('plain'); 'seed' is never deleted.
+    fc.assert(history(key, () => [SnapshotMap.of<K, number>(['seed'], [0], false), new Map<K, number>([['seed', 0]])], [...probe, 'seed']), { numRuns: 300 });
+  });
+
+  it('the same with bigint keys (stored as numbers where a double holds them exactly), from empty and from deferred arrays', () => {
+    const huge = 1n << 70n;
+    const bigKey = fc.oneof(fc.bigInt({ min: -20n, max: 20n }), fc.bigInt({ min: -3n, max: 3n }).map((b) => huge + b), fc.constantFrom(2n ** 53n, 2n ** 53n - 1n, -(2n ** 53n)));
+    const bigProbe: K[] = [...Array.from({ length: 41 }, (_, i) => BigInt(i - 20)), ...[-3n, -2n, -1n, 0n, 1n, 2n, 3n].map((b) => huge + b), 2n ** 53n, 2n ** 53n - 1n, -(2n ** 53n), 5, '5'];
+    fc.assert(history(bigKey, () => [SnapshotMap.empty<K, number>(), new Map<K, number>()], bigProbe), { numRuns: 200 });
+    fc.assert(
+      history(bigKey, () => [SnapshotMap.of<K, number>([1n, huge, 2n ** 53n], [1, 2, 3], true), new Map<K, number>([[1n, 1], [huge, 2], [2n ** 53n, 3]])], bigProbe),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a map keyed by bigints finds no number key and refuses one', () => {
+    const v = SnapshotMap.of<K, string>([5n, 6n], ['five', 'six'], true);
+    expect(v.get(5n)).to.equal('five');
+    expect(v.get(5)).to.equal(undefined);
+    expect(v.has('5')).to.equal(false);
+    expect([...v.keys()]).to.deep.equal([5n, 6n]);
+    const e = editSnapshot(v);
+    expect(() => e.put(7, 'seven')).to.throw(TypeError, /bigint keys/);
+    e.commit();
   });
 
   it('an earlier snapshot is unchanged after a later batch edited the map in place', () => {
