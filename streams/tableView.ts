@@ -275,17 +275,26 @@ export class TableView<Row> {
    * nothing done) if two rows share a key; the general path handles that.
    */
   #firstSync(rows: Iterable<Row>): boolean {
-    const keys: RowKey[] = [];
-    const values: Row[] = [];
-    const changes: RowChange<Row>[] = [];
-    for (const row of rows) {
-      if (!this.shape.matches(row)) continue;
+    const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
+    const n = list.length;
+    const keys: RowKey[] = new Array(n);
+    const changes: RowChange<Row>[] = new Array(n);
+    // The snapshot's values are `list` itself unless the filter drops a row.
+    let values: Row[] | undefined;
+    let j = 0;
+    for (let i = 0; i < n; i++) {
+      const row = list[i];
+      if (!this.shape.matches(row)) {
+        values ??= list.slice(0, i);
+        continue;
+      }
       const key = this.shape.keyOf(row);
-      keys.push(key);
-      values.push(row);
-      changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
+      keys[j] = key;
+      changes[j++] = { op: 'insert', key, oldRow: undefined, newRow: row };
+      values?.push(row);
     }
-    const state = this.#snapshotOf(keys, values);
+    keys.length = changes.length = j;
+    const state = this.#snapshotOf(keys, values ?? list);
     if (state.size !== keys.length) return false;
     this.#staged = { state, changes };
     this.#everSynced = true;
@@ -301,7 +310,7 @@ export class TableView<Row> {
    * on the emission path. Otherwise it is built now (and a duplicate key
    * shows as a smaller size).
    */
-  #snapshotOf(keys: RowKey[], values: Row[]): SnapshotMap<RowKey, Row> {
+  #snapshotOf(keys: readonly RowKey[], values: readonly Row[]): SnapshotMap<RowKey, Row> {
     return SnapshotMap.of(keys, values, this.shape.primaryKeyed === true);
   }
 
@@ -316,8 +325,10 @@ export class TableView<Row> {
   #resync(rows: Iterable<Row>): boolean {
     const old = this.#state;
     const same = this.shape.same ?? deepEqual;
-    const keys: RowKey[] = [];
-    const values: Row[] = [];
+    const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
+    const n = list.length;
+    const keys: RowKey[] = new Array(n);
+    let values: Row[] | undefined;
     const changes: RowChange<Row>[] = [];
     let kept = 0;
     // The old rows, while still the arrays of the last sync (nothing read or
@@ -326,21 +337,25 @@ export class TableView<Row> {
     const prior = deferredEntries(old);
     const priorKeys = prior?.keys;
     const priorValues = prior?.values;
-    let i = 0;
-    for (const row of rows) {
-      if (!this.shape.matches(row)) continue;
+    let j = 0;
+    for (let i = 0; i < n; i++) {
+      const row = list[i];
+      if (!this.shape.matches(row)) {
+        values ??= list.slice(0, i);
+        continue;
+      }
       const key = this.shape.keyOf(row);
-      keys.push(key);
-      values.push(row);
-      const before = priorKeys !== undefined && i < priorKeys.length && priorKeys[i] === key ? priorValues![i] : old.get(key);
-      i++;
+      values?.push(row);
+      const before = priorKeys !== undefined && j < priorKeys.length && priorKeys[j] === key ? priorValues![j] : old.get(key);
+      keys[j++] = key;
       if (before === undefined) changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
       else {
         kept++;
         if (before !== row && !same(before, row)) changes.push({ op: 'update', key, oldRow: before, newRow: row });
       }
     }
-    const state = this.#snapshotOf(keys, values);
+    keys.length = j;
+    const state = this.#snapshotOf(keys, values ?? list);
     if (state.size !== keys.length) return false;
     if (kept !== old.size) for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
     this.#staged = { state, changes };
