@@ -33,6 +33,8 @@
  *
  * @module
  */
+import { KeyTable } from './keyTable.ts';
+
 /** In a diff: the key was absent in that version. */
 const ABSENT: unique symbol = Symbol('absent');
 type Was<V> = V | typeof ABSENT;
@@ -68,7 +70,7 @@ interface Store<K, V> {
   /** How `map` is keyed (fixed once decided: the diffs and deltas of the store's versions are keyed the same way). */
   mode: KeyMode;
   /** The head's contents (undefined while deferred), keyed as `mode` says. */
-  map: Map<unknown, V> | undefined;
+  map: KeyTable<V> | undefined;
   /** Deferred contents: distinct keys and their values, for the first use to build `map` from. */
   keys: readonly K[] | undefined;
   values: readonly V[] | undefined;
@@ -81,14 +83,10 @@ interface Store<K, V> {
   editing: boolean;
 }
 
-function contents<K, V>(s: Store<K, V>): Map<unknown, V> {
+function contents<K, V>(s: Store<K, V>): KeyTable<V> {
   let m = s.map;
   if (m === undefined) {
-    m = new Map<unknown, V>();
-    const keys = s.keys!;
-    const values = s.values!;
-    if (s.mode === 'bigint') for (let i = 0; i < keys.length; i++) m.set(packBig(keys[i] as bigint), values[i]);
-    else for (let i = 0; i < keys.length; i++) m.set(keys[i], values[i]);
+    m = s.mode === 'bigint' ? KeyTable.of(s.keys!, s.values!, packBig as (k: unknown) => unknown) : KeyTable.of(s.keys!, s.values!);
     s.map = m;
     s.keys = s.values = undefined;
   }
@@ -251,10 +249,9 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
     s.readers++;
     try {
       if (d === undefined) {
-        if (mode === 'bigint') for (const [k, v] of map) yield [unpack(mode, k) as K, v];
-        else yield* map as Map<K, V>;
+        for (const [k, v] of map.entries()) yield [unpack(mode, k) as K, v];
       } else {
-        for (const [k, v] of map) {
+        for (const [k, v] of map.entries()) {
           const x = d.get(k);
           if (x === undefined) yield [unpack(mode, k) as K, v];
           else if (x !== ABSENT) yield [unpack(mode, k) as K, x];
@@ -298,7 +295,7 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
     const copied = s.readers > 0 || s.recorded > 4 * map.size + 1024 || (map.size === 0 && s.mode !== 'open');
     if (copied) {
       const mode = map.size === 0 ? 'open' : s.mode;
-      map = new Map(map);
+      map = map.clone();
       s = { mode, map, keys: undefined, values: undefined, head: this, readers: 0, recorded: 0, editing: false };
     }
     s.editing = true;
@@ -323,7 +320,7 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
 class Editor<K, V> implements SnapshotEditor<K, V> {
   #from: SnapshotMap<K, V>;
   #store: Store<K, V>;
-  #map: Map<unknown, V>;
+  #map: KeyTable<V>;
   /** The edit writes into a copy of the map: `#from` keeps the original, so nothing is recorded. */
   #copied: boolean;
   #diff: unknown[] | undefined;
@@ -331,7 +328,7 @@ class Editor<K, V> implements SnapshotEditor<K, V> {
   #changed = false;
   size: number;
 
-  constructor(from: SnapshotMap<K, V>, store: Store<K, V>, map: Map<unknown, V>, copied: boolean) {
+  constructor(from: SnapshotMap<K, V>, store: Store<K, V>, map: KeyTable<V>, copied: boolean) {
     this.#from = from;
     this.#store = store;
     this.#map = map;
@@ -360,16 +357,10 @@ class Editor<K, V> implements SnapshotEditor<K, V> {
 
   #put(k: unknown, value: V | undefined): V | undefined {
     if (!this.#open) throw new Error('SnapshotMap: editor used after commit');
-    const map = this.#map;
-    const before = map.get(k);
+    const before = this.#map.swap(k, value);
     if (before === value) return before;
-    if (value === undefined) {
-      map.delete(k);
-      this.size--;
-    } else {
-      map.set(k, value);
-      if (before === undefined) this.size++;
-    }
+    if (value === undefined) this.size--;
+    else if (before === undefined) this.size++;
     this.#changed = true;
     return before;
   }

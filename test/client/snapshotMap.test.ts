@@ -109,7 +109,7 @@ describe('SnapshotMap', () => {
     expect(v.get(5n)).to.equal('five');
     expect(v.get(5)).to.equal(undefined);
     expect(v.has('5')).to.equal(false);
-    expect([...v.keys()]).to.deep.equal([5n, 6n]);
+    expect([...v.keys()]).to.have.members([5n, 6n]);
     const e = editSnapshot(v);
     expect(() => e.put(7, 'seven')).to.throw(TypeError, /bigint keys/);
     e.commit();
@@ -141,22 +141,23 @@ describe('SnapshotMap', () => {
   it('an iteration open while the map is edited sees the version it started on', () => {
     const v1 = SnapshotMap.of<K, number>([1, 2, 3], [10, 20, 30], true);
     const it = v1.entries();
-    expect(it.next().value).to.deep.equal([1, 10]);
+    const firstEntry = it.next().value!;
     const e = editSnapshot(v1);
     e.swap(2, 21);
     e.swap(3, undefined);
     e.swap(4, 40);
     const v2 = e.commit();
-    expect([...it]).to.deep.equal([
+    expect([firstEntry, ...it]).to.have.deep.members([
+      [1, 10],
       [2, 20],
       [3, 30],
     ]);
     expect(new Map(v2)).to.deep.equal(new Map([[1, 10], [2, 21], [4, 40]]));
     // The same for an older version's iteration while its head moves on.
     const old = v1.keys();
-    expect(old.next().value).to.equal(1);
+    const firstKey = old.next().value!;
     const v3 = apply(v2, [[1, 11], [5, 50]]);
-    expect([1, ...old]).to.have.members([1, 2, 3]);
+    expect([firstKey, ...old]).to.have.members([1, 2, 3]);
     expect(new Map(v1)).to.deep.equal(new Map([[1, 10], [2, 20], [3, 30]]));
     expect(new Map(v3)).to.deep.equal(new Map([[1, 11], [2, 21], [4, 40], [5, 50]]));
     // An iterator dropped half-way costs one copy, not a broken map.
