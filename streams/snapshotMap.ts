@@ -241,6 +241,13 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
 
   *entries(): MapIterator<[K, V]> {
     const s = this.#store;
+    if (s.map === undefined && s.head === this) {
+      // Deferred: iterate the arrays themselves (they never change), building nothing.
+      const keys = s.keys!;
+      const values = s.values!;
+      for (let i = 0; i < keys.length; i++) yield [keys[i], values[i]];
+      return;
+    }
     const shared = this.#deltaToHead();
     const map = contents(s);
     // Later folds may add to the delta: iterate a copy of it, as it is now.

@@ -178,10 +178,13 @@ describe('SnapshotMap', () => {
     expect(v.get(2)).to.equal(2999);
   });
 
-  it('deferred: size at once, the arrays until first use, then a map; only the newest version can be edited', () => {
+  it('deferred: size at once, the arrays until the first lookup or edit (iteration reads them), then a table; only the newest version can be edited', () => {
     const keys = [1n, 2n, 3n];
     const v = SnapshotMap.of<bigint, string>(keys, ['a', 'b', 'c'], true);
     expect(v.size).to.equal(3);
+    expect(deferredEntries(v)?.keys).to.equal(keys);
+    // Iterating reads the arrays: still deferred afterwards.
+    expect([...v]).to.have.deep.members([[1n, 'a'], [2n, 'b'], [3n, 'c']]);
     expect(deferredEntries(v)?.keys).to.equal(keys);
     expect(v.get(2n)).to.equal('b');
     expect(deferredEntries(v)).to.equal(undefined);
