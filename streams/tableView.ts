@@ -270,9 +270,11 @@ export class TableView<Row> {
   }
 
   /**
-   * Sync into an empty view: every row is an insert, so build the snapshot in
-   * one pass instead of a pending entry and a trie insert per row. False (and
-   * nothing done) if two rows share a key; the general path handles that.
+   * Sync into an empty view: every row is an insert, so the snapshot is the
+   * rows' keys and the rows themselves (the SDK's array when the filter keeps
+   * every row), deferred, instead of a pending entry and a table write per
+   * row. False (and nothing done) if two rows share a key; the general path
+   * handles that.
    */
   #firstSync(rows: Iterable<Row>): boolean {
     const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
@@ -315,12 +317,16 @@ export class TableView<Row> {
   }
 
   /**
-   * Sync a view that has rows and nothing pending (a reconnect): build the new
-   * snapshot from `rows` in one pass, as a first sync does, so the rows shared
-   * with the new connection's cache cost no trie write each. Per row: one
-   * lookup in the old snapshot and, when the objects differ, a column-wise
-   * comparison ({@link ViewShape.same}); only changed, new and vanished rows
-   * become changes. False (nothing done) if two rows share a key.
+   * Sync a view that has rows and nothing pending (a reconnect): the new
+   * snapshot is the new rows, deferred, as a first sync does, so the rows
+   * shared with the new connection's cache cost no table write each. Per row:
+   * the old row — at the same position of the old snapshot's arrays while
+   * those are still deferred (the server sends a table's rows in the same
+   * order), else one lookup — and, when the objects differ, a column-wise
+   * `===` comparison ({@link ViewShape.same}; the SDK keeps neither the
+   * encoded bytes nor a hash of a primary-keyed row to compare instead). Only
+   * changed, new and vanished rows become changes. False (nothing done) if
+   * two rows share a key.
    */
   #resync(rows: Iterable<Row>): boolean {
     const old = this.#state;
