@@ -4,12 +4,13 @@
  * table's primary keys, as numbers) with a native `Map` beside it for any
  * other key.
  *
- * Integer keys live in one plain array of numbers (unboxed by V8, 8 bytes
- * each, on the JS heap) and their values in another of the same length (linear probing, at most three quarters full, deletions
- * shift the following entries back so no tombstones accumulate). That is
- * about half the memory of a native `Map` of the same entries (which keeps a
- * hash chain and an insertion-ordered entry list), a lookup is a hash and
- * usually one probe, and a copy is two array copies.
+ * Integer entries live in one plain array, key and value side by side
+ * (`[k0, v0, k1, v1, …]`, so a probe touches one cache line), probed
+ * linearly, at most three quarters full; a deletion shifts the following
+ * entries back, so no tombstones accumulate. That is about half the memory
+ * of a native `Map` of the same entries (which keeps a hash chain and an
+ * insertion-ordered entry list), a lookup is a hash and usually one probe,
+ * and a copy is one array copy.
  *
  * Values are never `undefined` (an empty slot). Iteration order is
  * unspecified.
@@ -34,8 +35,9 @@ function isInt(key: unknown): key is number {
 }
 
 export class KeyTable<V> {
-  #keys: number[];
-  #values: (V | undefined)[];
+  /** `[key, value]` per slot; a slot is empty when its value is `undefined`. */
+  #slots: unknown[];
+  /** Slots − 1 (slots are a power of two). */
   #mask: number;
   /** Entries in the integer part. */
   #count = 0;
@@ -45,8 +47,7 @@ export class KeyTable<V> {
   constructor(capacity = MIN_CAPACITY) {
     let cap = MIN_CAPACITY;
     while (cap * 0.75 < capacity) cap *= 2;
-    this.#keys = new Array<number>(cap).fill(0);
-    this.#values = new Array(cap).fill(undefined);
+    this.#slots = new Array(2 * cap).fill(undefined);
     this.#mask = cap - 1;
   }
 
@@ -63,13 +64,12 @@ export class KeyTable<V> {
 
   get(key: unknown): V | undefined {
     if (!isInt(key)) return this.#other?.get(key);
-    const keys = this.#keys;
-    const values = this.#values;
+    const slots = this.#slots;
     const mask = this.#mask;
     let i = hashInt(key) & mask;
     for (;;) {
-      const v = values[i];
-      if (v === undefined || keys[i] === key) return v;
+      const v = slots[2 * i + 1];
+      if (v === undefined || slots[2 * i] === key) return v as V | undefined;
       i = (i + 1) & mask;
     }
   }
@@ -79,26 +79,7 @@ export class KeyTable<V> {
   }
 
   set(key: unknown, value: V): this {
-    if (!isInt(key)) {
-      (this.#other ??= new Map()).set(key, value);
-      return this;
-    }
-    const keys = this.#keys;
-    const values = this.#values;
-    const mask = this.#mask;
-    let i = hashInt(key) & mask;
-    for (;;) {
-      const v = values[i];
-      if (v === undefined) break;
-      if (keys[i] === key) {
-        values[i] = value;
-        return this;
-      }
-      i = (i + 1) & mask;
-    }
-    keys[i] = key === 0 ? 0 : key;
-    values[i] = value;
-    if (++this.#count > (mask + 1) * 0.75) this.#grow();
+    this.swap(key, value);
     return this;
   }
 
@@ -114,23 +95,22 @@ export class KeyTable<V> {
       else if (before !== undefined) other!.delete(key);
       return before;
     }
-    const keys = this.#keys;
-    const values = this.#values;
+    const slots = this.#slots;
     const mask = this.#mask;
     let i = hashInt(key) & mask;
     for (;;) {
-      const v = values[i];
+      const v = slots[2 * i + 1];
       if (v === undefined) break;
-      if (keys[i] === key) {
-        if (value === undefined) this.delete(key);
-        else values[i] = value;
-        return v;
+      if (slots[2 * i] === key) {
+        if (value === undefined) this.#removeAt(i);
+        else slots[2 * i + 1] = value;
+        return v as V;
       }
       i = (i + 1) & mask;
     }
     if (value !== undefined) {
-      keys[i] = key === 0 ? 0 : key;
-      values[i] = value;
+      slots[2 * i] = key === 0 ? 0 : key;
+      slots[2 * i + 1] = value;
       if (++this.#count > (mask + 1) * 0.75) this.#grow();
     }
     return undefined;
@@ -138,62 +118,62 @@ export class KeyTable<V> {
 
   delete(key: unknown): boolean {
     if (!isInt(key)) return this.#other?.delete(key) ?? false;
-    const keys = this.#keys;
-    const values = this.#values;
+    const slots = this.#slots;
     const mask = this.#mask;
     let i = hashInt(key) & mask;
     for (;;) {
-      const v = values[i];
-      if (v === undefined) return false;
-      if (keys[i] === key) break;
+      if (slots[2 * i + 1] === undefined) return false;
+      if (slots[2 * i] === key) break;
       i = (i + 1) & mask;
     }
-    // Shift back the entries after the hole that probed past it (no tombstones).
+    this.#removeAt(i);
+    return true;
+  }
+
+  /** Empty slot `i`, shifting back the entries after it that probed past it (no tombstones). */
+  #removeAt(i: number): void {
+    const slots = this.#slots;
+    const mask = this.#mask;
     let hole = i;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      if (values[j] === undefined) break;
-      const home = hashInt(keys[j]) & mask;
+      if (slots[2 * j + 1] === undefined) break;
+      const home = hashInt(slots[2 * j] as number) & mask;
       // Move j into the hole unless its home lies cyclically in (hole, j].
       if (hole <= j ? home <= hole || home > j : home <= hole && home > j) {
-        keys[hole] = keys[j];
-        values[hole] = values[j];
+        slots[2 * hole] = slots[2 * j];
+        slots[2 * hole + 1] = slots[2 * j + 1];
         hole = j;
       }
     }
-    values[hole] = undefined;
-    keys[hole] = 0;
+    slots[2 * hole] = undefined;
+    slots[2 * hole + 1] = undefined;
     this.#count--;
-    return true;
   }
 
   #grow(): void {
-    const keys = this.#keys;
-    const values = this.#values;
+    const old = this.#slots;
     const cap = (this.#mask + 1) * 2;
-    const nk = new Array<number>(cap).fill(0);
-    const nv: (V | undefined)[] = new Array(cap).fill(undefined);
+    const slots: unknown[] = new Array(2 * cap).fill(undefined);
     const mask = cap - 1;
-    for (let s = 0; s < values.length; s++) {
-      const v = values[s];
+    for (let s = 0; s < old.length; s += 2) {
+      const v = old[s + 1];
       if (v === undefined) continue;
-      const k = keys[s];
+      const k = old[s] as number;
       let i = hashInt(k) & mask;
-      while (nv[i] !== undefined) i = (i + 1) & mask;
-      nk[i] = k;
-      nv[i] = v;
+      while (slots[2 * i + 1] !== undefined) i = (i + 1) & mask;
+      slots[2 * i] = k;
+      slots[2 * i + 1] = v;
     }
-    this.#keys = nk;
-    this.#values = nv;
+    this.#slots = slots;
     this.#mask = mask;
   }
 
   /** An independent copy. */
   clone(): KeyTable<V> {
     const t = new KeyTable<V>(0);
-    t.#keys = this.#keys.slice();
-    t.#values = this.#values.slice();
+    t.#slots = this.#slots.slice();
     t.#mask = this.#mask;
     t.#count = this.#count;
     t.#other = this.#other === undefined ? undefined : new Map(this.#other);
@@ -202,11 +182,10 @@ export class KeyTable<V> {
 
   /** Entries as stored keys (the caller unpacks them). */
   *entries(): Generator<[unknown, V], void, undefined> {
-    const keys = this.#keys;
-    const values = this.#values;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      if (v !== undefined) yield [keys[i], v];
+    const slots = this.#slots;
+    for (let s = 0; s < slots.length; s += 2) {
+      const v = slots[s + 1];
+      if (v !== undefined) yield [slots[s], v as V];
     }
     if (this.#other !== undefined) yield* this.#other;
   }
