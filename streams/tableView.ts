@@ -337,12 +337,19 @@ export class TableView<Row> {
     let values: Row[] | undefined;
     const changes: RowChange<Row>[] = [];
     let kept = 0;
-    // The old rows, while still the arrays of the last sync (nothing read or
-    // changed them since): the server sends a table's rows in the same order
-    // each time, so most rows are found at the same position, without a lookup.
+    // The old rows, while still the arrays of the last sync (nothing looked a
+    // key up or changed them since), are walked side by side with the new
+    // ones: the server sends a table's rows in its storage order, which moves
+    // only the rows written since to the end. An old row skipped over on the
+    // way to the next new row's key waits in `passed` for its own row; what
+    // is left there and after the walk has vanished. So the old snapshot is
+    // never built into a table just to be looked up once per row.
     const prior = deferredEntries(old);
     const priorKeys = prior?.keys;
     const priorValues = prior?.values;
+    const priorLength = priorKeys?.length ?? 0;
+    let p = 0;
+    let passed: Map<RowKey, Row> | undefined;
     let j = 0;
     for (let i = 0; i < n; i++) {
       const row = list[i];
@@ -352,8 +359,22 @@ export class TableView<Row> {
       }
       const key = this.shape.keyOf(row);
       values?.push(row);
-      const before = priorKeys !== undefined && j < priorKeys.length && priorKeys[j] === key ? priorValues![j] : old.get(key);
       keys[j++] = key;
+      let before: Row | undefined;
+      if (priorKeys === undefined) before = old.get(key);
+      else if (p < priorLength && priorKeys[p] === key) before = priorValues![p++];
+      else if ((before = passed?.get(key)) !== undefined) passed!.delete(key);
+      else {
+        while (p < priorLength) {
+          const k = priorKeys[p];
+          const v = priorValues![p++];
+          if (k === key) {
+            before = v;
+            break;
+          }
+          (passed ??= new Map()).set(k, v);
+        }
+      }
       if (before === undefined) changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
       else {
         kept++;
@@ -363,7 +384,12 @@ export class TableView<Row> {
     keys.length = j;
     const state = this.#snapshotOf(keys, values ?? list);
     if (state.size !== keys.length) return false;
-    if (kept !== old.size) for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
+    if (kept !== old.size) {
+      if (priorKeys !== undefined) {
+        if (passed !== undefined) for (const [key, row] of passed) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
+        for (; p < priorLength; p++) changes.push({ op: 'delete', key: priorKeys[p], oldRow: priorValues![p], newRow: undefined });
+      } else for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
+    }
     this.#staged = { state, changes };
     this.#everSynced = true;
     this.#dirty = false;

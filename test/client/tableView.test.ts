@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { TableView, type RowChange } from '../../streams/tableView.ts';
 
 type Row = { id: bigint; hp: number };
@@ -158,6 +159,60 @@ describe('TableView: row events of primary-keyed tables and re-syncs', () => {
     v.flush();
     expect(batches).to.have.length(2);
     expect(snapshots).to.have.length(2);
+  });
+
+  it('re-sync after the server moved written rows to the end, deleted and inserted some: exactly the changed rows, whatever the order', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 60 }),
+        fc.array(fc.tuple(fc.constantFrom('touch', 'touch-same', 'delete', 'move'), fc.nat({ max: 59 })), { maxLength: 25 }),
+        fc.array(fc.nat({ max: 90 }), { maxLength: 5 }),
+        (size, edits, inserted) => {
+          const { v, snapshots, batches } = pkView();
+          const start = rows(size);
+          v.syncFrom(start);
+          v.flush();
+          const seen = batches.length;
+          const first = snapshots[0];
+          // The server's order after the outage: written rows move to the end (as a storage map's delete + insert does).
+          let order = start.map((r) => ({ ...r }));
+          const want = new Map(start.map((r) => [r.id, r.hp]));
+          for (const [op, at] of edits) {
+            const i = order.findIndex((r) => r.id === BigInt(at));
+            if (i < 0) continue;
+            const [r] = order.splice(i, 1);
+            if (op === 'delete') {
+              want.delete(r.id);
+              continue;
+            }
+            const next = op === 'touch' ? { id: r.id, hp: r.hp + 1000 } : { ...r };
+            if (op === 'touch') want.set(r.id, next.hp);
+            order.push(next);
+          }
+          for (const k of inserted) {
+            const id = BigInt(100 + k);
+            if (want.has(id)) continue;
+            order.push({ id, hp: k });
+            want.set(id, k);
+          }
+          if (order.length > 0 && inserted.length % 2 === 1) order = [order[order.length - 1], ...order.slice(0, -1)];
+          v.syncFrom(order);
+          v.flush();
+          const before = new Map(start.map((r) => [r.id, r.hp]));
+          const expectedOps = [...new Set([...before.keys(), ...want.keys()])]
+            .filter((k) => before.get(k) !== want.get(k))
+            .map((k) => `${!before.has(k) ? 'insert' : !want.has(k) ? 'delete' : 'update'}:${k}`)
+            .sort();
+          expect(batches.length - seen).to.be.at.most(1);
+          const got = batches.slice(seen).flat().map((c) => `${c.op}:${c.key}`).sort();
+          expect(got).to.deep.equal(expectedOps);
+          const latest = snapshots[snapshots.length - 1];
+          expect(new Map([...latest].map(([k, r]) => [k, r.hp]))).to.deep.equal(want);
+          expect(new Map([...first].map(([k, r]) => [k, r.hp]))).to.deep.equal(before);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   it('re-sync with rows in another order and a filter: the same exact diff, and the earlier snapshot keeps its rows', () => {
