@@ -1,33 +1,38 @@
 /**
  * The snapshots a table view emits: immutable `ReadonlyMap`s whose newest
- * version reads and writes one native `Map` in place.
+ * version reads and writes one hash table in place.
  *
  * A view only ever edits its newest snapshot, and consumers almost only read
- * the newest one. So the newest version (the *head*) is a plain `Map` shared
- * by nobody else, and an edit changes that `Map` in place — one native get
- * and one native set per changed row, no node copies, no garbage that
- * survives the transaction. The version the edit started from does not
- * change for its holders: it keeps, as its *diff*, the value it had for each
- * key the edit touched (the "rerooting" or "diff array" technique of
- * persistent arrays).
+ * the newest one. So the newest version (the *head*) is a mutable table
+ * ({@link KeyTable}) shared by nobody else, and an edit changes it in place —
+ * one probe per changed row, no node copies, no garbage that survives the
+ * transaction. The version the edit started from does not change for its
+ * holders: it keeps, as its *diff*, the value it had for each key the edit
+ * touched (the "rerooting" or "diff array" technique of persistent arrays).
+ * A view hands over its change objects (`{ key, oldRow }`, what `changes$`
+ * emits) as that diff, so nothing more is allocated per row.
  *
- * - The head answers `get`/`has`/iteration straight from the `Map`.
+ * - The head answers `get`/`has`/iteration straight from the table.
  * - An older version answers from its diffs: on its first read after newer
  *   edits it folds the diffs between itself and the head into one small
  *   `Map` of its own values that differ from the head's (work proportional
  *   to the rows changed since, never to the table), and looks up there
  *   first. The fold is kept, so older versions behind it read through it.
  * - Memory stays bounded for a version kept forever: once the diffs recorded
- *   since the `Map` was last copied outnumber twice its entries, the next
- *   edit copies the `Map` and continues on the copy; the versions before keep
- *   the old `Map`, frozen, and at most that many diffs. That copy costs one
- *   `Map` of the table per that many changed rows: O(1) per change.
+ *   since the table was last copied outnumber four times its entries, the
+ *   next edit copies the table and continues on the copy; the versions
+ *   before keep the old table, frozen, and at most that many diffs. That
+ *   copy costs one table per that many changed rows: O(1) per change.
  * - An iteration that is still open when the head is edited (an iterator
  *   taken and not finished) sees no change either: the edit then copies the
- *   `Map` first.
+ *   table first.
  * - A first snapshot can be *deferred*: two arrays of keys and values (e.g.
  *   the rows of a subscription, keyed by their primary key), turned into the
- *   `Map` on first use, so handing it on costs nothing per row.
+ *   table on the first lookup or edit (iteration reads the arrays), so
+ *   handing it on costs nothing per row.
+ * - Keys that are all bigints are stored as numbers where a double holds
+ *   them exactly (`u64` ids, the common primary key): V8 and the table hash a
+ *   number far faster than a bigint. Such a map takes only bigint keys.
  *
  * Values are never `undefined` (it means "absent" throughout).
  *
