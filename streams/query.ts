@@ -67,6 +67,34 @@ export function compileQuery<Row>(source: QuerySource, where?: (row: any) => any
 /** Column types whose values the SDK decodes to primitives (`===` compares them). */
 const PRIMITIVE_TAGS = new Set(['Bool', 'I8', 'U8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'I128', 'U128', 'I256', 'U256', 'F32', 'F64', 'String']);
 
+/** Whether two values of one column are equal: `===` for primitives (NaN equal to NaN), else the SDK's `deepEqual`. */
+function sameValue(x: unknown, y: unknown, primitive: boolean): boolean {
+  if (x === y) return true;
+  if (primitive) return x !== x && y !== y;
+  return deepEqual(x, y);
+}
+
+type Columns = Record<string, unknown>;
+type ColumnSame = (a: Columns, b: Columns) => boolean;
+
+/**
+ * Equality of the column at position i and of the columns after it (`next`),
+ * one function literal per position: each one's property reads then only
+ * ever see one column name and its call only one next function, so V8 keeps
+ * them monomorphic and inlines the chain (a loop over the column names reads
+ * every column through one megamorphic site, several times slower).
+ */
+const COLUMN_SAME: readonly ((name: string, primitive: boolean, next: ColumnSame) => ColumnSame)[] = [
+  (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
+  (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
+  (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
+  (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
+  (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
+  (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
+  (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
+  (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
+];
+
 /**
  * Row equality for one table, column by column: `===` for primitive columns
  * (NaN equal to NaN), the SDK's `deepEqual` only for the others (identities,
@@ -74,21 +102,11 @@ const PRIMITIVE_TAGS = new Set(['Bool', 'I8', 'U8', 'I16', 'U16', 'I32', 'U32', 
  */
 function sameFunction<Row>(table: Pick<TableRefLike, 'tableDef'>): (a: Row, b: Row) => boolean {
   const cols = Object.entries(table.tableDef.columns).map(([name, c]) => ({ name, primitive: PRIMITIVE_TAGS.has(c.typeBuilder.algebraicType?.tag) }));
-  return (a, b) => {
-    for (const { name, primitive } of cols) {
-      const x = (a as Record<string, unknown>)[name];
-      const y = (b as Record<string, unknown>)[name];
-      if (x === y) continue;
-      if (primitive) {
-        if (x !== x && y !== y) continue;
-        return false;
-      }
-      if (!deepEqual(x, y)) return false;
-    }
-    return true;
-  };
+  const rest = cols.slice(COLUMN_SAME.length);
+  let chain: ColumnSame = rest.length === 0 ? () => true : (a, b) => rest.every(({ name, primitive }) => sameValue(a[name], b[name], primitive));
+  for (let i = Math.min(cols.length, COLUMN_SAME.length) - 1; i >= 0; i--) chain = COLUMN_SAME[i](cols[i].name, cols[i].primitive, chain);
+  return chain as unknown as (a: Row, b: Row) => boolean;
 }
-
 
 /** Row key functions of a table: its primary key as the SDK maps it, else the row's BSATN bytes. */
 function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): { keyOf: (row: Row) => RowKey; toKey: (value: unknown) => RowKey; primaryKeyed: boolean } {

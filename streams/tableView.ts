@@ -1,6 +1,7 @@
 /**
- * One live query's materialised rows: a {@link PersistentMap} from row key to
- * the SDK's own row objects, updated per transaction.
+ * One live query's materialised rows: a {@link SnapshotMap} from row key to
+ * the SDK's own row objects, updated per transaction (in place: the newest
+ * snapshot is a native `Map`, older ones keep what they had as diffs).
  *
  * - Incoming row events (`insert`/`update`/`delete` from the SDK cache) are
  *   coalesced per key into the transaction's pending changes; `flush()` applies
@@ -16,7 +17,8 @@
  */
 import { BehaviorSubject, Subject } from 'rxjs';
 import { deepEqual } from 'spacetimedb';
-import { PersistentMap, type MapKey } from './persistentMap.ts';
+import type { MapKey } from './persistentMap.ts';
+import { SnapshotMap, deferredEntries, editSnapshot } from './snapshotMap.ts';
 
 export type RowKey = MapKey;
 
@@ -59,11 +61,11 @@ interface Pending<Row> {
 }
 
 export class TableView<Row> {
-  #state: PersistentMap<RowKey, Row> = PersistentMap.empty();
+  #state: SnapshotMap<RowKey, Row> = SnapshotMap.empty();
   /** Per key: the row before the transaction and after it so far (the object is the emitted change). */
   #pending = new Map<RowKey, Pending<Row>>();
   /** A first sync built in one pass, applied at the next flush (dissolved into `#pending` if anything else comes first). */
-  #staged: { state: PersistentMap<RowKey, Row>; changes: RowChange<Row>[] } | undefined;
+  #staged: { state: SnapshotMap<RowKey, Row>; changes: RowChange<Row>[] } | undefined;
   /**
    * Row events of the current transaction, in arrival order, for primary-keyed
    * tables: `#evKeys[i]` becomes `#evRows[i]` (`undefined`: removed). Applied
@@ -73,7 +75,7 @@ export class TableView<Row> {
   #evRows: (Row | undefined)[] = [];
   #dirty = false;
   #everSynced = false;
-  readonly #snapshots = new BehaviorSubject<PersistentMap<RowKey, Row> | undefined>(undefined);
+  readonly #snapshots = new BehaviorSubject<SnapshotMap<RowKey, Row> | undefined>(undefined);
   readonly #changes = new Subject<readonly RowChange<Row>[]>();
   /** Whether the view follows the current connection (its query is applied on it). */
   live = false;
@@ -89,7 +91,7 @@ export class TableView<Row> {
     return this.#changes.asObservable();
   }
 
-  get state(): PersistentMap<RowKey, Row> {
+  get state(): SnapshotMap<RowKey, Row> {
     return this.#state;
   }
 
@@ -268,22 +270,33 @@ export class TableView<Row> {
   }
 
   /**
-   * Sync into an empty view: every row is an insert, so build the snapshot in
-   * one pass instead of a pending entry and a trie insert per row. False (and
-   * nothing done) if two rows share a key; the general path handles that.
+   * Sync into an empty view: every row is an insert, so the snapshot is the
+   * rows' keys and the rows themselves (the SDK's array when the filter keeps
+   * every row), deferred, instead of a pending entry and a table write per
+   * row. False (and nothing done) if two rows share a key; the general path
+   * handles that.
    */
   #firstSync(rows: Iterable<Row>): boolean {
-    const keys: RowKey[] = [];
-    const values: Row[] = [];
-    const changes: RowChange<Row>[] = [];
-    for (const row of rows) {
-      if (!this.shape.matches(row)) continue;
+    const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
+    const n = list.length;
+    const keys: RowKey[] = new Array(n);
+    const changes: RowChange<Row>[] = new Array(n);
+    // The snapshot's values are `list` itself unless the filter drops a row.
+    let values: Row[] | undefined;
+    let j = 0;
+    for (let i = 0; i < n; i++) {
+      const row = list[i];
+      if (!this.shape.matches(row)) {
+        values ??= list.slice(0, i);
+        continue;
+      }
       const key = this.shape.keyOf(row);
-      keys.push(key);
-      values.push(row);
-      changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
+      keys[j] = key;
+      changes[j++] = { op: 'insert', key, oldRow: undefined, newRow: row };
+      values?.push(row);
     }
-    const state = this.#snapshotOf(keys, values);
+    keys.length = changes.length = j;
+    const state = this.#snapshotOf(keys, values ?? list);
     if (state.size !== keys.length) return false;
     this.#staged = { state, changes };
     this.#everSynced = true;
@@ -295,44 +308,88 @@ export class TableView<Row> {
   /**
    * The snapshot of a sync's rows. Rows of a primary-keyed table come from the
    * SDK cache, keyed as the cache keys them, so their keys are distinct: the
-   * trie is then built on first use ({@link PersistentMap.deferred}), not on
-   * the emission path. Otherwise it is built now (and a duplicate key shows
-   * as a smaller size).
+   * map is then built on first use (deferred, see {@link SnapshotMap.of}), not
+   * on the emission path. Otherwise it is built now (and a duplicate key
+   * shows as a smaller size).
    */
-  #snapshotOf(keys: RowKey[], values: Row[]): PersistentMap<RowKey, Row> {
-    return this.shape.primaryKeyed ? PersistentMap.deferred(keys, values) : PersistentMap.build(keys, values);
+  #snapshotOf(keys: readonly RowKey[], values: readonly Row[]): SnapshotMap<RowKey, Row> {
+    return SnapshotMap.of(keys, values, this.shape.primaryKeyed === true);
   }
 
   /**
-   * Sync a view that has rows and nothing pending (a reconnect): build the new
-   * snapshot from `rows` in one pass, as a first sync does, so the rows shared
-   * with the new connection's cache cost no trie write each. Per row: one
-   * lookup in the old snapshot and, when the objects differ, a column-wise
-   * comparison ({@link ViewShape.same}); only changed, new and vanished rows
-   * become changes. False (nothing done) if two rows share a key.
+   * Sync a view that has rows and nothing pending (a reconnect): the new
+   * snapshot is the new rows, deferred, as a first sync does, so the rows
+   * shared with the new connection's cache cost no table write each. Per row:
+   * the old row — at the same position of the old snapshot's arrays while
+   * those are still deferred (the server sends a table's rows in the same
+   * order), else one lookup — and, when the objects differ, a column-wise
+   * `===` comparison ({@link ViewShape.same}; the SDK keeps neither the
+   * encoded bytes nor a hash of a primary-keyed row to compare instead). Only
+   * changed, new and vanished rows become changes. False (nothing done) if
+   * two rows share a key.
    */
   #resync(rows: Iterable<Row>): boolean {
     const old = this.#state;
     const same = this.shape.same ?? deepEqual;
-    const keys: RowKey[] = [];
-    const values: Row[] = [];
+    const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
+    const n = list.length;
+    const keys: RowKey[] = new Array(n);
+    let values: Row[] | undefined;
     const changes: RowChange<Row>[] = [];
     let kept = 0;
-    for (const row of rows) {
-      if (!this.shape.matches(row)) continue;
+    // The old rows, while still the arrays of the last sync (nothing looked a
+    // key up or changed them since), are walked side by side with the new
+    // ones: the server sends a table's rows in its storage order, which moves
+    // only the rows written since to the end. An old row skipped over on the
+    // way to the next new row's key waits in `passed` for its own row; what
+    // is left there and after the walk has vanished. So the old snapshot is
+    // never built into a table just to be looked up once per row.
+    const prior = deferredEntries(old);
+    const priorKeys = prior?.keys;
+    const priorValues = prior?.values;
+    const priorLength = priorKeys?.length ?? 0;
+    let p = 0;
+    let passed: Map<RowKey, Row> | undefined;
+    let j = 0;
+    for (let i = 0; i < n; i++) {
+      const row = list[i];
+      if (!this.shape.matches(row)) {
+        values ??= list.slice(0, i);
+        continue;
+      }
       const key = this.shape.keyOf(row);
-      keys.push(key);
-      values.push(row);
-      const before = old.get(key);
+      values?.push(row);
+      keys[j++] = key;
+      let before: Row | undefined;
+      if (priorKeys === undefined) before = old.get(key);
+      else if (p < priorLength && priorKeys[p] === key) before = priorValues![p++];
+      else if ((before = passed?.get(key)) !== undefined) passed!.delete(key);
+      else {
+        while (p < priorLength) {
+          const k = priorKeys[p];
+          const v = priorValues![p++];
+          if (k === key) {
+            before = v;
+            break;
+          }
+          (passed ??= new Map()).set(k, v);
+        }
+      }
       if (before === undefined) changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
       else {
         kept++;
         if (before !== row && !same(before, row)) changes.push({ op: 'update', key, oldRow: before, newRow: row });
       }
     }
-    const state = this.#snapshotOf(keys, values);
+    keys.length = j;
+    const state = this.#snapshotOf(keys, values ?? list);
     if (state.size !== keys.length) return false;
-    if (kept !== old.size) for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
+    if (kept !== old.size) {
+      if (priorKeys !== undefined) {
+        if (passed !== undefined) for (const [key, row] of passed) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
+        for (; p < priorLength; p++) changes.push({ op: 'delete', key: priorKeys[p], oldRow: priorValues![p], newRow: undefined });
+      } else for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
+    }
     this.#staged = { state, changes };
     this.#everSynced = true;
     this.#dirty = false;
@@ -398,39 +455,39 @@ export class TableView<Row> {
     const changes: RowChange<Row>[] = [];
     const pending = this.#pending;
     this.#pending = new Map();
-    this.#state = this.#state.withMutations((m) => {
-      for (const [key, row] of adopted) m.set(key, row);
-      for (const p of pending.values()) {
-        const { oldRow, newRow } = p;
-        if (oldRow === newRow) continue;
-        if (newRow === undefined) {
-          m.delete(p.key);
-          p.op = 'delete';
-        } else {
-          m.set(p.key, newRow);
-          p.op = oldRow === undefined ? 'insert' : 'update';
-        }
-        changes.push(p);
-      }
-    });
+    const m = editSnapshot(this.#state);
+    for (const [key, row] of adopted) m.swap(key, row);
+    for (const p of pending.values()) {
+      const { oldRow, newRow } = p;
+      if (oldRow === newRow) continue;
+      m.swap(p.key, newRow);
+      p.op = newRow === undefined ? 'delete' : oldRow === undefined ? 'insert' : 'update';
+      changes.push(p);
+    }
+    this.#state = m.commit();
     if (changes.length > 0 || this.#snapshots.value === undefined) {
       this.#snapshots.next(this.#state);
       if (changes.length > 0) this.#changes.next(changes);
     }
   }
 
-  /** Apply row events in one get-and-set pass per row; the change objects are the only per-row allocation. */
+  /**
+   * Apply row events in one get-and-set per row on the newest snapshot's map
+   * (in place). The change objects `changes$` hands out are the only per-row
+   * allocation, and they double as the previous snapshot's diff (its values
+   * for the keys changed), so nothing else is recorded per row.
+   */
   #flushEvents(keys: RowKey[], rows: (Row | undefined)[]): void {
     const changes: RowChange<Row>[] = [];
-    this.#state = this.#state.withMutations((m) => {
-      for (let i = 0; i < keys.length; i++) {
-        const row = rows[i];
-        const key = keys[i];
-        const before = m.swap(key, row);
-        if (before === row) continue;
-        changes.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
-      }
-    });
+    const m = editSnapshot(this.#state);
+    for (let i = 0; i < keys.length; i++) {
+      const row = rows[i];
+      const key = keys[i];
+      const before = m.put(key, row);
+      if (before === row) continue;
+      changes.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
+    }
+    this.#state = m.commit(changes);
     keys.length = 0;
     rows.length = 0;
     if (changes.length > 0 || this.#snapshots.value === undefined) {

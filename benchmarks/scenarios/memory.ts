@@ -1,7 +1,7 @@
 /**
  * Memory: retained heap for 100,000 cached rows — the raw SDK's table cache
  * versus the same connection inside stdb-rx with a `table$` snapshot held
- * (the SDK cache plus the persistent map sharing its row objects).
+ * (the SDK cache plus the snapshot table sharing its row objects).
  */
 import { tables } from '../bench_bindings/index.ts';
 import { result, settledHeap, sideBySide, sleep, until, type Metrics, type RunConfig, type ScenarioResult } from '../harness.ts';

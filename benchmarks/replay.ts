@@ -1,0 +1,222 @@
+/**
+ * `node --expose-gc --import tsx benchmarks/replay.ts [transactions] [--prof]`
+ *
+ * The stream scenario's client side without the server in the timed part:
+ * records ten 1,000-row transaction frames as they reach a raw SDK connection
+ * and a stdb-rx client (both following the 10,000-row table), then hands the
+ * same frames again and again to each socket's message handler, the two
+ * sides alternating, and measures from the hand-over to the consumer having
+ * the whole transaction — wall time and the process's CPU time. With no
+ * server work and no network between the two sides, the ratio moves far less
+ * than the full benchmark's on a shared machine; it is a tool for work on the
+ * client path, not a target.
+ *
+ * With `--prof`, a CPU profile of the replays is attributed per side (only
+ * samples inside that side's replays) to the innermost stdb-rx/rxjs function
+ * on the stack, or to the SDK when SDK code comes first — so the stdb-rx
+ * lines are what the layer adds per transaction.
+ */
+import { Session } from 'node:inspector/promises';
+import { Subscription } from 'rxjs';
+import { tables, type Entity } from './bench_bindings/index.ts';
+import { median, now, sleep, until } from './harness.ts';
+import { partOf } from './profile.ts';
+import { args, connectRaw, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from './setup.ts';
+
+const ROWS = 10_000;
+const TX = 1_000;
+const argv = process.argv.slice(2);
+const n = Number(argv.find((a) => !a.startsWith('--')) ?? 400);
+const profiling = argv.includes('--prof');
+
+/** Sockets opened from here on note their SDK-side message handler and can record frames. */
+interface Tapped {
+  handler: ((ev: { data: unknown }) => void) | undefined;
+  frames: unknown[];
+  recording: boolean;
+}
+const sockets: Tapped[] = [];
+const Base = (globalThis as unknown as { WebSocket: new (...a: any[]) => any }).WebSocket;
+class TapSocket extends Base implements Tapped {
+  handler: ((ev: { data: unknown }) => void) | undefined;
+  frames: unknown[] = [];
+  recording = false;
+  constructor(...a: any[]) {
+    super(...a);
+    sockets.push(this);
+  }
+  set onmessage(h: any) {
+    this.handler = h ? (ev) => h.call(this, ev) : undefined;
+    super.onmessage = h
+      ? (ev: { data: unknown }) => {
+          if (this.recording) this.frames.push(ev.data);
+          h.call(this, ev);
+        }
+      : null;
+  }
+  get onmessage(): any {
+    return super.onmessage;
+  }
+}
+(globalThis as unknown as { WebSocket: unknown }).WebSocket = TapSocket;
+
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+const server = await startBenchServer();
+const driver = await WireClient.open(server);
+await seedEntities(driver, ROWS);
+
+// The raw SDK, counting rows in its callbacks.
+const conn = await connectRaw(server);
+const rawSocket = sockets[sockets.length - 1];
+let target = ROWS;
+let rawRows = 0;
+let rawDone: { at: number; cpu: number } | undefined;
+const rawRow = (row: Entity) => {
+  void row.hp;
+  if (++rawRows === target) rawDone = { at: now(), cpu: cpuMs() };
+};
+conn.db.entity.onInsert((_c, r) => rawRow(r));
+conn.db.entity.onUpdate((_c, _o, r) => rawRow(r));
+conn.db.entity.onDelete((_c, r) => rawRow(r));
+await subscribeRaw(conn, 'SELECT * FROM entity');
+
+// stdb-rx: table$ (keeps the latest snapshot) and changes$ (reads every changed row), as the stream scenario.
+const client = rxClient(server);
+await whenLive(client);
+const rxSocket = sockets[sockets.length - 1];
+let rxRows = 0;
+let snapshots = 0;
+let rxDone: { at: number; cpu: number } | undefined;
+const rxCheck = () => {
+  if (snapshots >= 1 && rxRows >= target && rxDone === undefined) rxDone = { at: now(), cpu: cpuMs() };
+};
+let latest: ReadonlyMap<unknown, Entity> | undefined;
+const subs = new Subscription();
+subs.add(
+  client.table$(tables.entity).subscribe((rows) => {
+    latest = rows;
+    snapshots++;
+    rxCheck();
+  }),
+);
+subs.add(
+  client.changes$(tables.entity).subscribe((batch) => {
+    for (const c of batch) void (c.newRow ?? c.oldRow)!.hp;
+    rxRows += batch.length;
+    rxCheck();
+  }),
+);
+await until(() => rxDone !== undefined, 30_000, 'the initial rows', 0);
+if (latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${latest?.size} rows`);
+
+// Record ten transactions as both sockets receive them.
+target = TX;
+rawSocket.recording = rxSocket.recording = true;
+for (let i = 0; i < 10; i++) {
+  rawRows = rxRows = snapshots = 0;
+  rawDone = rxDone = undefined;
+  await driver.callOk('touch', args.range(BigInt(1 + i * TX), TX));
+  await until(() => rawDone !== undefined && rxDone !== undefined, 30_000, 'a transaction', 0);
+}
+rawSocket.recording = rxSocket.recording = false;
+const big = (frames: unknown[]) => frames.filter((f) => ((f as ArrayBuffer).byteLength ?? 0) > 10_000);
+const rawFrames = big(rawSocket.frames);
+const rxFrames = big(rxSocket.frames);
+if (rawFrames.length !== 10 || rxFrames.length !== 10) throw new Error(`recorded ${rawFrames.length}/${rxFrames.length} transaction frames, expected 10 each`);
+await sleep(200);
+
+// Replay, alternating sides.
+const session = new Session();
+const off = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
+const spans = { raw: [] as [number, number][], rx: [] as [number, number][] };
+if (profiling) {
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 25 });
+  await session.post('Profiler.start');
+}
+const wall = { raw: [] as number[], rx: [] as number[] };
+const cpu = { raw: [] as number[], rx: [] as number[] };
+for (let i = 0; i < n; i++) {
+  const f = i % 10;
+  rawRows = 0;
+  rawDone = undefined;
+  let c0 = cpuMs();
+  let t0 = now();
+  rawSocket.handler!({ data: rawFrames[f] });
+  if (rawDone === undefined) await until(() => rawDone !== undefined, 30_000, 'a replayed transaction (raw)', 0);
+  wall.raw.push(rawDone!.at - t0);
+  cpu.raw.push(rawDone!.cpu - c0);
+  spans.raw.push([t0 * 1000 + off, rawDone!.at * 1000 + off]);
+  rxRows = snapshots = 0;
+  rxDone = undefined;
+  c0 = cpuMs();
+  t0 = now();
+  rxSocket.handler!({ data: rxFrames[f] });
+  if (rxDone === undefined) await until(() => rxDone !== undefined, 30_000, 'a replayed transaction (stdb-rx)', 0);
+  wall.rx.push(rxDone!.at - t0);
+  cpu.rx.push(rxDone!.cpu - c0);
+  spans.rx.push([t0 * 1000 + off, rxDone!.at * 1000 + off]);
+  if (i % 50 === 49) await sleep(5);
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const line = (what: string, m: { raw: number[]; rx: number[] }) =>
+  `${what}: raw median ${median(m.raw).toFixed(3)} ms, mean ${mean(m.raw).toFixed(3)} | stdb-rx median ${median(m.rx).toFixed(3)} ms, mean ${mean(m.rx).toFixed(3)} | ratio of medians ${(median(m.rx) / median(m.raw)).toFixed(3)}, of means ${(mean(m.rx) / mean(m.raw)).toFixed(3)}`;
+console.log(`${n} replayed 1,000-row transactions per side (10,000-row table)`);
+console.log(line('CPU ', cpu));
+console.log(line('wall', wall));
+
+if (profiling) {
+  interface Node {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    children?: number[];
+  }
+  const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number } };
+  const byId = new Map(profile.nodes.map((nd) => [nd.id, nd]));
+  const parent = new Map<number, number>();
+  for (const nd of profile.nodes) for (const c of nd.children ?? []) parent.set(c, nd.id);
+  for (const side of ['raw', 'rx'] as const) {
+    const iv = spans[side];
+    const totals = new Map<string, number>();
+    let t = profile.startTime;
+    let j = 0;
+    for (let s = 0; s < profile.samples.length; s++) {
+      const d = profile.timeDeltas[s] ?? 0;
+      t += d;
+      while (j < iv.length && iv[j][1] < t) j++;
+      if (j >= iv.length || t < iv[j][0]) continue;
+      const leaf = byId.get(profile.samples[s])!;
+      let key = partOf(leaf.callFrame.url, leaf.callFrame.functionName);
+      if (key === '(idle)') continue;
+      for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
+        const { url, functionName, lineNumber } = byId.get(id)!.callFrame;
+        const part = partOf(url, functionName);
+        if (part === 'SDK (spacetimedb)') {
+          key = part;
+          break;
+        }
+        if (part.startsWith('stdb-rx') || part === 'rxjs') {
+          key = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(streams|src|operators|node_modules\/rxjs)\//, '$1/')}:${lineNumber + 1}`;
+          break;
+        }
+      }
+      totals.set(key, (totals.get(key) ?? 0) + d);
+    }
+    const sum = [...totals.values()].reduce((a, b) => a + b, 0);
+    console.log(`\n${side}: ${(sum / 1000 / n).toFixed(3)} ms sampled per transaction (profiler overhead included)`);
+    for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`  ${(us / 1000 / n).toFixed(3).padStart(7)} ms ${((100 * us) / sum).toFixed(1).padStart(5)} %  ${k}`);
+  }
+}
+
+subs.unsubscribe();
+await client.close();
+conn.disconnect();
+await driver.close();
+await server.stop();
+process.exit(0);
