@@ -39,6 +39,7 @@ const apps: Record<string, { code: string; external?: string[] }> = {
   'sdk + dexie': { code: `import { Dexie } from 'dexie';\n${sdkApp}\nconsole.log(new Dexie('x'));` },
   client: { code: clientApp(false) },
   'client + storage': { code: clientApp(true) },
+  'client, rxjs external': { code: clientApp(false), external: ['rxjs'] },
   retryBackoff: { code: `import { retryBackoff } from ${dist('operators/index.js')};\nconsole.log(retryBackoff({ initialInterval: 100 }));`, external: ['rxjs', 'spacetimedb'] },
   operators: { code: `import * as operators from ${dist('operators/index.js')};\nconsole.log(operators);`, external: ['rxjs', 'spacetimedb'] },
 };
@@ -78,7 +79,7 @@ for (const [name, app] of Object.entries(apps)) sizes[name] = await measure(app.
 
 const budgets = [
   { line: 'createSyncClient, no storage, beyond the SDK', gzip: sizes.client.gzip - sizes.sdk.gzip, min: sizes.client.min - sizes.sdk.min, budget: 20 * KB, ceiling: 39 * KB },
-  { line: 'createSyncClient + stdb-rx/storage, beyond the SDK and Dexie', gzip: sizes['client + storage'].gzip - sizes['sdk + dexie'].gzip, min: sizes['client + storage'].min - sizes['sdk + dexie'].min, budget: 20 * KB, ceiling: 52 * KB },
+  { line: 'createSyncClient + stdb-rx/storage, beyond the SDK and Dexie', gzip: sizes['client + storage'].gzip - sizes['sdk + dexie'].gzip, min: sizes['client + storage'].min - sizes['sdk + dexie'].min, budget: 20 * KB, ceiling: 54 * KB },
   { line: 'retryBackoff alone (rxjs external)', gzip: sizes.retryBackoff.gzip, min: sizes.retryBackoff.min, budget: 2 * KB, ceiling: 2 * KB },
   { line: 'all of stdb-rx/operators (rxjs external)', gzip: sizes.operators.gzip, min: sizes.operators.min, budget: 12 * KB, ceiling: 12 * KB },
 ];
@@ -105,10 +106,11 @@ function targetNote(): string {
   const [client, withStorage] = budgets;
   const verdict = (b: (typeof budgets)[number]) => `${kb(b.gzip)} (${b.gzip <= b.budget ? 'met' : `not met, ${kb(b.gzip - b.budget)} over`})`;
   return `**20 KB targets:** createSyncClient without storage ${verdict(client)}; with stdb-rx/storage ${verdict(withStorage)}. ` +
-    'The storage-free client no longer carries storage (reducer arguments are checked by the reducer catalogue, streams/reducers.ts, not a throw-away outbox; no @noble/hashes). ' +
+    'The storage-free client carries no storage: reducer arguments are checked by the reducer catalogue (streams/reducers.ts), the durable call queue is reached through the DurableQueue interface that stdb-rx/storage implements (storage/outboxQueue.ts), and no @noble/hashes. ' +
     'safe-stable-stringify is the SDK\'s own (its message logger) and is in the SDK-only bundle too, so it does not count. ' +
-    'What remains beyond the SDK is RxJS (with tslib, which its ESM5 build imports) and the client\'s own code path: src/client.ts, the call queue (streams/calls.ts and streams/calls/, streams/serial.ts, operators/prioritize.ts), the live-query cache (streams/liveQueries.ts, tableView.ts, persistentMap.ts), the socket adapter and frame reader, optimistic reconcile, and the argument codec. ' +
-    'Getting under 20 KB needs those split so durable-only and optional parts are not reached from createSyncClient (issue #14), not packaging.';
+    `Of what remains, ${kb(sizes.client.gzip - sizes['client, rxjs external'].gzip)} is RxJS (with tslib, which its ESM5 build imports; the client bundle minus the same bundle with rxjs external) and the rest the client's own code path, every part of which createSyncClient uses by default: the session with its heartbeat and quality measure (src/client/session.ts, operators/heartbeat.ts, streams/socketAdapter.ts, frameReader.ts, metrics.ts), the call queue (streams/calls.ts and streams/calls/, streams/serial.ts, operators/prioritize.ts), live queries and snapshots (streams/liveQueries.ts, tableView.ts, snapshotMap.ts, keyTable.ts), optimistic reconcile, the argument codec, and typed errors with their player-facing texts. ` +
+    'The client + storage line grew past its earlier ceiling (52 KB) with the outbox\'s sent marks and outcome sets (schema v5, the replay target of the performance issue) and the DurableQueue seam; its ceiling is now 54 KB. ' +
+    'A 20 KB line would need those default behaviours made opt-in imports, which is a change of the public API, not of packaging.';
 }
 if (process.argv.includes('--write')) {
   const file = resolve(ROOT, 'benchmarks/RESULTS.md');
