@@ -16,7 +16,7 @@ import { setGlobalLogLevel, type Identity } from 'spacetimedb';
 import { moduleFromBindings, type StorageModule } from '../streams/bindings.ts';
 import { AuthError, CallbackError } from '../streams/errors.ts';
 import { supervise, type Trigger } from '../streams/lifecycle.ts';
-import type { SyncProgress } from '../streams/liveQueries.ts';
+import type { ConnectionLike, SyncProgress } from '../streams/liveQueries.ts';
 import { createLogger } from '../streams/logger.ts';
 import { MetricsRecorder } from '../streams/metrics.ts';
 import { compileQuery, type QuerySource } from '../streams/query.ts';
@@ -26,7 +26,7 @@ import type { LifecycleEvent, Phase, SyncStatus } from '../streams/status.ts';
 import type { OutboxState } from '../storage/outbox.ts';
 import { Downstream } from './client/downstream.ts';
 import { Durable, isStorage } from './client/durable.ts';
-import { OptimisticState } from './client/optimistic.ts';
+import { OptimisticState, type Predict } from './client/optimistic.ts';
 import { mergeRetry, type AnyConnection, type CallOptions, type SyncClient, type SyncClientOptions } from './client/options.ts';
 import { resolveReceipts } from './client/receipts.ts';
 import { createReporter } from './client/report.ts';
@@ -191,9 +191,9 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
         }
         return durable?.loggedIn(identity, token) ?? Promise.resolve();
       },
-      beforeLive: (conn, enter) => durable?.migrate(conn as never, enter) ?? Promise.resolve(),
+      beforeLive: (conn, enter) => durable?.migrate(conn as unknown as ConnectionLike, enter) ?? Promise.resolve(),
       live: (conn) => {
-        upstream.live(conn, () => receipts?.ids(conn as never) ?? []);
+        upstream.live(conn, () => receipts?.ids(conn as unknown as ConnectionLike) ?? []);
         reporter.wentLive();
       },
       ended: (reason, cause) => upstream.ended(reason, cause),
@@ -302,7 +302,7 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
     call(reducer: string, args: unknown, opts?: CallOptions<QuerySource>) {
       const handle = upstream.call(reducer, args, opts);
       const prediction = opts?.optimistic;
-      if (prediction && !closed) optimistic.add(handle, compileQuery<any>(prediction.table).table.accessorName, prediction.predict as never);
+      if (prediction && !closed) optimistic.add(handle, compileQuery<any>(prediction.table).table.accessorName, prediction.predict as Predict);
       return handle;
     },
 

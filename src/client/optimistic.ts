@@ -11,7 +11,8 @@ import type { CallEvent, CallHandle } from '../../streams/calls.ts';
 import type { RowKey } from '../../streams/tableView.ts';
 import type { Reporter } from './report.ts';
 
-type Predict = PendingMutation<RowKey, any>['predict'];
+/** A prediction as `reconcile` runs it. */
+export type Predict = PendingMutation<RowKey, any>['predict'];
 
 interface TableLog {
   pending: PendingMutation<RowKey, any>[];
