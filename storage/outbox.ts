@@ -2,21 +2,14 @@
  * The durable outbox: every reducer call is stored before it is sent, and
  * drained after (re)connect in priority-then-FIFO order.
  *
- * The client owns the network; the outbox owns the bookkeeping. A drain
- * loop on the client looks like this:
- *
- * ```ts
- * // on connect, once the receipts subscription is applied:
- * await outbox.recoverAfterReconnect(myReceiptMutationIds);
- * // then, while the lease is held:
- * for (let batch; (batch = await outbox.claim(32)).length > 0; ) {
- *   for (const entry of batch) {            // pipelined: no await per entry
- *     conn.callReducer(entry.reducer, entry.args, {})
- *       .then(() => outbox.markConfirmed([entry.id]),
- *             err => outbox.markRejected(entry.id, err));
- *   }
- * }
- * ```
+ * The client owns the network; the outbox owns the bookkeeping. The sync
+ * client's call queue reaches it through `storage/outboxQueue.ts` (the
+ * outbox as the `DurableQueue` that `streams/calls/drain.ts` drains): store a
+ * call, list what to send, mark a batch sent, confirm or reject it, resolve
+ * calls lost in flight from the module's receipts after a reconnect. An app
+ * that sends reducer calls itself can use the same steps directly
+ * ({@link Outbox.enqueue}, {@link Outbox.claim}, {@link Outbox.markConfirmed},
+ * {@link Outbox.markRejected}, {@link Outbox.recoverAfterReconnect}).
  *
  * Delivery is at-least-once. For reducers that record receipts (see
  * docs/storage.md) the effect is exactly-once: an entry whose outcome was
