@@ -26,6 +26,15 @@ function fakeSender() {
   return { sends, send, reducers: () => sends.map((s) => s.reducer) };
 }
 
+/** A call queue without storage, sending through a fresh fake sender, drain started. */
+async function draining() {
+  const calls = new Calls();
+  const net = fakeSender();
+  calls.setSender(net.send);
+  await calls.startDrain();
+  return { calls, net };
+}
+
 function outcomesOf(h: import('rxjs').Observable<CallOutcome>): CallOutcome[] {
   const seen: CallOutcome[] = [];
   h.subscribe((o) => seen.push(o));
@@ -121,10 +130,7 @@ describe('call queue: transient calls', () => {
   });
 
   it('the server refusing it: rejected with a ReducerRejectedError carrying the reason', async () => {
-    const calls = new Calls();
-    const net = fakeSender();
-    calls.setSender(net.send);
-    await calls.startDrain();
+    const { calls, net } = await draining();
     const h = calls.call('spend', { gold: 5 });
     expect(outcomesOf(h)[0]).to.include({ status: 'pending', queued: false });
     net.sends[0].answer(new Error('not enough gold'));
@@ -138,10 +144,7 @@ describe('call queue: transient calls', () => {
   });
 
   it('connection lost: the call in flight is rejected (outcome unknown), the queued one goes out on the next connection', async () => {
-    const calls = new Calls();
-    const first = fakeSender();
-    calls.setSender(first.send);
-    await calls.startDrain();
+    const { calls, net: first } = await draining();
     const inFlight = calls.call('a', {});
     calls.connectionLost('close');
     const queued = calls.call('b', {});
@@ -163,10 +166,7 @@ describe('call queue: transient calls', () => {
   });
 
   it('confirmByArgs settles the call that sent that very args object, before the SDK resolves it', async () => {
-    const calls = new Calls();
-    const net = fakeSender();
-    calls.setSender(net.send);
-    await calls.startDrain();
+    const { calls, net } = await draining();
     const args = { n: 1 };
     const h = calls.call('a', args);
     const seen = outcomesOf(h);
@@ -178,10 +178,7 @@ describe('call queue: transient calls', () => {
   });
 
   it('rejectQueuedTransient rejects queued calls, not the one in flight', async () => {
-    const calls = new Calls();
-    const net = fakeSender();
-    calls.setSender(net.send);
-    await calls.startDrain();
+    const { calls, net } = await draining();
     const inFlight = calls.call('a', {});
     calls.stopDrain();
     const queued = calls.call('b', {});
