@@ -128,6 +128,13 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
     expect(r.rtt).to.equal('RTT –');
     expect(r.topBar).to.match(/^reconnecting( in \d+ s|…)$/);
     expect(await a.page.locator('#queue-list li[data-status="queued"]').count(), 'the banner count matches the queue').to.equal(1);
+    // The banner lies over the page, but over no control or heading a player needs while offline.
+    const banner = (await a.page.locator('#offline-banner').boundingBox())!;
+    for (const selector of ['#add-node', '.board-panel h2', '#board', '#players-panel h2']) {
+      const box = (await a.page.locator(selector).boundingBox())!;
+      const overlaps = banner.x < box.x + box.width && box.x < banner.x + banner.width && banner.y < box.y + box.height && box.y < banner.y + banner.height;
+      expect(overlaps, `the banner covers ${selector}`).to.equal(false);
+    }
     await a.page.click('#reconnect-now');
     const trying = await gallery(a.page, 'reconnecting');
     expect(trying.topBar).to.equal('trying now…');
