@@ -8,6 +8,7 @@
  * the durable ones use a fake sender and an in-memory durable queue whose
  * writes the test can hold, so every step is an awaited signal.
  */
+import type { TestScheduler } from 'rxjs/testing';
 import { expect } from 'chai';
 import { map } from 'rxjs';
 import { Calls, type CallOutcome } from '../../streams/calls.ts';
@@ -41,18 +42,24 @@ function outcomesOf(h: import('rxjs').Observable<CallOutcome>): CallOutcome[] {
   return seen;
 }
 
+/** A call queue on the scheduler's clock whose sender records `reducer@time` and never answers. */
+function virtualCalls(scheduler: TestScheduler) {
+  const sent: string[] = [];
+  const calls = new Calls({ wallClock: () => scheduler.now() });
+  calls.setSender((reducer) => {
+    sent.push(`${reducer}@${scheduler.now()}`);
+    return new Promise<void>(() => {});
+  });
+  return { calls, sent };
+}
+
 const statusOf = (o: CallOutcome) => (o.status === 'rejected' ? `rejected:${o.error.name}` : o.status === 'confirmed' ? `confirmed:${o.via}` : `pending:${o.queued ? 'queued' : 'now'}`);
 
 describe('call queue (virtual time)', () => {
   it('holds calls while the gate is shut and releases them when the drain starts: priority first, then first in, first out', () => {
     const scheduler = newScheduler();
-    const sent: string[] = [];
+    const { calls, sent } = virtualCalls(scheduler);
     scheduler.run(() => {
-      const calls = new Calls({ wallClock: () => scheduler.now() });
-      calls.setSender((reducer) => {
-        sent.push(`${reducer}@${scheduler.now()}`);
-        return new Promise<void>(() => {});
-      });
       calls.call('a', {}, { priority: 0 });
       calls.call('b', {}, { priority: 2 });
       calls.call('c', {}, { priority: 0 });
@@ -75,13 +82,8 @@ describe('call queue (virtual time)', () => {
 
   it('a queued call whose deadline passes is rejected as expired at that moment, never sent', () => {
     const scheduler = newScheduler();
-    const sent: string[] = [];
+    const { calls, sent } = virtualCalls(scheduler);
     scheduler.run(({ expectObservable }) => {
-      const calls = new Calls({ wallClock: () => scheduler.now() });
-      calls.setSender((reducer) => {
-        sent.push(reducer);
-        return new Promise<void>(() => {});
-      });
       const h = calls.call('stale', {}, { deadline: 50 });
       expectObservable(h.pipe(map(statusOf))).toBe('a 49ms (b|)', { a: 'pending:queued', b: 'rejected:ReducerRejectedError' });
       scheduler.schedule(() => void calls.startDrain(), 80);
@@ -91,13 +93,8 @@ describe('call queue (virtual time)', () => {
 
   it('stopDrain shuts the gate: a call made then waits for the next start', () => {
     const scheduler = newScheduler();
-    const sent: string[] = [];
+    const { calls, sent } = virtualCalls(scheduler);
     scheduler.run(() => {
-      const calls = new Calls({ wallClock: () => scheduler.now() });
-      calls.setSender((reducer) => {
-        sent.push(`${reducer}@${scheduler.now()}`);
-        return new Promise<void>(() => {});
-      });
       scheduler.schedule(() => void calls.startDrain(), 0);
       scheduler.schedule(() => void calls.call('early', {}), 5);
       scheduler.schedule(() => calls.stopDrain(), 10);
