@@ -138,7 +138,9 @@ describe('sync client with storage: offline start, migrations, failures', functi
     await old.close();
 
     server = await startArena();
-    const s = await storage({ migrators: { send_chat: ({ args }) => ({ args: { mutationId: args.mutationId, text: `${args.channel}: ${args.text}` } }) } });
+    // Cache writes held until close: the fresh rows of this connection, written before the migration looked,
+    // would make the stale table current already and leave migration-download nothing to discard (0/0).
+    const s = await storage({ snapshotThrottleMs: 60_000, migrators: { send_chat: ({ args }) => ({ args: { mutationId: args.mutationId, text: `${args.channel}: ${args.text}` } }) } });
     const c = client(server, { storage: s });
     const phases: Phase[] = [];
     const progress: NonNullable<SyncProgress['migration']>[] = [];
