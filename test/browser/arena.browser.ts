@@ -4,32 +4,16 @@
  * (port 0, temp data folder) and saves a screenshot under test-artifacts/.
  */
 import { expect } from 'chai';
-import type { Browser } from 'playwright-core';
 import { tables } from '../../demo/arena/bindings/index.ts';
-import { TEST_TIMINGS, addNode, boardNodes, dragNode, launchChromium, player, screenshot, serverRows, startArena, untilPage, waitLive, type Arena } from './harness.ts';
+import { TEST_TIMINGS, addNode, arenaSuite, boardNodes, dragNode, player, screenshot, serverRows, untilPage, waitLive } from './harness.ts';
 
 describe('arena demo in the browser', function () {
   this.timeout(90_000);
-  let browser: Browser;
-  let arena: Arena;
-
-  before(async () => {
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-  });
-  beforeEach(async () => {
-    arena = await startArena();
-  });
-  afterEach(async () => {
-    for (const context of browser.contexts()) await context.close();
-    await arena?.stop();
-  });
+  const suite = arenaSuite();
 
   it('two players in two browser contexts see each other\'s moves', async () => {
-    const a = await player(browser, arena);
-    const b = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
+    const b = await player(suite.browser, suite.arena);
     const id = await addNode(a.page);
 
     const seen = await untilPage('player B to see A\'s node', async () => (await boardNodes(b.page)).find((n) => n.id === id));
@@ -54,11 +38,11 @@ describe('arena demo in the browser', function () {
   });
 
   it('blackhole: the top bar shows reconnecting within the heartbeat deadlines; moves made offline are pending and counted', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     const first = await addNode(a.page);
     const second = await addNode(a.page);
 
-    arena.dev.faults.blackhole(60_000);
+    suite.arena.dev.faults.blackhole(60_000);
     const start = Date.now();
     await a.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])', { timeout: 10_000 });
     const detectedMs = Date.now() - start;
@@ -79,12 +63,12 @@ describe('arena demo in the browser', function () {
   });
 
   it('reload while offline keeps the queue (IndexedDB); restore drains it, both players converge, nothing applied twice', async () => {
-    const a = await player(browser, arena);
-    const b = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
+    const b = await player(suite.browser, suite.arena);
     const first = await addNode(a.page);
     const second = await addNode(a.page);
 
-    arena.dev.faults.blackhole(120_000);
+    suite.arena.dev.faults.blackhole(120_000);
     await a.page.waitForSelector('#conn:is([data-state="reconnecting"], [data-state="offline"])', { timeout: 10_000 });
     const move1 = await dragNode(a.page, first, 100, 20);
     const move2 = await dragNode(a.page, second, -40, 90);
@@ -103,7 +87,7 @@ describe('arena demo in the browser', function () {
     });
     await screenshot(a.page, 'reload-offline-queue-kept');
 
-    arena.dev.faults.clear();
+    suite.arena.dev.faults.clear();
     await waitLive(a.page, a.errors, 20_000);
     await untilPage('the queue to drain', async () => (await a.page.textContent('#queue-count')) === 'queue 0' && !(await a.page.isVisible('#offline-banner')), 15_000);
     const settled = await untilPage('A\'s nodes confirmed at their new places', async () => {
@@ -115,7 +99,7 @@ describe('arena demo in the browser', function () {
     await untilPage('B to converge on A\'s board', async () => JSON.stringify(key(await boardNodes(b.page))) === JSON.stringify(key(settled)));
 
     // The server's truth: each node moved exactly once (version 2), one receipt per move.
-    const observer = arena.observer();
+    const observer = suite.arena.observer();
     const nodes = await serverRows(observer.table$(tables.gameNode), (rows) => rows.size === 2);
     for (const row of nodes.values()) expect(row.version, `version of node ${row.id}`).to.equal(2);
     const receipts = await serverRows(observer.table$(tables.mutationReceipt), (rows) => rows.size > 0);
@@ -126,10 +110,10 @@ describe('arena demo in the browser', function () {
   });
 
   it('a rejected move rolls back visibly, with a toast in the player\'s words and nothing left to discard', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     const id = await addNode(a.page);
-    arena.dev.faults.failNextReducers(1, 'the arena refuses this move');
-    arena.dev.faults.latency(500); // time to see the move before the verdict
+    suite.arena.dev.faults.failNextReducers(1, 'the arena refuses this move');
+    suite.arena.dev.faults.latency(500); // time to see the move before the verdict
     const { from: before, to } = await dragNode(a.page, id, 150, 0);
     // Drawn at once where it was dropped, marked pending.
     const dropped = (await boardNodes(a.page)).find((n) => n.id === id)!;
@@ -150,8 +134,8 @@ describe('arena demo in the browser', function () {
   });
 
   it('chat, rename and matches are optimistic: shown at once as pending, confirmed, or visibly undone when rejected', async () => {
-    const a = await player(browser, arena);
-    arena.dev.faults.latency(600); // time to see the pending state before the verdict
+    const a = await player(suite.browser, suite.arena);
+    suite.arena.dev.faults.latency(600); // time to see the pending state before the verdict
     // Create a match: listed at once, marked pending, then confirmed with its id.
     await a.page.fill('#match-name', 'quick one');
     await a.page.press('#match-name', 'Enter');
@@ -164,7 +148,7 @@ describe('arena demo in the browser', function () {
     await a.page.waitForSelector('#chat li[data-pending="false"]:has-text("hello there")', { timeout: 10_000 });
     // A rejected rename: the new name shows at once, then is undone (struck through) and the old name is back.
     const oldName = (await a.page.textContent('#players li[data-pending="false"] span:nth-child(2)'))!;
-    arena.dev.faults.failNextReducers(1, 'that name is taken');
+    suite.arena.dev.faults.failNextReducers(1, 'that name is taken');
     await a.page.fill('#name-input', 'ada');
     await a.page.press('#name-input', 'Enter');
     await a.page.waitForSelector('#players li[data-pending="true"]:has-text("ada")', { timeout: 2_000 });
@@ -173,7 +157,7 @@ describe('arena demo in the browser', function () {
     const toast = a.page.locator('.toast[data-class="rejected:setName"] .msg');
     expect(await toast.textContent()).to.equal('Rename: The server rejected this change: that name is taken. It was undone.');
     // A rejected chat line: struck through for a moment, not silently gone.
-    arena.dev.faults.failNextReducers(1, 'too chatty');
+    suite.arena.dev.faults.failNextReducers(1, 'too chatty');
     await a.page.fill('#chat-input', 'spam');
     await a.page.press('#chat-input', 'Enter');
     await a.page.waitForSelector('#chat li.rolled-back:has-text("spam")', { timeout: 10_000 });
@@ -182,7 +166,7 @@ describe('arena demo in the browser', function () {
   });
 
   it('the dev panel drops every connection and the page heals by itself', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     // Record every state the top bar shows (the reconnect itself takes a fraction of a second).
     await a.page.evaluate(`(() => {
       const el = document.getElementById('conn');
@@ -202,7 +186,7 @@ describe('arena demo in the browser', function () {
   });
 
   it('sign out shows the login; a pasted token signs in as that identity; a refused token offers to sign in again', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     const identity = await a.page.getAttribute('#who', 'title');
     // The token as the page keeps it (a person would have it from wherever they got it).
     const token = (await a.page.evaluate('globalThis.arena.storage.tokens.get()')) as string;

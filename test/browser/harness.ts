@@ -68,13 +68,42 @@ export async function startArena(): Promise<Arena> {
   };
 }
 
-/** A player: a browser context of its own (own IndexedDB), the page opened, signed in anonymously, live. */
-export async function player(browser: Browser, arena: Arena): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+/**
+ * The hooks of a demo test suite: one Chromium for the suite, a fresh arena
+ * (dev server and page server) per test, and every browser context closed
+ * after it. Read `suite.browser` and `suite.arena` inside the tests.
+ */
+export function arenaSuite(): { readonly browser: Browser; readonly arena: Arena } {
+  const suite = {} as { browser: Browser; arena: Arena };
+  before(async () => {
+    suite.browser = await launchChromium();
+  });
+  after(async () => {
+    await suite.browser?.close();
+  });
+  beforeEach(async () => {
+    suite.arena = await startArena();
+  });
+  afterEach(async () => {
+    for (const context of suite.browser.contexts()) await context.close();
+    await suite.arena?.stop();
+  });
+  return suite;
+}
+
+/** The page opened in a new browser context (desktop size unless told), its errors collected. */
+export async function openPage(browser: Browser, arena: Arena, options: Parameters<Browser['newContext']>[0] = { viewport: { width: 1100, height: 720 } }): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await browser.newContext(options);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(arena.page.url);
+  return { context, page, errors };
+}
+
+/** A player: a browser context of its own (own IndexedDB), the page opened, signed in anonymously, live. */
+export async function player(browser: Browser, arena: Arena): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const { context, page, errors } = await openPage(browser, arena);
   await page.click('#play-anon');
   await waitLive(page, errors);
   return { context, page, errors };

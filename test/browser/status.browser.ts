@@ -8,8 +8,8 @@
 import { expect } from 'chai';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { addNode, boardNodes, dragNode, launchChromium, player, startArena, untilPage, waitLive, type Arena } from './harness.ts';
+import type { Page } from 'playwright-core';
+import { addNode, arenaSuite, boardNodes, dragNode, openPage, player, untilPage, waitLive } from './harness.ts';
 
 const GALLERY = join(process.cwd(), 'docs', 'status');
 /** Raw timestamps, protocol message names, exception class names, millisecond figures (outside the RTT label). */
@@ -55,32 +55,13 @@ function cachedNodes(page: Page, n: number): Promise<unknown> {
 
 describe('status gallery (the demo in Chromium, every connection state)', function () {
   this.timeout(120_000);
-  let browser: Browser;
-  let arena: Arena;
-
-  before(async () => {
-    browser = await launchChromium();
-  });
-  after(async () => {
-    await browser?.close();
-  });
-  beforeEach(async () => {
-    arena = await startArena();
-  });
-  afterEach(async () => {
-    for (const context of browser.contexts()) await context.close();
-    await arena?.stop();
-  });
+  const suite = arenaSuite();
 
   it('connecting → live (RTT shown only once measured while live), then signed out', async () => {
-    const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(arena.page.url);
+    const { page, errors } = await openPage(suite.browser, suite.arena);
     await page.waitForSelector('#login:not([hidden])');
     // The server holds the connection for a moment: the first attempt shows connecting.
-    arena.dev.faults.blackhole(1500);
+    suite.arena.dev.faults.blackhole(1500);
     await page.click('#play-anon');
     await page.waitForSelector('#conn[data-state="connecting"]');
     const connecting = await gallery(page, 'connecting');
@@ -103,24 +84,24 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
   });
 
   it('degraded: calls unanswered past the deadline show a weak connection, still live, then recover', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     const id = await addNode(a.page);
     // Answers slower than the deadline (floor 1 s) but within the follow-up probe's wait: degraded, not lost.
-    arena.dev.faults.latency(1300);
+    suite.arena.dev.faults.latency(1300);
     await dragNode(a.page, id, 60, 0);
     await a.page.waitForSelector('#conn[data-state="degraded"]', { timeout: 10_000 });
     const degraded = await gallery(a.page, 'degraded');
     expect(degraded).to.deep.include({ topBar: 'weak connection', banner: null });
-    arena.dev.faults.latency(0);
+    suite.arena.dev.faults.latency(0);
     await waitLive(a.page, a.errors, 15_000);
     expect((await shown(a.page)).topBar).to.equal('live');
     expect(a.errors).to.deep.equal([]);
   });
 
   it('reconnecting: the banner counts the queue, RTT is hidden, Reconnect now shows it is trying', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     const id = await addNode(a.page);
-    arena.dev.faults.blackhole(60_000);
+    suite.arena.dev.faults.blackhole(60_000);
     await a.page.waitForSelector('#conn[data-state="reconnecting"]', { timeout: 10_000 });
     await dragNode(a.page, id, 80, 40);
     await untilPage('the banner to count the move', async () => (await shown(a.page)).banner === 'Connection lost — reconnecting · 1 change queued');
@@ -146,7 +127,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
   });
 
   it('a corrupt frame: a "Sync problem" toast in plain words, gone by itself once live again', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     const id = await addNode(a.page);
     // Record every toast shown (the reconnect can be quicker than a poll).
     await a.page.evaluate(`(() => {
@@ -155,7 +136,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
         for (const r of records) for (const n of r.addedNodes) if (n.classList?.contains('toast')) window.__toasts.push(n.dataset.class + '|' + n.querySelector('.msg').textContent);
       }).observe(document.getElementById('toasts'), { childList: true });
     })()`);
-    arena.dev.faults.corruptNextFrame();
+    suite.arena.dev.faults.corruptNextFrame();
     await dragNode(a.page, id, 40, 40);
     const toasts = await untilPage('the sync toast', async () => {
       const seen = (await a.page.evaluate('window.__toasts')) as string[];
@@ -169,7 +150,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
   });
 
   it('offline with a queue: the browser goes offline, changes wait and are counted', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     const id = await addNode(a.page);
     await a.context.setOffline(true);
     await a.page.waitForSelector('#conn[data-state="offline"]', { timeout: 10_000 });
@@ -191,12 +172,12 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
   });
 
   it('offline start from cache: a reload with the server unreachable shows the cached board, marked stale', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     await addNode(a.page);
     await addNode(a.page);
     const before = (await boardNodes(a.page)).filter((n) => n.id).map((n) => n.id).sort();
     await cachedNodes(a.page, 2);
-    arena.dev.faults.blackhole(60_000);
+    suite.arena.dev.faults.blackhole(60_000);
     await a.page.reload();
     await untilPage('the cached nodes on the board', async () => JSON.stringify((await boardNodes(a.page)).filter((n) => n.id).map((n) => n.id).sort()) === JSON.stringify(before), 15_000);
     await a.page.waitForSelector('#stale:not([hidden])');
@@ -210,7 +191,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
   });
 
   it('token refused: the top bar and a toast say so in plain words', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     const token = (await a.page.evaluate('globalThis.arena.storage.tokens.get()')) as string;
     await a.page.click('#sign-out');
     await a.page.fill('#token-input', `${token.slice(0, -4)}AAAA`);
@@ -224,7 +205,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
   });
 
   it('migration in progress: the bar says local data is being migrated', async () => {
-    const a = await player(browser, arena);
+    const a = await player(suite.browser, suite.arena);
     await addNode(a.page);
     await cachedNodes(a.page, 1);
     // Forget the stored schema fingerprint: with cached data, the next start must migrate.
@@ -279,11 +260,7 @@ describe('status gallery (the demo in Chromium, every connection state)', functi
   });
 
   it('phone width (390 px): the board scales to fit, nodes stay on it and can be dragged by touch', async () => {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 1 });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(arena.page.url);
+    const { context, page, errors } = await openPage(suite.browser, suite.arena, { viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 1 });
     await page.tap('#play-anon');
     await waitLive(page, errors);
     const id = await addNode(page);
