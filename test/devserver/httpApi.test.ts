@@ -4,31 +4,18 @@
  * row-level security on the SQL endpoint.
  */
 import { expect } from 'chai';
-import type { DevServer } from '../../devserver/index.ts';
 import { until } from '../helpers/until.ts';
-import { connectSecure, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
+import { secureSuite, subscribeSecure } from '../helpers/secure.ts';
 
 describe('HTTP API (sql, call, schema)', function () {
-  let server: DevServer;
-  const open: SecureClient[] = [];
-  const client = async (token?: string) => {
-    const c = await connectSecure(server, token);
-    open.push(c);
-    return c;
-  };
-  const db = (rest: string) => `${server.url}/v1/database/${server.database}/${rest}`;
+  const suite = secureSuite();
+  const client = suite.client;
+  const db = (rest: string) => `${suite.server.url}/v1/database/${suite.server.database}/${rest}`;
   const call = (reducer: string, body: string, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
     fetch(db(`call/${reducer}`), { method: 'POST', headers, body });
   const sql = (query: string, token?: string) =>
     fetch(db('sql'), { method: 'POST', body: query, headers: token ? { authorization: `Bearer ${token}` } : {} });
 
-  beforeEach(async () => {
-    server = await startSecureServer();
-  });
-  afterEach(async () => {
-    for (const c of open.splice(0)) c.conn.disconnect();
-    await server.stop();
-  });
 
   describe('POST /v1/database/:name/call/:reducer', () => {
     it('runs a reducer with JSON arguments (by position or by name) as the token holder, and subscribers see it', async () => {
@@ -65,7 +52,7 @@ describe('HTTP API (sql, call, schema)', function () {
         expect(res.status, `${reducer} ${body}`).to.equal(status);
         expect(await res.text(), `${reducer} ${body}`).to.match(message);
       }
-      const bad = await fetch(`${server.url}/v1/database/nope/call/post`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '["x"]' });
+      const bad = await fetch(`${suite.server.url}/v1/database/nope/call/post`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '["x"]' });
       expect(bad.status).to.equal(404);
       expect(await bad.text()).to.equal('No such database.');
       const forged = await call('post', '["x"]', { 'content-type': 'application/json', authorization: 'Bearer not.a.token' });
@@ -136,7 +123,7 @@ describe('HTTP API (sql, call, schema)', function () {
       expect(unknown.status).to.equal(400);
       expect(await unknown.text()).to.equal('Failed to deserialize query string: unknown variant `11`, expected `9` or `10`');
       expect((await fetch(db('schema?version=9'))).status).to.equal(400);
-      expect((await fetch(`${server.url}/v1/database/nope/schema?version=10`)).status).to.equal(404);
+      expect((await fetch(`${suite.server.url}/v1/database/nope/schema?version=10`)).status).to.equal(404);
       expect((await fetch(db('schema?version=10'), { method: 'POST' })).status).to.equal(405);
       // CORS preflight still answers for these paths (browsers send it before a POST with a token).
       expect((await fetch(db('sql'), { method: 'OPTIONS', headers: { origin: 'http://example.test', 'access-control-request-method': 'POST' } })).status).to.equal(204);

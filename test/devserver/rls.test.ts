@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BinaryReader, t, type Identity } from 'spacetimedb';
-import { startDevServer, type DevServer } from '../../devserver/index.ts';
+import { startDevServer } from '../../devserver/index.ts';
 import { RowLevelSecurityError } from '../../devserver/rls.ts';
 import { RawClient } from '../helpers/rawClient.ts';
 import { until } from '../helpers/until.ts';
-import { connectSecure, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
+import { secureSuite, startSecureServer, subscribeSecure } from '../helpers/secure.ts';
 
 const hex = (i: Identity) => i.toHexString();
 
@@ -28,21 +28,9 @@ function decodeRows(rowsData: Uint8Array, type: typeof MESSAGE_TYPE): Record<str
 }
 
 describe('row-level security (client visibility filters)', function () {
-  let server: DevServer;
-  const open: SecureClient[] = [];
-  const client = async (token?: string) => {
-    const c = await connectSecure(server, token);
-    open.push(c);
-    return c;
-  };
+  const suite = secureSuite();
+  const client = suite.client;
 
-  beforeEach(async () => {
-    server = await startSecureServer();
-  });
-  afterEach(async () => {
-    for (const c of open.splice(0)) c.conn.disconnect();
-    await server.stop();
-  });
 
   it("never sends one client another's rows: initial rows and every transaction's updates", async () => {
     const a = await client();
@@ -76,7 +64,7 @@ describe('row-level security (client visibility filters)', function () {
   it('filters one-off queries', async () => {
     const b = await client();
     await b.conn.reducers.post({ text: 'secret of b' });
-    const raw = await RawClient.open(server);
+    const raw = await RawClient.open(suite.server);
     const hello = await raw.next('InitialConnection');
     const mine = hex(hello.value.identity);
     raw.send({ tag: 'CallReducer', value: { requestId: 1, flags: 0, reducer: 'post', args: bsatnString('mine') } });
@@ -170,8 +158,8 @@ describe('row-level security (client visibility filters)', function () {
       const first = await startSecureServer({ dataDir: dir });
       const minted = (await (await fetch(`${first.url}/v1/identity`, { method: 'POST' })).json()) as { identity: string; token: string };
       await first.stop();
-      await server.stop();
-      server = await startSecureServer({ dataDir: dir, owner: minted.identity });
+      await suite.server.stop();
+      suite.server = await startSecureServer({ dataDir: dir, owner: minted.identity });
       const other = await client();
       await other.conn.reducers.post({ text: 'not the owner' });
       const owner = await client(minted.token);
@@ -182,7 +170,7 @@ describe('row-level security (client visibility filters)', function () {
       expect([...other.conn.db.message.iter()].map((r) => r.text)).to.deep.equal(['not the owner']);
       // The owner also reads private tables; others are told the table is private.
       const sql = (token: string) =>
-        fetch(`${server.url}/v1/database/${server.database}/sql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'SELECT * FROM audit' });
+        fetch(`${suite.server.url}/v1/database/${suite.server.database}/sql`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'SELECT * FROM audit' });
       const asOwner = await sql(minted.token);
       expect(asOwner.status).to.equal(200);
       expect(((await asOwner.json()) as { rows: unknown[][] }[])[0].rows.map((r) => r[1]).sort()).to.deep.equal(['post: not the owner', 'post: owner']);
@@ -190,8 +178,8 @@ describe('row-level security (client visibility filters)', function () {
       expect(asOther.status).to.equal(400);
       expect(await asOther.text()).to.match(/private/);
     } finally {
-      for (const c of open.splice(0)) c.conn.disconnect();
-      await server.stop();
+      suite.disconnectAll();
+      await suite.server.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -4,28 +4,15 @@
  * tables they read change.
  */
 import { expect } from 'chai';
-import type { DevServer } from '../../devserver/index.ts';
 import { accessFor } from '../../devserver/subscriptions.ts';
 import { RawClient } from '../helpers/rawClient.ts';
 import { until } from '../helpers/until.ts';
-import { connectSecure, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
+import { secureSuite, startSecureServer, subscribeSecure, type SecureClient } from '../helpers/secure.ts';
 
 describe('views', function () {
-  let server: DevServer;
-  const open: SecureClient[] = [];
-  const client = async (token?: string) => {
-    const c = await connectSecure(server, token);
-    open.push(c);
-    return c;
-  };
+  const suite = secureSuite();
+  const client = suite.client;
 
-  beforeEach(async () => {
-    server = await startSecureServer();
-  });
-  afterEach(async () => {
-    for (const c of open.splice(0)) c.conn.disconnect();
-    await server.stop();
-  });
 
   it('computes a per-caller view for each subscriber and updates it when its tables change', async () => {
     const a = await client();
@@ -38,7 +25,7 @@ describe('views', function () {
     expect(name(a)).to.deep.equal(['ann']);
     expect(name(b)).to.deep.equal(['bob']);
     // Each run records the keys it looked up: A's rename runs A's view again, not B's.
-    const views = accessFor(server.module, undefined).views;
+    const views = accessFor(suite.server.module, undefined).views;
     const runs = views.runs;
     await a.conn.reducers.setName({ name: 'anna' });
     await until(() => name(a)[0] === 'anna', 'renamed view row', 5000);
@@ -75,7 +62,7 @@ describe('views', function () {
     expect(totals(a)).to.deep.equal([[1n, 1n]]);
     await until(() => totals(b)[0]?.[1] === 1n, 'totals in b', 5000);
     // Creating a room touches no table the view reads: the view is not run again.
-    const views = accessFor(server.module, undefined).views;
+    const views = accessFor(suite.server.module, undefined).views;
     const runs = views.runs;
     await a.conn.reducers.createRoom({ id: 9, title: 'x' });
     expect(views.runs).to.equal(runs);
@@ -103,7 +90,7 @@ describe('views', function () {
     await subscribeSecure(a, ["SELECT * FROM my_messages WHERE text = 'keep'"]);
     expect([...a.conn.db.myMessages.iter()].map((r) => r.text)).to.deep.equal(['keep']);
 
-    const raw = await RawClient.open(server, { token: a.token });
+    const raw = await RawClient.open(suite.server, { token: a.token });
     await raw.next('InitialConnection');
     raw.send({ tag: 'OneOffQuery', value: { requestId: 7, queryString: 'SELECT * FROM my_messages' } });
     const res = await raw.next('OneOffQueryResult', (m) => m.value.requestId === 7);
@@ -119,10 +106,10 @@ describe('views', function () {
   });
 
   it('keeps the rows subscribers have when a view fails while updates are computed, and logs it', async () => {
-    await server.stop();
+    await suite.server.stop();
     const lines: string[] = [];
-    server = await startSecureServer({ logger: { log: (level, message) => lines.push(`${level} ${message}`) } });
-    const raw = await RawClient.open(server);
+    suite.server = await startSecureServer({ logger: { log: (level, message) => lines.push(`${level} ${message}`) } });
+    const raw = await RawClient.open(suite.server);
     await raw.next('InitialConnection');
     raw.send({ tag: 'Subscribe', value: { requestId: 1, querySetId: { id: 1 }, queryStrings: ['SELECT * FROM fragile'] } });
     await raw.next('SubscribeApplied', (m) => m.value.requestId === 1);
@@ -144,7 +131,7 @@ describe('views', function () {
   });
 
   it('fails a subscription to a view that throws, with its message, and keeps the connection', async () => {
-    const raw = await RawClient.open(server);
+    const raw = await RawClient.open(suite.server);
     await raw.next('InitialConnection');
     raw.send({ tag: 'Subscribe', value: { requestId: 1, querySetId: { id: 1 }, queryStrings: ['SELECT * FROM broken'] } });
     const err = await raw.next('SubscriptionError', (m) => m.value.requestId === 1);

@@ -42,3 +42,32 @@ export function subscribeSecure(c: SecureClient, queries: string[]): Promise<{ u
       .subscribe(queries);
   });
 }
+
+/**
+ * The hooks of a suite against the secure module: a fresh dev server per
+ * test and every SDK connection the test opened with `client()` closed
+ * after it. Read `suite.server` inside the tests (a test may replace it; the
+ * one there at the end is stopped).
+ */
+export function secureSuite(): { server: DevServer; client(token?: string): Promise<SecureClient>; disconnectAll(): void } {
+  const open: SecureClient[] = [];
+  const suite = {
+    server: undefined as unknown as DevServer,
+    async client(token?: string) {
+      const c = await connectSecure(suite.server, token);
+      open.push(c);
+      return c;
+    },
+    disconnectAll() {
+      for (const c of open.splice(0)) c.conn.disconnect();
+    },
+  };
+  beforeEach(async () => {
+    suite.server = await startSecureServer();
+  });
+  afterEach(async () => {
+    suite.disconnectAll();
+    await suite.server.stop();
+  });
+  return suite;
+}
