@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { bundleForBrowser } from '../../demo/server/bundle.ts';
 import { chromium } from 'playwright-core';
 import type { OutboxBenchConfig, OutboxBenchFigures } from '../browser/outboxPage.ts';
 import { notMeasured, now, result, type RunConfig, type ScenarioResult } from '../harness.ts';
@@ -27,19 +27,7 @@ export async function outboxBrowser(cfg: RunConfig): Promise<ScenarioResult> {
     ? { rows: 100, enqueueN: 1_000, replayN: 1_000, serialN: 200 }
     : { rows: 100, enqueueN: 10_000, replayN: 10_000, serialN: 1_000 };
   const started = now();
-  const bundled = await build({
-    entryPoints: [PAGE],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    minify: true,
-    legalComments: 'none',
-    logLevel: 'silent',
-    define: { 'process.env.NODE_ENV': '"production"' },
-  });
-  const js = bundled.outputFiles[0].contents;
+  const { js } = await bundleForBrowser(PAGE);
   const http = createServer((req, res) => {
     if (req.url === '/page.js') {
       res.writeHead(200, { 'content-type': 'text/javascript', 'cache-control': 'no-store' });

@@ -15,23 +15,33 @@ export interface PageBundle {
 
 const entry = fileURLToPath(new URL('../web/main.ts', import.meta.url));
 
-export async function buildPage(): Promise<PageBundle> {
+/**
+ * One browser page script from `entryPoint` and everything it imports, as a
+ * minified ES module in production mode (the demo page, the spectator page,
+ * the outbox benchmark page), with its source map when `sourcemap` is set.
+ */
+export async function bundleForBrowser(entryPoint: string, sourcemap = false): Promise<{ js: Uint8Array; map: Uint8Array | undefined }> {
   const result = await build({
-    entryPoints: [entry],
+    entryPoints: [entryPoint],
     bundle: true,
     write: false,
     format: 'esm',
     platform: 'browser',
     target: 'es2022',
     outfile: 'app.js',
-    sourcemap: 'linked',
+    sourcemap: sourcemap ? 'linked' : false,
     minify: true,
     legalComments: 'none',
     logLevel: 'silent',
     define: { 'process.env.NODE_ENV': '"production"' },
   });
   const js = result.outputFiles.find((f) => f.path.endsWith('app.js'));
-  const map = result.outputFiles.find((f) => f.path.endsWith('app.js.map'));
-  if (!js || !map) throw new Error('esbuild produced no app.js');
-  return { js: js.contents, map: map.contents };
+  if (!js) throw new Error(`esbuild produced no script for ${entryPoint}`);
+  return { js: js.contents, map: result.outputFiles.find((f) => f.path.endsWith('app.js.map'))?.contents };
+}
+
+export async function buildPage(): Promise<PageBundle> {
+  const { js, map } = await bundleForBrowser(entry, true);
+  if (!map) throw new Error('esbuild produced no app.js.map');
+  return { js, map };
 }

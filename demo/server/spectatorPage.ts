@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { serveFiles, type StaticFile } from './staticFiles.ts';
-import { build } from 'esbuild';
+import { bundleForBrowser } from './bundle.ts';
 
 export interface SpectatorPageOptions {
   /** @default 0 (a free port) */
@@ -30,18 +30,7 @@ const webDir = (name: string) => fileURLToPath(new URL(`../web/${name}`, import.
 let bundle: Promise<Uint8Array> | undefined;
 /** `demo/web/spectator.ts` and what it imports as one ES module (built once per process). */
 export function buildSpectatorPage(): Promise<Uint8Array> {
-  return (bundle ??= build({
-    entryPoints: [webDir('spectator.ts')],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    minify: true,
-    legalComments: 'none',
-    logLevel: 'silent',
-    define: { 'process.env.NODE_ENV': '"production"' },
-  }).then((r) => r.outputFiles[0].contents));
+  return (bundle ??= bundleForBrowser(webDir('spectator.ts')).then((r) => r.js));
 }
 
 export async function startSpectatorPage(options: SpectatorPageOptions): Promise<SpectatorPage> {
