@@ -9,6 +9,7 @@
  * new unique constraint the existing rows violate, are refused: the caller
  * keeps running the previous version.
  */
+import { concatBytes } from '@noble/hashes/utils.js';
 import type { AlgebraicType } from 'spacetimedb';
 import type { Datastore } from './datastore.ts';
 import type { ModuleDescription, TableDesc } from './moduleDef.ts';
@@ -134,7 +135,7 @@ export function planMigration(
       appended.push(value);
       steps.push(`add column ${nc.name} to table ${o.name} (default value for existing rows)`);
     }
-    if (appended.length > 0) appendToRows.set(n.name, concat(appended));
+    if (appended.length > 0) appendToRows.set(n.name, concatBytes(...appended));
     const key = (cols: readonly number[]) => [...cols].sort((a, b) => a - b).join(',');
     for (const u of n.uniques) {
       if (!o.uniques.some((x) => key(x) === key(u))) steps.push(`add a unique constraint on ${u.map((c) => n.columns[c]?.name).join(', ')} of table ${n.name}`);
@@ -160,7 +161,7 @@ export function migrateRows(from: Datastore, to: Datastore, plan: MigrationPlan)
     const target = to.tableByName(name);
     if (!target) continue;
     const suffix = plan.appendToRows.get(name);
-    for (const bytes of rows) to.restoreRow(target.desc.id, suffix ? concat([bytes, suffix]) : bytes);
+    for (const bytes of rows) to.restoreRow(target.desc.id, suffix ? concatBytes(bytes, suffix) : bytes);
   }
   to.resyncSequences();
   const reasons: string[] = [];
@@ -180,14 +181,4 @@ export function migrateRows(from: Datastore, to: Datastore, plan: MigrationPlan)
     }
   }
   if (reasons.length > 0) throw new MigrationRefusedError({ reasons });
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

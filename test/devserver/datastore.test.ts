@@ -2,6 +2,7 @@
  * The dev server's datastore: index scans, sequences, constraints and
  * transactions, driven directly with BSATN rows as a module's host calls do.
  */
+import { concatBytes } from '@noble/hashes/utils.js';
 import { expect } from 'chai';
 import { AlgebraicType, BinaryWriter, Identity } from 'spacetimedb';
 import { ModuleInstance } from '../../devserver/host/instance.ts';
@@ -28,15 +29,6 @@ describe('dev server datastore', () => {
     w.writeU8({ included: 0, excluded: 1, unbounded: 2 }[kind]);
     if (kind !== 'unbounded') AlgebraicType.makeSerializer(ty, types)(w, value);
     return w.getBuffer().slice();
-  };
-  const concat = (...parts: Uint8Array[]) => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
   };
   const expectHostError = (fn: () => unknown, code: number) => {
     try {
@@ -110,7 +102,7 @@ describe('dev server datastore', () => {
     const pk = person.indexes.find((i) => i.columns.length === 1 && i.columns[0] === 0)!;
     ds.update(person.id, pk.id, encode(person, { id: 1n, name: 'new', age: 1, nickName: undefined }));
     ds.insert(person.id, encode(person, { id: 2n, name: 'temp', age: 1, nickName: undefined }));
-    ds.deleteAllByEq(person.id, concat(encodeValues([AlgebraicType.U32], [1]), encode(person, { id: 2n, name: 'temp', age: 1, nickName: undefined })));
+    ds.deleteAllByEq(person.id, concatBytes(encodeValues([AlgebraicType.U32], [1]), encode(person, { id: 2n, name: 'temp', age: 1, nickName: undefined })));
     const changes = ds.commit().get('person')!;
     expect(changes.inserts.map((r) => r.value.name)).to.deep.equal(['new']);
     expect(changes.deletes.map((r) => r.value.name)).to.deep.equal(['old']);
@@ -135,7 +127,7 @@ describe('dev server datastore', () => {
     }
     ds.commit();
     const range = (from: Uint8Array, to: Uint8Array) =>
-      ds.indexScanRange(age.id, concat(from, to), 0, 0, from.length, to.length).map((r) => r.value.age);
+      ds.indexScanRange(age.id, concatBytes(from, to), 0, 0, from.length, to.length).map((r) => r.value.age);
     const U32 = AlgebraicType.U32;
     expect(range(bound(U32, 'included', 20), bound(U32, 'excluded', 40))).to.deep.equal([20, 30]);
     expect(range(bound(U32, 'excluded', 20), bound(U32, 'included', 40))).to.deep.equal([30, 40]);
@@ -159,7 +151,7 @@ describe('dev server datastore', () => {
     const prefix = encodeValues([AlgebraicType.String], ['bob']);
     const from = bound(AlgebraicType.U32, 'included', 2);
     const to = bound(AlgebraicType.U32, 'unbounded');
-    const rows = ds.indexScanRange(ix.id, concat(prefix, from, to), prefix.length, 1, from.length, to.length);
+    const rows = ds.indexScanRange(ix.id, concatBytes(prefix, from, to), prefix.length, 1, from.length, to.length);
     expect(rows.map((r) => [r.value.player, r.value.level])).to.deep.equal([
       ['bob', 2],
       ['bob', 3],
