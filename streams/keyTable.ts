@@ -6,7 +6,8 @@
  *
  * Integer entries live in one plain array, key and value side by side
  * (`[k0, v0, k1, v1, …]`, so a probe touches one cache line), probed
- * linearly, at most three quarters full; a deletion shifts the following
+ * linearly from a home slot that keeps runs of consecutive keys together
+ * (see `hashInt`), at most three quarters full; a deletion shifts the following
  * entries back, so no tombstones accumulate. That is about half the memory
  * of a native `Map` of the same entries (which keeps a hash chain and an
  * insertion-ordered entry list), a lookup is a hash and usually one probe,
@@ -20,13 +21,23 @@
 
 const MIN_CAPACITY = 8;
 
-/** Mixes an integer's bits into a well-spread 32-bit hash (the finaliser of MurmurHash3). */
+/**
+ * The home slot of an integer key, before masking: keys that differ only in
+ * their lowest three bits (runs of eight, e.g. consecutive ids) get
+ * consecutive slots — one cache line for the eight entries — and each run of
+ * eight is placed by a well-spread 32-bit hash of the rest (the finaliser of
+ * MurmurHash3). A transaction touching a range of ids then probes the table
+ * mostly in sequence; keys without such locality spread as a plain hash
+ * spreads them.
+ */
 function hashInt(n: number): number {
   let h = n | 0;
   if (h !== n) h ^= Math.floor(n / 4294967296) * 0x9e3779b1;
+  const low = h & 7;
+  h >>>= 3;
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  return ((h ^ (h >>> 16)) << 3) | low;
 }
 
 /** Whether `key` goes into the integer part (safe integers; `-0` as `0`, as `Map` does). */

@@ -46,4 +46,25 @@ describe('KeyTable', () => {
     for (let i = 2; i < keys.length; i += 997) expect(t.get(keys[i])).to.equal(keys[i] + 1);
     expect(t.get(3)).to.equal(undefined);
   });
+
+  it('keeps consecutive keys (runs placed together) findable through growth and deletions', () => {
+    const t = new KeyTable<number>();
+    const m = new Map<number, number>();
+    // Ranges of ids, as a table with auto-incremented keys has, interleaved with scattered keys.
+    for (let i = 1; i <= 5_000; i++) {
+      t.set(i, i);
+      m.set(i, i);
+      const far = i * 4096 + 3;
+      t.set(far, -i);
+      m.set(far, -i);
+    }
+    for (let i = 1; i <= 5_000; i += 3) {
+      expect(t.delete(i)).to.equal(true);
+      m.delete(i);
+    }
+    expect(t.size).to.equal(m.size);
+    for (const [k, v] of m) expect(t.get(k)).to.equal(v);
+    for (let i = 1; i <= 5_000; i += 3) expect(t.get(i)).to.equal(undefined);
+    expect(new Map(t.entries())).to.deep.equal(m);
+  });
 });
