@@ -152,11 +152,33 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
       let srtt: number | null = null;
       let rttVar = 0;
       let timer: Subscription | undefined;
+      /**
+       * True while `timer` is the silence timer. Activity then only moves
+       * `quietSince`; the timer, when it fires early, waits out the rest. So a
+       * busy link re-arms no timer per message, only once per `interval`.
+       */
+      let silenceArmed = false;
+      let quietSince = scheduler.now();
 
       const deadline = () => clamp(srtt === null ? timeout : srtt + 4 * rttVar);
       const schedule = (work: () => void, delay: number) => {
+        silenceArmed = false;
         timer?.unsubscribe();
         timer = scheduler.schedule(work, delay);
+      };
+      const onQuiet = () => {
+        const quiet = scheduler.now() - quietSince;
+        if (quiet < interval) {
+          timer = scheduler.schedule(onQuiet, interval - quiet);
+          return;
+        }
+        silenceArmed = false;
+        onSilence();
+      };
+      const armSilence = () => {
+        if (silenceArmed) return;
+        schedule(onQuiet, interval - (scheduler.now() - quietSince));
+        silenceArmed = true;
       };
       const sendProbe = (): boolean => {
         probesSent++;
@@ -200,13 +222,13 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
             if (waitingSince === null && degradedAt === null) await_(now, 'request');
             return;
           }
-          lastActivityAt = now;
+          lastActivityAt = quietSince = now;
           const since = waitingSince;
           const what = waitingFor;
           const wasDegraded = degradedAt;
           waitingSince = null;
           degradedAt = null;
-          schedule(onSilence, interval);
+          armSilence();
           if (wasDegraded !== null) {
             subscriber.next({ type: 'recovered', degradedMs: now - wasDegraded });
           } else if (since !== null) {
@@ -224,7 +246,7 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
         error: (err) => subscriber.error(err),
         complete: () => subscriber.complete(),
       });
-      if (!subscriber.closed) schedule(onSilence, interval);
+      if (!subscriber.closed) armSilence();
 
       return () => {
         timer?.unsubscribe();
