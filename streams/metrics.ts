@@ -1,10 +1,11 @@
 /**
  * Network metrics accumulated from the socket adapter and the call tracker,
- * published as immutable snapshots on `metrics$`.
+ * published as immutable snapshots on `metrics$` (built only while somebody
+ * subscribes: see {@link MetricsRecorder}).
  *
  * @module
  */
-import { BehaviorSubject, type Observable } from 'rxjs';
+import { BehaviorSubject, defer, type Observable } from 'rxjs';
 import type { FrameInInfo, FrameOutInfo } from './socketAdapter.ts';
 
 export interface LatencyStats {
@@ -76,67 +77,139 @@ function addLatency(s: LatencyStats, ms: number): LatencyStats {
   return { count, lastMs: ms, avgMs: ((s.avgMs ?? 0) * s.count + ms) / count, maxMs: Math.max(s.maxMs ?? ms, ms) };
 }
 
-function bump(rec: Readonly<Record<string, number>>, key: string, n = 1): Record<string, number> {
-  return { ...rec, [key]: (rec[key] ?? 0) + n };
+/** The counters behind the snapshots, changed in place. */
+interface Totals {
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  payloadBytesIn: number;
+  messagesIn: Map<string, number>;
+  messagesOut: Map<string, number>;
+  tableBytesIn: Map<string, number>;
+  probesSent: number;
+  probesAnswered: number;
+  rtt: LatencyStats;
+  callLatency: LatencyStats;
+  callsConfirmed: number;
+  callsRejected: number;
+  callsLost: number;
+  connections: number;
 }
 
+function add(counts: Map<string, number>, key: string, n = 1): void {
+  counts.set(key, (counts.get(key) ?? 0) + n);
+}
+
+/**
+ * Accumulates the counters in place and publishes a snapshot after each
+ * change while `metrics$` has subscribers. Nobody watching, a frame costs a
+ * few additions and no allocation; the snapshot is built when somebody
+ * subscribes (or reads `value`).
+ */
 export class MetricsRecorder {
   readonly #subject = new BehaviorSubject<ClientMetrics>(emptyMetrics());
+  readonly #totals: Totals = {
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    payloadBytesIn: 0,
+    messagesIn: new Map(),
+    messagesOut: new Map(),
+    tableBytesIn: new Map(),
+    probesSent: 0,
+    probesAnswered: 0,
+    rtt: EMPTY_LATENCY,
+    callLatency: EMPTY_LATENCY,
+    callsConfirmed: 0,
+    callsRejected: 0,
+    callsLost: 0,
+    connections: 0,
+  };
+  /** The totals changed since the subject's value was built. */
+  #stale = false;
 
   get metrics$(): Observable<ClientMetrics> {
-    return this.#subject.asObservable();
+    return defer(() => {
+      this.#refresh(false);
+      return this.#subject;
+    });
   }
 
   get value(): ClientMetrics {
+    this.#refresh(false);
     return this.#subject.value;
   }
 
-  #update(fn: (m: ClientMetrics) => ClientMetrics) {
-    if (!this.#subject.closed) this.#subject.next(fn(this.#subject.value));
+  /** Build the snapshot when stale; emit it when `changed` and somebody listens (else only keep it as the value). */
+  #refresh(changed: boolean): void {
+    if (changed) this.#stale = true;
+    if (!this.#stale || this.#subject.closed) return;
+    if (changed && !this.#subject.observed) return;
+    this.#stale = false;
+    const t = this.#totals;
+    this.#subject.next({
+      ...t,
+      messagesIn: Object.fromEntries(t.messagesIn),
+      messagesOut: Object.fromEntries(t.messagesOut),
+      tableBytesIn: Object.fromEntries(t.tableBytesIn),
+    });
   }
 
   frameIn(f: FrameInInfo): void {
-    this.#update((m) => {
-      let messagesIn = m.messagesIn;
-      let tableBytesIn = m.tableBytesIn;
-      for (const msg of f.messages) {
-        messagesIn = bump(messagesIn, msg.kind);
-        if (msg.tableBytes) for (const [t, n] of msg.tableBytes) tableBytesIn = bump(tableBytesIn, t, n);
-      }
-      return { ...m, framesIn: m.framesIn + 1, bytesIn: m.bytesIn + f.wireBytes, payloadBytesIn: m.payloadBytesIn + f.bytes, messagesIn, tableBytesIn };
-    });
+    const t = this.#totals;
+    for (const msg of f.messages) {
+      add(t.messagesIn, msg.kind);
+      if (msg.tableBytes) for (const [table, n] of msg.tableBytes) add(t.tableBytesIn, table, n);
+    }
+    t.framesIn++;
+    t.bytesIn += f.wireBytes;
+    t.payloadBytesIn += f.bytes;
+    this.#refresh(true);
   }
 
   frameOut(f: FrameOutInfo): void {
-    this.#update((m) => {
-      let messagesOut = m.messagesOut;
-      for (const msg of f.messages) messagesOut = bump(messagesOut, msg.kind);
-      return { ...m, framesOut: m.framesOut + 1, bytesOut: m.bytesOut + f.bytes, messagesOut, probesSent: m.probesSent + (f.probe ? 1 : 0) };
-    });
+    const t = this.#totals;
+    for (const msg of f.messages) add(t.messagesOut, msg.kind);
+    t.framesOut++;
+    t.bytesOut += f.bytes;
+    if (f.probe) t.probesSent++;
+    this.#refresh(true);
   }
 
   probeAnswered(rttMs: number): void {
-    this.#update((m) => ({ ...m, probesAnswered: m.probesAnswered + 1, rtt: addLatency(m.rtt, rttMs) }));
+    const t = this.#totals;
+    t.probesAnswered++;
+    t.rtt = addLatency(t.rtt, rttMs);
+    this.#refresh(true);
   }
 
   /** A call confirmed; its latency counts only when this client saw the answer itself (`latencyMs` given). */
   callConfirmed(latencyMs: number | undefined): void {
-    this.#update((m) => ({ ...m, callsConfirmed: m.callsConfirmed + 1, callLatency: latencyMs === undefined ? m.callLatency : addLatency(m.callLatency, latencyMs) }));
+    const t = this.#totals;
+    t.callsConfirmed++;
+    if (latencyMs !== undefined) t.callLatency = addLatency(t.callLatency, latencyMs);
+    this.#refresh(true);
   }
 
   callRejected(): void {
-    this.#update((m) => ({ ...m, callsRejected: m.callsRejected + 1 }));
+    this.#totals.callsRejected++;
+    this.#refresh(true);
   }
 
   callLost(): void {
-    this.#update((m) => ({ ...m, callsLost: m.callsLost + 1 }));
+    this.#totals.callsLost++;
+    this.#refresh(true);
   }
 
   connectionLive(): void {
-    this.#update((m) => ({ ...m, connections: m.connections + 1 }));
+    this.#totals.connections++;
+    this.#refresh(true);
   }
 
   complete(): void {
+    this.#refresh(false);
     this.#subject.complete();
   }
 }
