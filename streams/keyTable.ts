@@ -106,6 +106,12 @@ export class KeyTable<V> {
       else if (before !== undefined) other!.delete(key);
       return before;
     }
+    // -0 is stored as 0, as `Map` does.
+    return this.swapInt(key === 0 ? 0 : key, value);
+  }
+
+  /** {@link swap} for a key known to be a safe integer (not `-0`). */
+  swapInt(key: number, value: V | undefined): V | undefined {
     const slots = this.#slots;
     const mask = this.#mask;
     let i = hashInt(key) & mask;
@@ -120,7 +126,7 @@ export class KeyTable<V> {
       i = (i + 1) & mask;
     }
     if (value !== undefined) {
-      slots[2 * i] = key === 0 ? 0 : key;
+      slots[2 * i] = key;
       slots[2 * i + 1] = value;
       if (++this.#count > (mask + 1) * 0.75) this.#grow();
     }

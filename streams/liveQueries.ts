@@ -21,7 +21,7 @@
 import { BehaviorSubject, Observable, Subject, asyncScheduler, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { SubscriptionError } from './errors.ts';
 import type { CompiledQuery } from './query.ts';
-import { TableView, type RowKey } from './tableView.ts';
+import { TableView, type RowChange, type RowKey } from './tableView.ts';
 
 /** The parts of a `DbConnection` the registry uses. */
 export interface ConnectionLike {
@@ -31,6 +31,8 @@ export interface ConnectionLike {
 
 export interface TableCacheLike {
   iter(): Iterable<any>;
+  /** Rows in the cache (the SDK's `count()`); without it a sync always reads `iter()`. */
+  count?(): bigint | number;
   onInsert(cb: (ctx: any, row: any) => void): void;
   onDelete(cb: (ctx: any, row: any) => void): void;
   onUpdate?(cb: (ctx: any, oldRow: any, newRow: any) => void): void;
@@ -124,6 +126,29 @@ interface TableCallbacks {
   pk: boolean;
 }
 
+/**
+ * A query the server has just applied, waiting for its rows (see
+ * {@link LiveQueries.#applying}).
+ */
+interface Applying {
+  readonly att: Attachment;
+  readonly entry: LiveQuery;
+  /** Rows of the table in the SDK cache when the query was applied. */
+  readonly expect: number;
+  /** The inserts of the applied event so far: row keys and rows (`n` of each; room for `expect`). */
+  readonly keys: RowKey[];
+  readonly rows: any[];
+  n: number;
+  /**
+   * For a view with no rows yet, while every row so far passed its filter:
+   * the inserts it will emit (`changes[i]` for `rows[i]`), made as the rows
+   * pass; `undefined` otherwise (the view then works them out itself).
+   */
+  changes: RowChange<any>[] | undefined;
+  /** The applied event, once its first row callback arrived. */
+  eventId: string | undefined;
+}
+
 interface Attachment {
   readonly conn: ConnectionLike;
   readonly tables: Map<string, TableCallbacks>;
@@ -137,18 +162,35 @@ interface Attachment {
 
 export class LiveQueries {
   readonly #entries = new Map<string, LiveQuery>();
-  readonly #byTable = new Map<string, Set<LiveQuery>>();
+  /**
+   * Per table (accessor name): its live queries. The holder stays, its list
+   * is replaced (never changed) on every add or drop: a table's row
+   * callbacks keep the holder and iterate a plain array, with no lookup.
+   */
+  readonly #byTable = new Map<string, { list: readonly LiveQuery[] }>();
+
+  #viewsOf(table: string): { list: readonly LiveQuery[] } {
+    let holder = this.#byTable.get(table);
+    if (!holder) this.#byTable.set(table, (holder = { list: [] }));
+    return holder;
+  }
   readonly #dirty = new Set<TableView<any>>();
   #flushScheduled = false;
   #lastEventId: string | undefined;
   /**
-   * The view synced by the latest `onApplied`. The SDK fills its cache,
-   * calls `onApplied`, then reports that same event's rows as inserts: those
-   * are already in the view (its sync read the cache), so the view skips
-   * them. Set by `onApplied`, taken by the next event boundary.
+   * The query applied by the latest `onApplied`, until its event ends. The
+   * SDK fills its cache, calls `onApplied`, then reports every row the event
+   * added to the cache as an insert of that event. When the event added all
+   * of the table's rows (its first query on a connection: the first sync and
+   * every re-sync after a reconnect), those inserts are exactly the query's
+   * rows, so the view is synced from them — keyed as they pass, while the
+   * SDK has each row at hand — instead of from a second walk over the cache
+   * with `iter()`. Otherwise (the cache already had some of the rows) the
+   * view is synced from `iter()` when the event ends. Either way the view
+   * emits at the end of the event, once.
    */
-  #echo: TableView<any> | undefined;
-  /** The view skipping the current event's row callbacks (see {@link #echo}). */
+  #applying: Applying | undefined;
+  /** The view whose query's applied event is being received: its inserts are collected, not applied (see {@link #applying}). */
   #skip: TableView<any> | undefined;
   #att: Attachment | undefined;
   readonly #graceMs: number;
@@ -220,9 +262,9 @@ export class LiveQueries {
     if (!entry || entry.released) {
       entry = new LiveQuery(query, new TableView<Row>(query, (v) => this.#markDirty(v)));
       this.#entries.set(query.key, entry);
-      let set = this.#byTable.get(query.table.accessorName);
-      if (!set) this.#byTable.set(query.table.accessorName, (set = new Set()));
-      set.add(entry);
+      const name = query.table.accessorName;
+      const views = this.#viewsOf(name);
+      views.list = [...views.list, entry];
       this.#created.next(entry);
       if (this.#att && !this.#att.detached) this.#subscribe(this.#att, entry);
     }
@@ -246,7 +288,9 @@ export class LiveQueries {
   #drop(entry: LiveQuery, error?: SubscriptionError): void {
     entry.released = true;
     if (this.#entries.get(entry.query.key) === entry) this.#entries.delete(entry.query.key);
-    this.#byTable.get(entry.query.table.accessorName)?.delete(entry);
+    const name = entry.query.table.accessorName;
+    const views = this.#byTable.get(name);
+    if (views?.list.includes(entry)) views.list = views.list.filter((e) => e !== entry);
     this.#dirty.delete(entry.view);
     const h = entry.handle;
     entry.handle = undefined;
@@ -278,7 +322,7 @@ export class LiveQueries {
   detach(): void {
     const att = this.#att;
     if (!att) return;
-    this.#echo = this.#skip = undefined;
+    this.#applying = this.#skip = undefined;
     att.detached = true;
     this.#att = undefined;
     this.flush();
@@ -313,47 +357,60 @@ export class LiveQueries {
     const boundary = (ctx: any) => {
       const id: string | undefined = ctx?.event?.id;
       if (id !== undefined && id !== this.#lastEventId) {
+        // The first row of an applied query's event: its rows begin (the flush below ends the event before).
+        const a = this.#applying;
+        const applied = a !== undefined && a.eventId === undefined && ctx.event.tag === 'SubscribeApplied';
+        if (applied) a.eventId = id;
         this.flush();
         this.#lastEventId = id;
-        this.#skip = ctx.event.tag === 'SubscribeApplied' ? this.#echo : undefined;
-        this.#echo = undefined;
+        this.#skip = applied ? a.entry.view : undefined;
         this.#event = ctx.event;
         this.requestFlush();
       }
     };
+    const holder = this.#viewsOf(accessorName);
     // The row's key is computed once per row event and shared by the table's views (they key rows alike).
     const cbs: TableCallbacks = {
       insert: (ctx: any, row: any) => {
         if (att.detached) return;
         boundary(ctx);
-        const views = this.#byTable.get(accessorName);
-        if (views) {
+        const views = holder.list;
+        if (views.length !== 0) {
           let key: RowKey | undefined;
           if (cbs.pk) {
-            for (const e of views) {
-              const v = e.view;
-              if (!v.live || v === this.#skip) continue;
-              if (key === undefined) key = v.shape.keyOf(row);
-              v.event(key, row);
+            for (let i = 0; i < views.length; i++) {
+              const v = views[i].view;
+              if (v === this.#skip) {
+                if (key === undefined) key = v.shape.keyOf(row);
+                this.#collect(key, row);
+              } else if (v.live) {
+                if (key === undefined) key = v.shape.keyOf(row);
+                v.event(key, row);
+              }
             }
-          } else for (const e of views) if (e.view !== this.#skip) key = e.view.insert(row, key);
+          } else
+            for (let i = 0; i < views.length; i++) {
+              const v = views[i].view;
+              if (v !== this.#skip) key = v.insert(row, key);
+              else this.#collect((key ??= v.shape.keyOf(row)), row);
+            }
         }
         if (cbs.record) this.#batch(accessorName, false).inserts.push(row);
       },
       del: (ctx: any, row: any) => {
         if (att.detached) return;
         boundary(ctx);
-        const views = this.#byTable.get(accessorName);
-        if (views) {
+        const views = holder.list;
+        if (views.length !== 0) {
           let key: RowKey | undefined;
           if (cbs.pk) {
-            for (const e of views) {
-              const v = e.view;
+            for (let i = 0; i < views.length; i++) {
+              const v = views[i].view;
               if (!v.live) continue;
               if (key === undefined) key = v.shape.keyOf(row);
               v.event(key, undefined);
             }
-          } else for (const e of views) key = e.view.delete(row, key);
+          } else for (let i = 0; i < views.length; i++) key = views[i].view.delete(row, key);
         }
         if (cbs.record) this.#batch(accessorName, true).deletes.push(row);
       },
@@ -361,17 +418,17 @@ export class LiveQueries {
         if (att.detached) return;
         boundary(ctx);
         // The SDK reports an update only for a row whose primary key stays the same.
-        const views = this.#byTable.get(accessorName);
-        if (views) {
+        const views = holder.list;
+        if (views.length !== 0) {
           let key: RowKey | undefined;
           if (cbs.pk) {
-            for (const e of views) {
-              const v = e.view;
+            for (let i = 0; i < views.length; i++) {
+              const v = views[i].view;
               if (!v.live) continue;
               if (key === undefined) key = v.shape.keyOf(newRow);
               v.event(key, newRow);
             }
-          } else for (const e of views) key = e.view.updateSameKey(oldRow, newRow, key);
+          } else for (let i = 0; i < views.length; i++) key = views[i].view.updateSameKey(oldRow, newRow, key);
         }
         // Same key: writing the new row replaces the old one in the cache, no delete needed.
         if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);
@@ -401,18 +458,12 @@ export class LiveQueries {
           return;
         }
         this.flush();
-        entry.applied = true;
-        const rows = [...att.conn.db[query.table.accessorName].iter()];
-        entry.view.syncFrom(rows);
-        this.#echo = entry.view;
-        this.#applied.next({ table: query.table.accessorName, rows });
-        if (att.initial.has(entry)) {
-          att.applied++;
-          att.rows += entry.view.state.size;
-          this.#progress(att);
-        }
-        this.options.log?.(() => `applied ${query.table.accessorName} (${query.sql})`);
-        this.#checkSynced(att);
+        // Without a count (not the SDK's cache) the view syncs from `iter()` when the event ends.
+        const count = att.conn.db[query.table.accessorName].count?.();
+        const expect = count === undefined ? -1 : Number(count);
+        const room = () => (expect > 0 ? new Array(expect) : []);
+        const changes = expect > 0 && entry.view.state.size === 0 ? room() : undefined;
+        this.#applying = { att, entry, expect, keys: room(), rows: room(), n: 0, changes, eventId: undefined };
       })
       .onError((ctx: any) => {
         if (att.detached) return;
@@ -429,6 +480,46 @@ export class LiveQueries {
       })
       .subscribe(query.sql);
     this.options.log?.(() => `subscribing ${query.table.accessorName}: ${query.sql}`);
+  }
+
+  /** One insert of the applied query's event (see {@link #applying}). */
+  #collect(key: RowKey, row: any): void {
+    const a = this.#applying!;
+    const i = a.n++;
+    a.keys[i] = key;
+    a.rows[i] = row;
+    const changes = a.changes;
+    if (changes === undefined) return;
+    const shape = a.entry.view.shape;
+    if (shape.everyRow === true || shape.matches(row)) changes[i] = { op: 'insert', key, oldRow: undefined, newRow: row };
+    else a.changes = undefined;
+  }
+
+  /** Sync the applied query's view (see {@link #applying}) and report it applied. */
+  #finishApplying(): void {
+    const a = this.#applying!;
+    this.#applying = undefined;
+    if (this.#skip === a.entry.view) this.#skip = undefined;
+    const { att, entry } = a;
+    if (att.detached || entry.released) return;
+    const name = entry.query.table.accessorName;
+    let rows: any[];
+    if (a.n === a.expect) {
+      rows = a.rows;
+      entry.view.syncFrom(rows, a.keys, a.changes);
+    } else {
+      rows = [...att.conn.db[name].iter()];
+      entry.view.syncFrom(rows);
+    }
+    entry.applied = true;
+    this.#applied.next({ table: name, rows });
+    if (att.initial.has(entry)) {
+      att.applied++;
+      att.rows += entry.view.state.size;
+      this.#progress(att);
+    }
+    this.options.log?.(() => `applied ${name} (${entry.query.sql})`);
+    this.#checkSynced(att);
   }
 
   #markDirty(view: TableView<any>) {
@@ -457,6 +548,9 @@ export class LiveQueries {
 
   /** End the transaction being received: emit it on `transaction$`, then every view's pending changes. */
   flush(): void {
+    // An applied query's event ends here, or never began (it added no rows to the cache).
+    const a = this.#applying;
+    if (a !== undefined && (a.eventId === undefined || a.eventId === this.#lastEventId)) this.#finishApplying();
     const event = this.#event;
     const changes = this.#changes;
     const ended = event !== undefined || changes.length > 0;

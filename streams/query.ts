@@ -61,7 +61,7 @@ export function compileQuery<Row>(source: QuerySource, where?: (row: any) => any
 
   const { keyOf, toKey, primaryKeyed } = keyFunctions<Row>(table);
   const matches = clause ? (row: Row) => evaluate(clause.data, row as Record<string, unknown>) : () => true;
-  return { key: sql, sql, table, keyOf, toKey, matches, primaryKeyed, same: sameFunction<Row>(table) };
+  return { key: sql, sql, table, keyOf, toKey, matches, everyRow: clause === undefined, primaryKeyed, same: sameFunction<Row>(table) };
 }
 
 /** Column types whose values the SDK decodes to primitives (`===` compares them). */
@@ -138,7 +138,7 @@ function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): { keyOf: (row
  */
 export function compileRawQuery<Row>(table: Pick<TableRefLike, 'tableDef' | 'sourceName' | 'accessorName'>, sql: string, matches: (row: Row) => boolean): CompiledQuery<Row> {
   const { keyOf, toKey, primaryKeyed } = keyFunctions<Row>(table);
-  return { key: sql, sql, table: table as TableRefLike, keyOf, toKey, matches, primaryKeyed, same: sameFunction<Row>(table) };
+  return { key: sql, sql, table: table as TableRefLike, keyOf, toKey, matches, everyRow: false, primaryKeyed, same: sameFunction<Row>(table) };
 }
 
 type ExprData = BooleanExpr<any>['data'];

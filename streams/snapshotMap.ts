@@ -91,7 +91,15 @@ interface Store<K, V> {
 function contents<K, V>(s: Store<K, V>): KeyTable<V> {
   let m = s.map;
   if (m === undefined) {
-    m = s.mode === 'bigint' ? KeyTable.of(s.keys!, s.values!, packBig as (k: unknown) => unknown) : KeyTable.of(s.keys!, s.values!);
+    if (s.mode === 'bigint') {
+      // Deferred contents are `bigint` on the word of their first key (see `SnapshotMap.of`): checked here, as they are packed.
+      let other = false;
+      m = KeyTable.of(s.keys!, s.values!, (k) => (typeof k === 'bigint' ? packBig(k) : ((other = true), k)));
+      if (other) {
+        s.mode = 'plain';
+        m = KeyTable.of(s.keys!, s.values!);
+      }
+    } else m = KeyTable.of(s.keys!, s.values!);
     s.map = m;
     s.keys = s.values = undefined;
   }
@@ -152,8 +160,8 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
    */
   static of<K, V>(keys: readonly K[], values: readonly V[], distinct: boolean): SnapshotMap<K, V> {
     if (values.length !== keys.length) throw new RangeError('SnapshotMap.of: keys and values differ in length');
-    let mode: KeyMode = keys.length === 0 ? 'open' : 'bigint';
-    for (let i = 0; i < keys.length && mode === 'bigint'; i++) if (typeof keys[i] !== 'bigint') mode = 'plain';
+    // Decided by the first key, and confirmed when the contents are built (nothing reads them keyed before).
+    const mode: KeyMode = keys.length === 0 ? 'open' : typeof keys[0] === 'bigint' ? 'bigint' : 'plain';
     const store: Store<K, V> = { mode, map: undefined, keys, values, head: undefined as unknown as SnapshotMap<K, V>, readers: 0, recorded: 0, editing: false };
     const size = distinct ? keys.length : contents(store).size;
     const v = new SnapshotMap<K, V>(store, size);
@@ -231,6 +239,8 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
 
   get(key: K): V | undefined {
     const s = this.#store;
+    // Build deferred contents first: that settles how keys are packed.
+    if (s.map === undefined) contents(s);
     const k = pack(s.mode, key);
     if (k === undefined) return undefined;
     if (s.head !== this) {
@@ -364,12 +374,24 @@ class Editor<K, V> implements SnapshotEditor<K, V> {
   }
 
   put(key: K, value: V | undefined): V | undefined {
+    // The common case first: a bigint-keyed map and a key a double holds exactly.
+    if (this.#store.mode === 'bigint' && typeof key === 'bigint') {
+      const n = Number(key);
+      if (Number.isSafeInteger(n)) {
+        if (!this.#open) throw new Error('SnapshotMap: editor used after commit');
+        return this.#count(this.#map.swapInt(n, value), value);
+      }
+    }
     return this.#put(this.#pack(key), value);
   }
 
   #put(k: unknown, value: V | undefined): V | undefined {
     if (!this.#open) throw new Error('SnapshotMap: editor used after commit');
-    const before = this.#map.swap(k, value);
+    return this.#count(this.#map.swap(k, value), value);
+  }
+
+  /** Keep `size` and the changed flag after a swap of `before` for `value`; returns `before`. */
+  #count(before: V | undefined, value: V | undefined): V | undefined {
     if (before === value) return before;
     if (value === undefined) this.size--;
     else if (before === undefined) this.size++;

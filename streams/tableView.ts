@@ -36,6 +36,8 @@ export interface ViewShape<Row> {
   keyOf(row: Row): RowKey;
   /** Client-side copy of the subscription's `WHERE`. */
   matches(row: Row): boolean;
+  /** True when the query has no `WHERE` (`matches` accepts every row): the hot paths then skip calling it. */
+  readonly everyRow?: boolean;
   /**
    * True when `keyOf` is the table's primary key: the SDK then reports each
    * key at most once per transaction, which lets row events skip the
@@ -68,11 +70,14 @@ export class TableView<Row> {
   #staged: { state: SnapshotMap<RowKey, Row>; changes: RowChange<Row>[] } | undefined;
   /**
    * Row events of the current transaction, in arrival order, for primary-keyed
-   * tables: `#evKeys[i]` becomes `#evRows[i]` (`undefined`: removed). Applied
-   * at the flush in one get-and-set pass; the arrays are reused.
+   * tables: `#evKeys[i]` becomes `#evRows[i]` (`undefined`: removed), for
+   * `i < #evCount`. Applied at the flush in one get-and-set pass; the arrays
+   * keep their capacity from one transaction to the next (emptied slots hold
+   * `undefined`, so no row outlives its transaction here).
    */
-  #evKeys: RowKey[] = [];
+  #evKeys: (RowKey | undefined)[] = [];
   #evRows: (Row | undefined)[] = [];
+  #evCount = 0;
   #dirty = false;
   #everSynced = false;
   readonly #snapshots = new BehaviorSubject<SnapshotMap<RowKey, Row> | undefined>(undefined);
@@ -107,12 +112,14 @@ export class TableView<Row> {
 
   /** Move row events not yet flushed into `#pending` (before anything that reads or writes it). */
   #drainEvents(): void {
+    const n = this.#evCount;
+    if (n === 0) return;
     const keys = this.#evKeys;
-    if (keys.length === 0) return;
     const rows = this.#evRows;
     this.#evKeys = [];
     this.#evRows = [];
-    for (let i = 0; i < keys.length; i++) this.#record(keys[i], rows[i]);
+    this.#evCount = 0;
+    for (let i = 0; i < n; i++) this.#record(keys[i]!, rows[i]);
   }
 
   /**
@@ -124,15 +131,16 @@ export class TableView<Row> {
    */
   event(key: RowKey, row: Row | undefined): void {
     if (!this.live) return;
-    if (row !== undefined && !this.shape.matches(row)) row = undefined;
+    if (row !== undefined && this.shape.everyRow !== true && !this.shape.matches(row)) row = undefined;
     if (this.#staged !== undefined || this.#pending.size !== 0 || this.#adopted.length !== 0) {
       if (this.#staged) this.#unstage();
       this.#drainEvents();
       if (this.#current(key) !== row) this.#record(key, row);
       return;
     }
-    this.#evKeys.push(key);
-    this.#evRows.push(row);
+    const i = this.#evCount++;
+    this.#evKeys[i] = key;
+    this.#evRows[i] = row;
     if (!this.#dirty) {
       this.#dirty = true;
       this.markDirty(this);
@@ -235,19 +243,26 @@ export class TableView<Row> {
   /**
    * Replace the state with `rows` (the SDK cache's rows of this table right
    * after the query was applied); emits the difference at the next flush.
+   * `keys`, if given, are the rows' keys (`keys[i]` is `keyOf(rows[i])`), and
+   * `inserts`, if given, the changes a sync into an empty view emits, made
+   * by the caller (`{ op: 'insert', key: keys[i], newRow: rows[i] }`, every
+   * row passing the filter); they are used only if the view is empty.
    */
-  syncFrom(rows: Iterable<Row>): void {
+  syncFrom(rows: Iterable<Row>, keys?: readonly RowKey[], inserts?: RowChange<Row>[]): void {
     this.live = true;
     if (this.#staged) this.#unstage();
     this.#drainEvents();
+    if (keys !== undefined && !Array.isArray(rows)) keys = inserts = undefined;
     if (this.#pending.size === 0 && this.#adopted.length === 0) {
-      if (this.#state.size === 0 ? this.#firstSync(rows) : this.#resync(rows)) return;
+      if (this.#state.size === 0 ? this.#firstSync(rows, keys, inserts) : this.#resync(rows, keys)) return;
     }
     const seen = new Set<RowKey>();
     let silent = false;
+    let i = -1;
     for (const row of rows) {
+      i++;
       if (!this.shape.matches(row)) continue;
-      const key = this.shape.keyOf(row);
+      const key = keys !== undefined ? keys[i] : this.shape.keyOf(row);
       seen.add(key);
       const cur = this.#current(key);
       if (cur === row) continue;
@@ -276,28 +291,40 @@ export class TableView<Row> {
    * row. False (and nothing done) if two rows share a key; the general path
    * handles that.
    */
-  #firstSync(rows: Iterable<Row>): boolean {
+  #firstSync(rows: Iterable<Row>, given: readonly RowKey[] | undefined, inserts: RowChange<Row>[] | undefined): boolean {
     const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
+    if (given !== undefined && inserts !== undefined) return this.#stage(this.#snapshotOf(given, list), list.length, inserts);
     const n = list.length;
-    const keys: RowKey[] = new Array(n);
+    // The snapshot's keys are `given` itself unless the filter drops a row (or none are given)…
+    let keys: RowKey[] | undefined = given === undefined ? new Array(n) : undefined;
     const changes: RowChange<Row>[] = new Array(n);
-    // The snapshot's values are `list` itself unless the filter drops a row.
+    // …and its values `list` itself.
     let values: Row[] | undefined;
     let j = 0;
     for (let i = 0; i < n; i++) {
       const row = list[i];
       if (!this.shape.matches(row)) {
         values ??= list.slice(0, i);
+        keys ??= given!.slice(0, i);
         continue;
       }
-      const key = this.shape.keyOf(row);
-      keys[j] = key;
+      const key = given !== undefined ? given[i] : this.shape.keyOf(row);
+      if (keys !== undefined) keys[j] = key;
       changes[j++] = { op: 'insert', key, oldRow: undefined, newRow: row };
       values?.push(row);
     }
-    keys.length = changes.length = j;
-    const state = this.#snapshotOf(keys, values ?? list);
-    if (state.size !== keys.length) return false;
+    changes.length = j;
+    if (keys !== undefined) keys.length = j;
+    const keyList = keys ?? given!;
+    return this.#stage(this.#snapshotOf(keyList, values ?? list), keyList.length, changes);
+  }
+
+  /**
+   * Stage a sync's snapshot and changes for the next flush. False (nothing
+   * done) if the snapshot has fewer than `rows` entries: two rows shared a key.
+   */
+  #stage(state: SnapshotMap<RowKey, Row>, rows: number, changes: RowChange<Row>[]): boolean {
+    if (state.size !== rows) return false;
     this.#staged = { state, changes };
     this.#everSynced = true;
     this.#dirty = false;
@@ -328,7 +355,7 @@ export class TableView<Row> {
    * changed, new and vanished rows become changes. False (nothing done) if
    * two rows share a key.
    */
-  #resync(rows: Iterable<Row>): boolean {
+  #resync(rows: Iterable<Row>, given: readonly RowKey[] | undefined): boolean {
     const old = this.#state;
     const same = this.shape.same ?? deepEqual;
     const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
@@ -357,7 +384,7 @@ export class TableView<Row> {
         values ??= list.slice(0, i);
         continue;
       }
-      const key = this.shape.keyOf(row);
+      const key = given !== undefined ? given[i] : this.shape.keyOf(row);
       values?.push(row);
       keys[j++] = key;
       let before: Row | undefined;
@@ -390,11 +417,7 @@ export class TableView<Row> {
         for (; p < priorLength; p++) changes.push({ op: 'delete', key: priorKeys[p], oldRow: priorValues![p], newRow: undefined });
       } else for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
     }
-    this.#staged = { state, changes };
-    this.#everSynced = true;
-    this.#dirty = false;
-    this.#mark();
-    return true;
+    return this.#stage(state, keys.length, changes);
   }
 
   #adopted: [RowKey, Row][] = [];
@@ -438,11 +461,10 @@ export class TableView<Row> {
       if (staged.changes.length > 0) this.#changes.next(staged.changes);
       return;
     }
-    const evKeys = this.#evKeys;
-    if (evKeys.length !== 0) {
+    if (this.#evCount !== 0) {
       if (this.#pending.size !== 0 || this.#adopted.length !== 0) this.#drainEvents();
       else {
-        this.#flushEvents(evKeys, this.#evRows);
+        this.#flushEvents();
         return;
       }
     }
@@ -477,22 +499,28 @@ export class TableView<Row> {
    * allocation, and they double as the previous snapshot's diff (its values
    * for the keys changed), so nothing else is recorded per row.
    */
-  #flushEvents(keys: RowKey[], rows: (Row | undefined)[]): void {
-    const changes: RowChange<Row>[] = [];
+  #flushEvents(): void {
+    const n = this.#evCount;
+    const keys = this.#evKeys;
+    const rows = this.#evRows;
+    this.#evCount = 0;
+    const changes: RowChange<Row>[] = new Array(n);
+    let j = 0;
     const m = editSnapshot(this.#state);
-    for (let i = 0; i < keys.length; i++) {
+    for (let i = 0; i < n; i++) {
       const row = rows[i];
-      const key = keys[i];
+      const key = keys[i]!;
       const before = m.put(key, row);
       if (before === row) continue;
-      changes.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
+      changes[j++] = { op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row };
     }
+    changes.length = j;
+    keys.fill(undefined, 0, n);
+    rows.fill(undefined, 0, n);
     this.#state = m.commit(changes);
-    keys.length = 0;
-    rows.length = 0;
-    if (changes.length > 0 || this.#snapshots.value === undefined) {
+    if (j > 0 || this.#snapshots.value === undefined) {
       this.#snapshots.next(this.#state);
-      if (changes.length > 0) this.#changes.next(changes);
+      if (j > 0) this.#changes.next(changes);
     }
   }
 

@@ -201,4 +201,20 @@ describe('SnapshotMap', () => {
     expect(e2.commit()).to.equal(v2);
     expect(() => SnapshotMap.of([1], [], true)).to.throw(RangeError);
   });
+
+  it('deferred keys that begin as bigints and then are not: every key is found, by lookup, edit and iteration', () => {
+    const keys: K[] = [1n, 2n, 'x', 3, 2n ** 60n];
+    const values = ['a', 'b', 'c', 'd', 'e'];
+    const v = SnapshotMap.of<K, string>(keys, values, true);
+    expect(v.get(1n)).to.equal('a');
+    expect(v.get('x')).to.equal('c');
+    expect(v.get(3)).to.equal('d');
+    expect(v.get(2n ** 60n)).to.equal('e');
+    expect(v.get(3n)).to.equal(undefined);
+    const e = editSnapshot(v);
+    e.put(4, 'f');
+    const v2 = e.commit([{ key: 4, oldRow: undefined }]);
+    expect(new Map(v2)).to.deep.equal(new Map<K, string>([...keys.map((k, i) => [k, values[i]] as [K, string]), [4, 'f']]));
+    expect(v.has(4)).to.equal(false);
+  });
 });
