@@ -22,10 +22,12 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-interface Profile {
+/** A V8 CPU profile, as the inspector's `Profiler.stop` returns it. */
+export interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
+  startTime: number;
 }
 
 const loaders: Record<string, () => Promise<(cfg: RunConfig) => Promise<ScenarioResult>>> = {
@@ -82,6 +84,48 @@ export function summarize(profile: Profile, top = 15): string {
   const ours = [...fns].filter(([, f]) => f.part.startsWith('stdb-rx') || f.part === 'rxjs').sort((a, b) => b[1].us - a[1].us);
   lines.push('', `top ${top} stdb-rx and rxjs functions by self time:`);
   for (const [k, f] of ours.slice(0, top)) lines.push(`  ${pct(f.us)}  ${k}`);
+  return lines.join('\n');
+}
+
+/**
+ * Where the time of some spans of a profile went, per span: only samples
+ * inside `spans` (sorted `[start, end]` pairs in the profile's clock, µs)
+ * count, each attributed to the innermost stdb-rx or rxjs function on its
+ * stack, or to the SDK when SDK code comes first, else to its part of the
+ * process. So the stdb-rx lines are what the layer adds inside the spans.
+ */
+export function perSpan(profile: Profile, spans: readonly (readonly [number, number])[], count: number, top = 14): string {
+  const byId = new Map(profile.nodes.map((nd) => [nd.id, nd]));
+  const parent = new Map<number, number>();
+  for (const nd of profile.nodes) for (const c of nd.children ?? []) parent.set(c, nd.id);
+  const totals = new Map<string, number>();
+  let t = profile.startTime;
+  let j = 0;
+  for (let s = 0; s < profile.samples.length; s++) {
+    const d = profile.timeDeltas[s] ?? 0;
+    t += d;
+    while (j < spans.length && spans[j][1] < t) j++;
+    if (j >= spans.length || t < spans[j][0]) continue;
+    const leaf = byId.get(profile.samples[s])!;
+    let key = partOf(leaf.callFrame.url, leaf.callFrame.functionName);
+    if (key === '(idle)') continue;
+    for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
+      const { url, functionName, lineNumber } = byId.get(id)!.callFrame;
+      const part = partOf(url, functionName);
+      if (part === 'SDK (spacetimedb)') {
+        key = part;
+        break;
+      }
+      if (part.startsWith('stdb-rx') || part === 'rxjs') {
+        key = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(streams|src|operators|node_modules\/rxjs)\//, '$1/')}:${lineNumber + 1}`;
+        break;
+      }
+    }
+    totals.set(key, (totals.get(key) ?? 0) + d);
+  }
+  const sum = [...totals.values()].reduce((a, b) => a + b, 0);
+  const lines = [`${(sum / 1000 / count).toFixed(3)} ms sampled per span (profiler overhead included)`];
+  for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${(us / 1000 / count).toFixed(3).padStart(7)} ms ${((100 * us) / sum).toFixed(1).padStart(5)} %  ${k}`);
   return lines.join('\n');
 }
 

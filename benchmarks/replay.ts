@@ -20,7 +20,7 @@ import { Session } from 'node:inspector/promises';
 import { Subscription } from 'rxjs';
 import { tables, type Entity } from './bench_bindings/index.ts';
 import { median, now, sleep, until } from './harness.ts';
-import { partOf } from './profile.ts';
+import { perSpan, type Profile } from './profile.ts';
 import { args, connectRaw, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from './setup.ts';
 
 const ROWS = 10_000;
@@ -172,46 +172,8 @@ console.log(line('CPU ', cpu));
 console.log(line('wall', wall));
 
 if (profiling) {
-  interface Node {
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
-    children?: number[];
-  }
-  const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number } };
-  const byId = new Map(profile.nodes.map((nd) => [nd.id, nd]));
-  const parent = new Map<number, number>();
-  for (const nd of profile.nodes) for (const c of nd.children ?? []) parent.set(c, nd.id);
-  for (const side of ['raw', 'rx'] as const) {
-    const iv = spans[side];
-    const totals = new Map<string, number>();
-    let t = profile.startTime;
-    let j = 0;
-    for (let s = 0; s < profile.samples.length; s++) {
-      const d = profile.timeDeltas[s] ?? 0;
-      t += d;
-      while (j < iv.length && iv[j][1] < t) j++;
-      if (j >= iv.length || t < iv[j][0]) continue;
-      const leaf = byId.get(profile.samples[s])!;
-      let key = partOf(leaf.callFrame.url, leaf.callFrame.functionName);
-      if (key === '(idle)') continue;
-      for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
-        const { url, functionName, lineNumber } = byId.get(id)!.callFrame;
-        const part = partOf(url, functionName);
-        if (part === 'SDK (spacetimedb)') {
-          key = part;
-          break;
-        }
-        if (part.startsWith('stdb-rx') || part === 'rxjs') {
-          key = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(streams|src|operators|node_modules\/rxjs)\//, '$1/')}:${lineNumber + 1}`;
-          break;
-        }
-      }
-      totals.set(key, (totals.get(key) ?? 0) + d);
-    }
-    const sum = [...totals.values()].reduce((a, b) => a + b, 0);
-    console.log(`\n${side}: ${(sum / 1000 / n).toFixed(3)} ms sampled per transaction (profiler overhead included)`);
-    for (const [k, us] of [...totals].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`  ${(us / 1000 / n).toFixed(3).padStart(7)} ms ${((100 * us) / sum).toFixed(1).padStart(5)} %  ${k}`);
-  }
+  const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
+  for (const side of ['raw', 'rx'] as const) console.log(`\n${side}: ${perSpan(profile, spans[side], n)}`);
 }
 
 subs.unsubscribe();
