@@ -78,27 +78,10 @@ function addLatency(s: LatencyStats, ms: number): LatencyStats {
 }
 
 /** The counters behind the snapshots, changed in place. */
-interface Totals {
-  framesIn: number;
-  framesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  payloadBytesIn: number;
-  messagesIn: Map<string, number>;
-  messagesOut: Map<string, number>;
-  tableBytesIn: Map<string, number>;
-  probesSent: number;
-  probesAnswered: number;
-  rtt: LatencyStats;
-  callLatency: LatencyStats;
-  callsConfirmed: number;
-  callsRejected: number;
-  callsLost: number;
-  connections: number;
-}
+type Totals = { -readonly [K in keyof ClientMetrics]: ClientMetrics[K] extends Readonly<Record<string, number>> ? Record<string, number> : ClientMetrics[K] };
 
-function add(counts: Map<string, number>, key: string, n = 1): void {
-  counts.set(key, (counts.get(key) ?? 0) + n);
+function add(counts: Record<string, number>, key: string, n = 1): void {
+  counts[key] = (counts[key] ?? 0) + n;
 }
 
 /**
@@ -109,24 +92,7 @@ function add(counts: Map<string, number>, key: string, n = 1): void {
  */
 export class MetricsRecorder {
   readonly #subject = new BehaviorSubject<ClientMetrics>(emptyMetrics());
-  readonly #totals: Totals = {
-    framesIn: 0,
-    framesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    payloadBytesIn: 0,
-    messagesIn: new Map(),
-    messagesOut: new Map(),
-    tableBytesIn: new Map(),
-    probesSent: 0,
-    probesAnswered: 0,
-    rtt: EMPTY_LATENCY,
-    callLatency: EMPTY_LATENCY,
-    callsConfirmed: 0,
-    callsRejected: 0,
-    callsLost: 0,
-    connections: 0,
-  };
+  readonly #totals: Totals = emptyMetrics();
   /** The totals changed since the subject's value was built. */
   #stale = false;
 
@@ -149,12 +115,7 @@ export class MetricsRecorder {
     if (changed && !this.#subject.observed) return;
     this.#stale = false;
     const t = this.#totals;
-    this.#subject.next({
-      ...t,
-      messagesIn: Object.fromEntries(t.messagesIn),
-      messagesOut: Object.fromEntries(t.messagesOut),
-      tableBytesIn: Object.fromEntries(t.tableBytesIn),
-    });
+    this.#subject.next({ ...t, messagesIn: { ...t.messagesIn }, messagesOut: { ...t.messagesOut }, tableBytesIn: { ...t.tableBytesIn } });
   }
 
   frameIn(f: FrameInInfo): void {
