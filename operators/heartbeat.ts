@@ -151,34 +151,38 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
       let probesSent = 0;
       let srtt: number | null = null;
       let rttVar = 0;
-      let timer: Subscription | undefined;
-      /**
-       * True while `timer` is the silence timer. Activity then only moves
-       * `quietSince`; the timer, when it fires early, waits out the rest. So a
-       * busy link re-arms no timer per message, only once per `interval`.
-       */
-      let silenceArmed = false;
+      /** Degraded: when the follow-up probe's wait ends (the result errors then), its length, and when it went out. */
+      let failAt: number | null = null;
+      let followUpMs = 0;
+      let probeAt = 0;
+      /** Since when nothing came in (or the subscription began). */
       let quietSince = scheduler.now();
+      /**
+       * One timer for whatever is due next (see `dueAt`), armed for `armedAt`.
+       * Activity that only moves the due time later leaves it alone: it fires
+       * early, finds nothing due and re-arms for the rest. So a busy link
+       * re-arms no timer per message — once per silence or deadline at most.
+       */
+      let timer: Subscription | undefined;
+      let armedAt = Infinity;
 
       const deadline = () => clamp(srtt === null ? timeout : srtt + 4 * rttVar);
-      const schedule = (work: () => void, delay: number) => {
-        silenceArmed = false;
+      /** What is due next: the follow-up probe's end when degraded, else the deadline of what is awaited, else the end of the silence. */
+      const dueAt = () => (failAt !== null ? failAt : waitingSince !== null ? waitingSince + deadline() : quietSince + interval);
+      const ensure = () => {
+        const due = dueAt();
+        if (timer !== undefined && armedAt <= due) return;
         timer?.unsubscribe();
-        timer = scheduler.schedule(work, delay);
+        armedAt = due;
+        timer = scheduler.schedule(fire, Math.max(0, due - scheduler.now()));
       };
-      const onQuiet = () => {
-        const quiet = scheduler.now() - quietSince;
-        if (quiet < interval) {
-          timer = scheduler.schedule(onQuiet, interval - quiet);
-          return;
-        }
-        silenceArmed = false;
-        onSilence();
-      };
-      const armSilence = () => {
-        if (silenceArmed) return;
-        schedule(onQuiet, interval - (scheduler.now() - quietSince));
-        silenceArmed = true;
+      const fire = () => {
+        timer = undefined;
+        armedAt = Infinity;
+        if (scheduler.now() < dueAt()) ensure();
+        else if (failAt !== null) subscriber.error(new HeartbeatTimeoutError({ lastActivityAt, probeAt, probesSent, timeout: followUpMs }));
+        else if (waitingSince !== null) onDeadline();
+        else onSilence();
       };
       const sendProbe = (): boolean => {
         probesSent++;
@@ -193,11 +197,10 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
       const await_ = (since: number, what: 'probe' | 'request') => {
         waitingSince = since;
         waitingFor = what;
-        schedule(onDeadline, deadline());
+        ensure();
       };
       const onSilence = () => {
-        const at = scheduler.now();
-        await_(at, 'probe');
+        await_(scheduler.now(), 'probe');
         sendProbe();
       };
       const onDeadline = () => {
@@ -206,11 +209,10 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
         degradedAt = scheduler.now();
         subscriber.next({ type: 'degraded', waitingSince: since, deadlineMs: used, cause: waitingFor });
         if (subscriber.closed) return;
-        const followUp = Math.min(maxTimeout, 2 * used);
-        const probeAt = scheduler.now();
-        schedule(() => {
-          subscriber.error(new HeartbeatTimeoutError({ lastActivityAt, probeAt, probesSent, timeout: followUp }));
-        }, followUp);
+        followUpMs = Math.min(maxTimeout, 2 * used);
+        probeAt = scheduler.now();
+        failAt = probeAt + followUpMs;
+        ensure();
         sendProbe();
       };
 
@@ -227,8 +229,8 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
           const what = waitingFor;
           const wasDegraded = degradedAt;
           waitingSince = null;
-          degradedAt = null;
-          armSilence();
+          degradedAt = failAt = null;
+          ensure();
           if (wasDegraded !== null) {
             subscriber.next({ type: 'recovered', degradedMs: now - wasDegraded });
           } else if (since !== null) {
@@ -246,7 +248,7 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
         error: (err) => subscriber.error(err),
         complete: () => subscriber.complete(),
       });
-      if (!subscriber.closed) armSilence();
+      if (!subscriber.closed) ensure();
 
       return () => {
         timer?.unsubscribe();

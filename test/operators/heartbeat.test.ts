@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { asyncScheduler, Subject } from 'rxjs';
-import { heartbeat, HeartbeatTimeoutError } from '../../operators/index.ts';
+import { heartbeat, HeartbeatTimeoutError, type HeartbeatEvent } from '../../operators/index.ts';
 import { errorAsValue, newScheduler } from './marbles.ts';
 
 const isOut = (v: string) => v === 'o';
@@ -136,6 +136,41 @@ describe('heartbeat', () => {
           e: { name: 'HeartbeatTimeoutError', info: { lastActivityAt: null, probeAt: 3, probesSent: 1, timeout: 6 } },
         });
       });
+    });
+
+    it('requests answered in turn: the next probe goes out interval after the last answer, and a late answer recovers the link', () => {
+      const probes: number[] = [];
+      const seen: [number, HeartbeatEvent][] = [];
+      newScheduler().run(({ hot }) => {
+        // Request/answer pairs until 10; silence → a probe at 15; unanswered past its deadline (4.25) → degraded and a
+        // second probe at 19.25; activity at 24 → recovered. Unsubscribed at 28, before the next silence ends (29).
+        const wire = hot('o-a-o-a-o-a-------------a---|');
+        wire
+          .pipe(heartbeat({ interval: 5, timeout: 2, maxTimeout: 10, probe: () => probes.push(asyncScheduler.now()), isRequest: isOut }))
+          .subscribe((e) => seen.push([asyncScheduler.now(), e]));
+      });
+      expect(seen).to.deep.equal([
+        [2, { type: 'rtt', rttMs: 2, probeAt: 0, source: 'request', srttMs: 2, rttVarMs: 1, deadlineMs: 6 }],
+        [6, { type: 'rtt', rttMs: 2, probeAt: 4, source: 'request', srttMs: 2, rttVarMs: 0.75, deadlineMs: 5 }],
+        [10, { type: 'rtt', rttMs: 2, probeAt: 8, source: 'request', srttMs: 2, rttVarMs: 0.5625, deadlineMs: 4.25 }],
+        [19.25, { type: 'degraded', waitingSince: 15, deadlineMs: 4.25, cause: 'probe' }],
+        [24, { type: 'recovered', degradedMs: 4.75 }],
+      ]);
+      expect(probes).to.deep.equal([15, 19.25]);
+    });
+
+    it('a link busy with requests and answers re-arms its timer once per deadline, not per message', () => {
+      let scheduled = 0;
+      const rtts: number[] = [];
+      newScheduler().run(({ hot }) => {
+        const counting = { now: () => asyncScheduler.now(), schedule: (...a: Parameters<typeof asyncScheduler.schedule>) => (scheduled++, asyncScheduler.schedule(...a)) };
+        const wire = hot('oaoaoaoaoaoaoaoaoaoaoaoaoaoaoaoaoaoaoaoa|');
+        wire.pipe(heartbeat({ interval: 50, timeout: 10, probe: () => {}, isRequest: isOut, scheduler: counting as never })).subscribe((e) => e.type === 'rtt' && rtts.push(e.rttMs));
+      });
+      // 20 round trips measured, 40 messages; the first request's deadline (10) is the earliest thing due, so the timer
+      // armed for it fires at 10, 20, 30 and re-arms for the deadline then due: about once per 10 frames.
+      expect(rtts).to.have.length(20);
+      expect(scheduled).to.be.within(1, 6);
     });
   });
 
