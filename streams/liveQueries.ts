@@ -18,18 +18,10 @@
  *
  * @module
  */
-import {
-  BehaviorSubject,
-  Observable,
-  Subject,
-  asyncScheduler,
-  type MonoTypeOperatorFunction,
-  type SchedulerLike,
-  type Subscription,
-} from "rxjs";
-import { SubscriptionError } from "./errors.ts";
-import type { CompiledQuery } from "./query.ts";
-import { TableView, type RowChange, type RowKey } from "./tableView.ts";
+import { BehaviorSubject, Observable, Subject, asyncScheduler, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import { SubscriptionError } from './errors.ts';
+import type { CompiledQuery } from './query.ts';
+import { TableView, type RowKey } from './tableView.ts';
 
 /** The parts of a `DbConnection` the registry uses. */
 export interface ConnectionLike {
@@ -39,8 +31,6 @@ export interface ConnectionLike {
 
 export interface TableCacheLike {
   iter(): Iterable<any>;
-  /** Rows in the cache (the SDK's `count()`); without it a sync always reads `iter()`. */
-  count?(): bigint | number;
   onInsert(cb: (ctx: any, row: any) => void): void;
   onDelete(cb: (ctx: any, row: any) => void): void;
   onUpdate?(cb: (ctx: any, oldRow: any, newRow: any) => void): void;
@@ -70,10 +60,7 @@ export class LiveQuery<Row = any> {
   released = false;
   grace: Subscription | undefined;
   error: SubscriptionError | undefined;
-  constructor(
-    readonly query: CompiledQuery<Row>,
-    readonly view: TableView<Row>,
-  ) {}
+  constructor(readonly query: CompiledQuery<Row>, readonly view: TableView<Row>) {}
 }
 
 /** Progress of the initial sync of a connection. */
@@ -85,12 +72,7 @@ export interface SyncProgress {
   /** Rows received in the applied sets (rows of the views after sync). */
   readonly rows: number;
   /** Progress of a storage migration phase, while one runs (see `phase$`). */
-  readonly migration?: {
-    readonly phase: "migration-download" | "migration-upload";
-    readonly done: number;
-    readonly total: number;
-    readonly item?: string;
-  };
+  readonly migration?: { readonly phase: 'migration-download' | 'migration-upload'; readonly done: number; readonly total: number; readonly item?: string };
 }
 
 export interface LiveQueriesOptions {
@@ -142,29 +124,6 @@ interface TableCallbacks {
   pk: boolean;
 }
 
-/**
- * A query the server has just applied, waiting for its rows (see
- * {@link LiveQueries.#applying}).
- */
-interface Applying {
-  readonly att: Attachment;
-  readonly entry: LiveQuery;
-  /** Rows of the table in the SDK cache when the query was applied. */
-  readonly expect: number;
-  /** The inserts of the applied event so far: row keys and rows (`n` of each; room for `expect`). */
-  readonly keys: RowKey[];
-  readonly rows: any[];
-  n: number;
-  /**
-   * For a view with no rows yet, while every row so far passed its filter:
-   * the inserts it will emit (`changes[i]` for `rows[i]`), made as the rows
-   * pass; `undefined` otherwise (the view then works them out itself).
-   */
-  changes: RowChange<any>[] | undefined;
-  /** The applied event, once its first row callback arrived. */
-  eventId: string | undefined;
-}
-
 interface Attachment {
   readonly conn: ConnectionLike;
   readonly tables: Map<string, TableCallbacks>;
@@ -194,19 +153,13 @@ export class LiveQueries {
   #flushScheduled = false;
   #lastEventId: string | undefined;
   /**
-   * The query applied by the latest `onApplied`, until its event ends. The
-   * SDK fills its cache, calls `onApplied`, then reports every row the event
-   * added to the cache as an insert of that event. When the event added all
-   * of the table's rows (its first query on a connection: the first sync and
-   * every re-sync after a reconnect), those inserts are exactly the query's
-   * rows, so the view is synced from them — keyed as they pass, while the
-   * SDK has each row at hand — instead of from a second walk over the cache
-   * with `iter()`. Otherwise (the cache already had some of the rows) the
-   * view is synced from `iter()` when the event ends. Either way the view
-   * emits at the end of the event, once.
+   * The view synced by the latest `onApplied`. The SDK fills its cache,
+   * calls `onApplied`, then reports that same event's rows as inserts: those
+   * are already in the view (its sync read the cache), so the view skips
+   * them. Set by `onApplied`, taken by the next event boundary.
    */
-  #applying: Applying | undefined;
-  /** The view whose query's applied event is being received: its inserts are collected, not applied (see {@link #applying}). */
+  #echo: TableView<any> | undefined;
+  /** The view skipping the current event's row callbacks (see {@link #echo}). */
   #skip: TableView<any> | undefined;
   #att: Attachment | undefined;
   readonly #graceMs: number;
@@ -221,15 +174,10 @@ export class LiveQueries {
   readonly #applied = new Subject<TableApplied>();
   readonly #created = new Subject<LiveQuery>();
   readonly #errors = new Subject<SubscriptionError>();
-  readonly #progress$ = new BehaviorSubject<SyncProgress>({
-    applied: 0,
-    total: 0,
-    rows: 0,
-  });
+  readonly #progress$ = new BehaviorSubject<SyncProgress>({ applied: 0, total: 0, rows: 0 });
 
   /** One emission per transaction, inside the flush that ends it (see {@link Transaction}). */
-  readonly transaction$: Observable<Transaction> =
-    this.#transaction.asObservable();
+  readonly transaction$: Observable<Transaction> = this.#transaction.asObservable();
   /** A query was applied by the server (its table's rows, e.g. to replace the offline cache's). */
   readonly applied$: Observable<TableApplied> = this.#applied.asObservable();
   /** A view was created, synchronously inside `acquire` (e.g. to seed it from the offline cache). */
@@ -253,16 +201,14 @@ export class LiveQueries {
     this.flush();
     this.#wants = wants;
     const att = this.#att;
-    if (att)
-      for (const [name, cbs] of att.tables) cbs.record = wants?.(name) ?? false;
+    if (att) for (const [name, cbs] of att.tables) cbs.record = wants?.(name) ?? false;
   }
 
   /** The batch the next change of `table` goes into: the last one, unless it is of another table or (for a delete) already has inserts. */
   #batch(table: string, deleting: boolean): TableChangeBatch {
     const changes = this.#changes;
     const last = changes.length > 0 ? changes[changes.length - 1] : undefined;
-    if (last && last.table === table && !(deleting && last.inserts.length > 0))
-      return last;
+    if (last && last.table === table && !(deleting && last.inserts.length > 0)) return last;
     const batch: TableChangeBatch = { table, inserts: [], deletes: [] };
     changes.push(batch);
     if (changes.length === 1) this.requestFlush();
@@ -280,16 +226,12 @@ export class LiveQueries {
 
   /** Take a reference to the query (creating and subscribing it if new). */
   acquire<Row>(query: CompiledQuery<Row>): LiveQuery<Row> {
-    if (this.#closed) throw new Error("The sync client is closed.");
+    if (this.#closed) throw new Error('The sync client is closed.');
     let entry = this.#entries.get(query.key) as LiveQuery<Row> | undefined;
     if (!entry || entry.released) {
-      entry = new LiveQuery(
-        query,
-        new TableView<Row>(query, (v) => this.#markDirty(v)),
-      );
+      entry = new LiveQuery(query, new TableView<Row>(query, (v) => this.#markDirty(v)));
       this.#entries.set(query.key, entry);
-      const name = query.table.accessorName;
-      const views = this.#viewsOf(name);
+      const views = this.#viewsOf(query.table.accessorName);
       views.list = [...views.list, entry];
       this.#created.next(entry);
       if (this.#att && !this.#att.detached) this.#subscribe(this.#att, entry);
@@ -313,12 +255,9 @@ export class LiveQueries {
 
   #drop(entry: LiveQuery, error?: SubscriptionError): void {
     entry.released = true;
-    if (this.#entries.get(entry.query.key) === entry)
-      this.#entries.delete(entry.query.key);
-    const name = entry.query.table.accessorName;
-    const views = this.#byTable.get(name);
-    if (views?.list.includes(entry))
-      views.list = views.list.filter((e) => e !== entry);
+    if (this.#entries.get(entry.query.key) === entry) this.#entries.delete(entry.query.key);
+    const views = this.#byTable.get(entry.query.table.accessorName);
+    if (views?.list.includes(entry)) views.list = views.list.filter((e) => e !== entry);
     this.#dirty.delete(entry.view);
     const h = entry.handle;
     entry.handle = undefined;
@@ -330,10 +269,7 @@ export class LiveQueries {
       }
     }
     entry.view.complete(error);
-    this.options.log?.(
-      () =>
-        `unsubscribed ${entry.query.table.accessorName} (${entry.query.sql})`,
-    );
+    this.options.log?.(() => `unsubscribed ${entry.query.table.accessorName} (${entry.query.sql})`);
     // A query released while the connection was syncing no longer holds the sync up.
     if (this.#att && !this.#att.detached) this.#checkSynced(this.#att);
   }
@@ -342,16 +278,7 @@ export class LiveQueries {
   attach(conn: ConnectionLike, onSynced: () => void): void {
     this.detach();
     this.#lastEventId = undefined;
-    const att: Attachment = {
-      conn,
-      tables: new Map(),
-      initial: new Set(this.#entries.values()),
-      onSynced,
-      synced: false,
-      applied: 0,
-      rows: 0,
-      detached: false,
-    };
+    const att: Attachment = { conn, tables: new Map(), initial: new Set(this.#entries.values()), onSynced, synced: false, applied: 0, rows: 0, detached: false };
     this.#att = att;
     this.#progress(att);
     for (const entry of this.#entries.values()) this.#subscribe(att, entry);
@@ -362,7 +289,7 @@ export class LiveQueries {
   detach(): void {
     const att = this.#att;
     if (!att) return;
-    this.#applying = this.#skip = undefined;
+    this.#echo = this.#skip = undefined;
     att.detached = true;
     this.#att = undefined;
     this.flush();
@@ -380,17 +307,12 @@ export class LiveQueries {
   }
 
   #progress(att: Attachment) {
-    this.#progress$.next({
-      applied: att.applied,
-      total: att.initial.size,
-      rows: att.rows,
-    });
+    this.#progress$.next({ applied: att.applied, total: att.initial.size, rows: att.rows });
   }
 
   #checkSynced(att: Attachment) {
     if (att.synced || att.detached) return;
-    for (const e of att.initial)
-      if (!e.applied && !e.released && !e.error) return;
+    for (const e of att.initial) if (!e.applied && !e.released && !e.error) return;
     att.synced = true;
     att.onSynced();
   }
@@ -398,23 +320,14 @@ export class LiveQueries {
   #ensureTable(att: Attachment, accessorName: string, primaryKeyed: boolean) {
     if (att.tables.has(accessorName)) return;
     const table = att.conn.db[accessorName];
-    if (!table)
-      throw new TypeError(
-        `The connection has no table '${accessorName}': are the bindings and the table reference from the same module?`,
-      );
+    if (!table) throw new TypeError(`The connection has no table '${accessorName}': are the bindings and the table reference from the same module?`);
     const boundary = (ctx: any) => {
       const id: string | undefined = ctx?.event?.id;
       if (id !== undefined && id !== this.#lastEventId) {
-        // The first row of an applied query's event: its rows begin (the flush below ends the event before).
-        const a = this.#applying;
-        const applied =
-          a !== undefined &&
-          a.eventId === undefined &&
-          ctx.event.tag === "SubscribeApplied";
-        if (applied) a.eventId = id;
         this.flush();
         this.#lastEventId = id;
-        this.#skip = applied ? a.entry.view : undefined;
+        this.#skip = ctx.event.tag === 'SubscribeApplied' ? this.#echo : undefined;
+        this.#echo = undefined;
         this.#event = ctx.event;
         this.requestFlush();
       }
@@ -430,20 +343,11 @@ export class LiveQueries {
         if (cbs.pk) {
           for (let i = 0; i < views.length; i++) {
             const v = views[i].view;
-            if (v === this.#skip) {
-              if (key === undefined) key = v.shape.keyOf(row);
-              this.#collect(key, row);
-            } else if (v.live) {
-              if (key === undefined) key = v.shape.keyOf(row);
-              v.event(key, row);
-            }
+            if (!v.live || v === this.#skip) continue;
+            if (key === undefined) key = v.shape.keyOf(row);
+            v.event(key, row);
           }
-        } else
-          for (let i = 0; i < views.length; i++) {
-            const v = views[i].view;
-            if (v !== this.#skip) key = v.insert(row, key);
-            else this.#collect((key ??= v.shape.keyOf(row)), row);
-          }
+        } else for (let i = 0; i < views.length; i++) if (views[i].view !== this.#skip) key = views[i].view.insert(row, key);
       }
       if (cbs.record) this.#batch(accessorName, false).inserts.push(row);
     };
@@ -460,9 +364,7 @@ export class LiveQueries {
             if (key === undefined) key = v.shape.keyOf(row);
             v.event(key, undefined);
           }
-        } else
-          for (let i = 0; i < views.length; i++)
-            key = views[i].view.delete(row, key);
+        } else for (let i = 0; i < views.length; i++) key = views[i].view.delete(row, key);
       }
       if (cbs.record) this.#batch(accessorName, true).deletes.push(row);
     };
@@ -480,9 +382,7 @@ export class LiveQueries {
             if (key === undefined) key = v.shape.keyOf(newRow);
             v.event(key, newRow);
           }
-        } else
-          for (let i = 0; i < views.length; i++)
-            key = views[i].view.updateSameKey(oldRow, newRow, key);
+        } else for (let i = 0; i < views.length; i++) key = views[i].view.updateSameKey(oldRow, newRow, key);
       }
       // Same key: writing the new row replaces the old one in the cache, no delete needed.
       if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);
@@ -492,8 +392,7 @@ export class LiveQueries {
     const cbs: TableCallbacks = {
       insert: (ctx: any, row: any) => onInsert(ctx, row),
       del: (ctx: any, row: any) => onDelete(ctx, row),
-      update: (ctx: any, oldRow: any, newRow: any) =>
-        onUpdate(ctx, oldRow, newRow),
+      update: (ctx: any, oldRow: any, newRow: any) => onUpdate(ctx, oldRow, newRow),
       record: this.#wants?.(accessorName) ?? false,
       pk: primaryKeyed,
     };
@@ -505,11 +404,7 @@ export class LiveQueries {
 
   #subscribe(att: Attachment, entry: LiveQuery) {
     const { query } = entry;
-    this.#ensureTable(
-      att,
-      query.table.accessorName,
-      query.primaryKeyed === true,
-    );
+    this.#ensureTable(att, query.table.accessorName, query.primaryKeyed === true);
     entry.applied = false;
     let handle: SubscriptionHandleLike | undefined = undefined;
     handle = entry.handle = att.conn
@@ -523,31 +418,23 @@ export class LiveQueries {
           return;
         }
         this.flush();
-        // Without a count (not the SDK's cache) the view syncs from `iter()` when the event ends.
-        const count = att.conn.db[query.table.accessorName].count?.();
-        const expect = count === undefined ? -1 : Number(count);
-        const room = () => (expect > 0 ? new Array(expect) : []);
-        const changes =
-          expect > 0 && entry.view.state.size === 0 ? room() : undefined;
-        this.#applying = {
-          att,
-          entry,
-          expect,
-          keys: room(),
-          rows: room(),
-          n: 0,
-          changes,
-          eventId: undefined,
-        };
+        entry.applied = true;
+        const rows = [...att.conn.db[query.table.accessorName].iter()];
+        entry.view.syncFrom(rows);
+        this.#echo = entry.view;
+        this.#applied.next({ table: query.table.accessorName, rows });
+        if (att.initial.has(entry)) {
+          att.applied++;
+          att.rows += entry.view.state.size;
+          this.#progress(att);
+        }
+        this.options.log?.(() => `applied ${query.table.accessorName} (${query.sql})`);
+        this.#checkSynced(att);
       })
       .onError((ctx: any) => {
         if (att.detached) return;
         const cause = ctx?.event instanceof Error ? ctx.event : undefined;
-        const error = new SubscriptionError(
-          `Subscription failed: ${cause?.message ?? "unknown error"}`,
-          { sql: [query.sql], table: query.table.accessorName },
-          { cause },
-        );
+        const error = new SubscriptionError(`Subscription failed: ${cause?.message ?? 'unknown error'}`, { sql: [query.sql], table: query.table.accessorName }, { cause });
         entry.error = error;
         this.#errors.next(error);
         if (att.initial.has(entry)) {
@@ -558,50 +445,7 @@ export class LiveQueries {
         this.#checkSynced(att);
       })
       .subscribe(query.sql);
-    this.options.log?.(
-      () => `subscribing ${query.table.accessorName}: ${query.sql}`,
-    );
-  }
-
-  /** One insert of the applied query's event (see {@link #applying}). */
-  #collect(key: RowKey, row: any): void {
-    const a = this.#applying!;
-    const i = a.n++;
-    a.keys[i] = key;
-    a.rows[i] = row;
-    const changes = a.changes;
-    if (changes === undefined) return;
-    const shape = a.entry.view.shape;
-    if (shape.everyRow === true || shape.matches(row))
-      changes[i] = { op: "insert", key, oldRow: undefined, newRow: row };
-    else a.changes = undefined;
-  }
-
-  /** Sync the applied query's view (see {@link #applying}) and report it applied. */
-  #finishApplying(): void {
-    const a = this.#applying!;
-    this.#applying = undefined;
-    if (this.#skip === a.entry.view) this.#skip = undefined;
-    const { att, entry } = a;
-    if (att.detached || entry.released) return;
-    const name = entry.query.table.accessorName;
-    let rows: any[];
-    if (a.n === a.expect) {
-      rows = a.rows;
-      entry.view.syncFrom(rows, a.keys, a.changes);
-    } else {
-      rows = [...att.conn.db[name].iter()];
-      entry.view.syncFrom(rows);
-    }
-    entry.applied = true;
-    this.#applied.next({ table: name, rows });
-    if (att.initial.has(entry)) {
-      att.applied++;
-      att.rows += entry.view.state.size;
-      this.#progress(att);
-    }
-    this.options.log?.(() => `applied ${name} (${entry.query.sql})`);
-    this.#checkSynced(att);
+    this.options.log?.(() => `subscribing ${query.table.accessorName}: ${query.sql}`);
   }
 
   #markDirty(view: TableView<any>) {
@@ -630,13 +474,6 @@ export class LiveQueries {
 
   /** End the transaction being received: emit it on `transaction$`, then every view's pending changes. */
   flush(): void {
-    // An applied query's event ends here, or never began (it added no rows to the cache).
-    const a = this.#applying;
-    if (
-      a !== undefined &&
-      (a.eventId === undefined || a.eventId === this.#lastEventId)
-    )
-      this.#finishApplying();
     const event = this.#event;
     const changes = this.#changes;
     const ended = event !== undefined || changes.length > 0;
@@ -705,13 +542,6 @@ export class LiveQueries {
     this.#byTable.clear();
     this.#dirty.clear();
     this.#flushed.complete();
-    for (const s of [
-      this.#transaction,
-      this.#applied,
-      this.#created,
-      this.#errors,
-      this.#progress$,
-    ] as Subject<unknown>[])
-      s.complete();
+    for (const s of [this.#transaction, this.#applied, this.#created, this.#errors, this.#progress$] as Subject<unknown>[]) s.complete();
   }
 }

@@ -243,26 +243,19 @@ export class TableView<Row> {
   /**
    * Replace the state with `rows` (the SDK cache's rows of this table right
    * after the query was applied); emits the difference at the next flush.
-   * `keys`, if given, are the rows' keys (`keys[i]` is `keyOf(rows[i])`), and
-   * `inserts`, if given, the changes a sync into an empty view emits, made
-   * by the caller (`{ op: 'insert', key: keys[i], newRow: rows[i] }`, every
-   * row passing the filter); they are used only if the view is empty.
    */
-  syncFrom(rows: Iterable<Row>, keys?: readonly RowKey[], inserts?: RowChange<Row>[]): void {
+  syncFrom(rows: Iterable<Row>): void {
     this.live = true;
     if (this.#staged) this.#unstage();
     this.#drainEvents();
-    if (keys !== undefined && !Array.isArray(rows)) keys = inserts = undefined;
     if (this.#pending.size === 0 && this.#adopted.length === 0) {
-      if (this.#state.size === 0 ? this.#firstSync(rows, keys, inserts) : this.#resync(rows, keys)) return;
+      if (this.#state.size === 0 ? this.#firstSync(rows) : this.#resync(rows)) return;
     }
     const seen = new Set<RowKey>();
     let silent = false;
-    let i = -1;
     for (const row of rows) {
-      i++;
       if (!this.shape.matches(row)) continue;
-      const key = keys !== undefined ? keys[i] : this.shape.keyOf(row);
+      const key = this.shape.keyOf(row);
       seen.add(key);
       const cur = this.#current(key);
       if (cur === row) continue;
@@ -291,32 +284,27 @@ export class TableView<Row> {
    * row. False (and nothing done) if two rows share a key; the general path
    * handles that.
    */
-  #firstSync(rows: Iterable<Row>, given: readonly RowKey[] | undefined, inserts: RowChange<Row>[] | undefined): boolean {
+  #firstSync(rows: Iterable<Row>): boolean {
     const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
-    if (given !== undefined && inserts !== undefined) return this.#stage(this.#snapshotOf(given, list), list.length, inserts);
     const n = list.length;
-    // The snapshot's keys are `given` itself unless the filter drops a row (or none are given)…
-    let keys: RowKey[] | undefined = given === undefined ? new Array(n) : undefined;
+    const keys: RowKey[] = new Array(n);
     const changes: RowChange<Row>[] = new Array(n);
-    // …and its values `list` itself.
+    // The snapshot's values are `list` itself unless the filter drops a row.
     let values: Row[] | undefined;
     let j = 0;
     for (let i = 0; i < n; i++) {
       const row = list[i];
       if (!this.shape.matches(row)) {
         values ??= list.slice(0, i);
-        keys ??= given!.slice(0, i);
         continue;
       }
-      const key = given !== undefined ? given[i] : this.shape.keyOf(row);
-      if (keys !== undefined) keys[j] = key;
+      const key = this.shape.keyOf(row);
+      keys[j] = key;
       changes[j++] = { op: 'insert', key, oldRow: undefined, newRow: row };
       values?.push(row);
     }
-    changes.length = j;
-    if (keys !== undefined) keys.length = j;
-    const keyList = keys ?? given!;
-    return this.#stage(this.#snapshotOf(keyList, values ?? list), keyList.length, changes);
+    keys.length = changes.length = j;
+    return this.#stage(this.#snapshotOf(keys, values ?? list), j, changes);
   }
 
   /**
@@ -355,7 +343,7 @@ export class TableView<Row> {
    * changed, new and vanished rows become changes. False (nothing done) if
    * two rows share a key.
    */
-  #resync(rows: Iterable<Row>, given: readonly RowKey[] | undefined): boolean {
+  #resync(rows: Iterable<Row>): boolean {
     const old = this.#state;
     const same = this.shape.same ?? deepEqual;
     const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
@@ -384,7 +372,7 @@ export class TableView<Row> {
         values ??= list.slice(0, i);
         continue;
       }
-      const key = given !== undefined ? given[i] : this.shape.keyOf(row);
+      const key = this.shape.keyOf(row);
       values?.push(row);
       keys[j++] = key;
       let before: Row | undefined;
