@@ -78,8 +78,8 @@ const sizes: Record<string, Size> = {};
 for (const [name, app] of Object.entries(apps)) sizes[name] = await measure(app.code, app.external);
 
 const budgets = [
-  { line: 'createSyncClient, no storage, beyond the SDK', gzip: sizes.client.gzip - sizes.sdk.gzip, min: sizes.client.min - sizes.sdk.min, budget: 20 * KB, ceiling: 40 * KB },
-  { line: 'createSyncClient + stdb-rx/storage, beyond the SDK and Dexie', gzip: sizes['client + storage'].gzip - sizes['sdk + dexie'].gzip, min: sizes['client + storage'].min - sizes['sdk + dexie'].min, budget: 20 * KB, ceiling: 55 * KB },
+  { line: 'createSyncClient, no storage, beyond the SDK', gzip: sizes.client.gzip - sizes.sdk.gzip, min: sizes.client.min - sizes.sdk.min, budget: 20 * KB, ceiling: 39 * KB },
+  { line: 'createSyncClient + stdb-rx/storage, beyond the SDK and Dexie', gzip: sizes['client + storage'].gzip - sizes['sdk + dexie'].gzip, min: sizes['client + storage'].min - sizes['sdk + dexie'].min, budget: 20 * KB, ceiling: 54 * KB },
   { line: 'retryBackoff alone (rxjs external)', gzip: sizes.retryBackoff.gzip, min: sizes.retryBackoff.min, budget: 2 * KB, ceiling: 2 * KB },
   { line: 'all of stdb-rx/operators (rxjs external)', gzip: sizes.operators.gzip, min: sizes.operators.min, budget: 12 * KB, ceiling: 12 * KB },
 ];
@@ -109,7 +109,7 @@ function targetNote(): string {
     'The storage-free client carries no storage: reducer arguments are checked by the reducer catalogue (streams/reducers.ts), the durable call queue is reached through the DurableQueue interface that stdb-rx/storage implements (storage/outboxQueue.ts), and no @noble/hashes. ' +
     'safe-stable-stringify is the SDK\'s own (its message logger) and is in the SDK-only bundle too, so it does not count. ' +
     `Of what remains, ${kb(sizes.client.gzip - sizes['client, rxjs external'].gzip)} is RxJS (with tslib, which its ESM5 build imports; the client bundle minus the same bundle with rxjs external) and the rest the client's own code path, every part of which createSyncClient uses by default: the session with its heartbeat and quality measure (src/client/session.ts, operators/heartbeat.ts, streams/socketAdapter.ts, frameReader.ts, metrics.ts), the call queue (streams/calls.ts and streams/calls/, streams/serial.ts, operators/prioritize.ts), live queries and snapshots (streams/liveQueries.ts, tableView.ts, snapshotMap.ts, keyTable.ts), optimistic reconcile, the argument codec, and typed errors with their player-facing texts. ` +
-    'The client + storage line grew past its earlier ceiling (52 KB) with the outbox\'s sent marks and outcome sets (schema v5, the replay target of the performance issue) and the DurableQueue seam. Both client lines then grew by about 0.7 KB with the stream-overhead work (syncing a view from the applied event\'s inserts, metrics counted in place, the heartbeat\'s lazy silence timer, the table\'s integer fast path); the ceilings are now 40 KB and 55 KB. ' +
+    'The client + storage line grew past its earlier ceiling (52 KB) with the outbox\'s sent marks and outcome sets (schema v5, the replay target of the performance issue) and the DurableQueue seam. Both client lines grew by about 0.35 KB more with the third round of stream-overhead work (metrics counted in place, the heartbeat\'s single timer, the table\'s integer fast path, the row forwarders) and stay under their ceilings of 39 KB and 54 KB. ' +
     'A 20 KB line would need those default behaviours made opt-in imports, which is a change of the public API, not of packaging.';
 }
 if (process.argv.includes('--write')) {
