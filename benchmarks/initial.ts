@@ -15,11 +15,10 @@
  * `benchmarks/replay.ts` does for transactions.
  */
 import { Session } from 'node:inspector/promises';
-import { Subscription } from 'rxjs';
-import { tables, type Entity } from './bench_bindings/index.ts';
+import type { Entity } from './bench_bindings/index.ts';
 import { median, now, sleep, until } from './harness.ts';
 import { perSpan, type Profile } from './profile.ts';
-import { connectRaw, cpuUs, frameClock, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from './setup.ts';
+import { connectRaw, cpuUs, frameClock, RxConsumer, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from './setup.ts';
 
 const ROWS = 10_000;
 const argv = process.argv.slice(2);
@@ -65,36 +64,14 @@ async function raw(): Promise<Sample> {
 async function rx(): Promise<Sample> {
   const client = rxClient(server);
   await whenLive(client);
-  let seen = 0;
-  let snapshots = 0;
-  let done: { at: number; cpu: number } | undefined;
-  let latest: ReadonlyMap<unknown, Entity> | undefined;
-  let sink = 0;
-  const check = () => {
-    if (snapshots >= 1 && seen >= ROWS && done === undefined) done = { at: now(), cpu: cpuUs() };
-  };
-  const subs = new Subscription();
   gc!();
-  subs.add(
-    client.table$(tables.entity).subscribe((rows) => {
-      latest = rows;
-      snapshots++;
-      check();
-    }),
-  );
-  subs.add(
-    client.changes$(tables.entity).subscribe((batch) => {
-      for (const c of batch) sink += (c.newRow ?? c.oldRow)!.hp;
-      seen += batch.length;
-      check();
-    }),
-  );
-  await until(() => done !== undefined, 30_000, 'the stdb-rx rows', 0);
-  if (latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${latest?.size} rows`);
-  const s = { wall: done!.at - frameClock.lastAt, cpu: (done!.cpu - frameClock.lastCpuUs) / 1000, span: spanOf(frameClock.lastAt, done!.at) };
-  subs.unsubscribe();
+  const consumer = new RxConsumer(client, ROWS);
+  await until(() => consumer.done !== undefined, 30_000, 'the stdb-rx rows', 0);
+  if (consumer.latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${consumer.latest?.size} rows`);
+  const done = consumer.done!;
+  const s = { wall: done.at - frameClock.lastAt, cpu: (done.cpuUs - frameClock.lastCpuUs) / 1000, span: spanOf(frameClock.lastAt, done.at) };
+  consumer.close();
   await client.close();
-  void sink;
   return s;
 }
 

@@ -17,11 +17,10 @@
  * lines are what the layer adds per transaction.
  */
 import { Session } from 'node:inspector/promises';
-import { Subscription } from 'rxjs';
-import { tables, type Entity } from './bench_bindings/index.ts';
+import type { Entity } from './bench_bindings/index.ts';
 import { median, now, sleep, until } from './harness.ts';
 import { perSpan, type Profile } from './profile.ts';
-import { args, connectRaw, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from './setup.ts';
+import { args, connectRaw, RxConsumer, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from './setup.ts';
 
 const ROWS = 10_000;
 const TX = 1_000;
@@ -88,39 +87,19 @@ await subscribeRaw(conn, 'SELECT * FROM entity');
 const client = rxClient(server);
 await whenLive(client);
 const rxSocket = sockets[sockets.length - 1];
-let rxRows = 0;
-let snapshots = 0;
-let rxDone: { at: number; cpu: number } | undefined;
-const rxCheck = () => {
-  if (snapshots >= 1 && rxRows >= target && rxDone === undefined) rxDone = { at: now(), cpu: cpuMs() };
-};
-let latest: ReadonlyMap<unknown, Entity> | undefined;
-const subs = new Subscription();
-subs.add(
-  client.table$(tables.entity).subscribe((rows) => {
-    latest = rows;
-    snapshots++;
-    rxCheck();
-  }),
-);
-subs.add(
-  client.changes$(tables.entity).subscribe((batch) => {
-    for (const c of batch) void (c.newRow ?? c.oldRow)!.hp;
-    rxRows += batch.length;
-    rxCheck();
-  }),
-);
-await until(() => rxDone !== undefined, 30_000, 'the initial rows', 0);
-if (latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${latest?.size} rows`);
+const consumer = new RxConsumer(client, ROWS);
+await until(() => consumer.done !== undefined, 30_000, 'the initial rows', 0);
+if (consumer.latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${consumer.latest?.size} rows`);
 
 // Record ten transactions as both sockets receive them.
 target = TX;
 rawSocket.recording = rxSocket.recording = true;
 for (let i = 0; i < 10; i++) {
-  rawRows = rxRows = snapshots = 0;
-  rawDone = rxDone = undefined;
+  rawRows = 0;
+  rawDone = undefined;
+  consumer.expect(TX);
   await driver.callOk('touch', args.range(BigInt(1 + i * TX), TX));
-  await until(() => rawDone !== undefined && rxDone !== undefined, 30_000, 'a transaction', 0);
+  await until(() => rawDone !== undefined && consumer.done !== undefined, 30_000, 'a transaction', 0);
 }
 rawSocket.recording = rxSocket.recording = false;
 const big = (frames: unknown[]) => frames.filter((f) => ((f as ArrayBuffer).byteLength ?? 0) > 10_000);
@@ -152,15 +131,15 @@ for (let i = 0; i < n; i++) {
   wall.raw.push(rawDone!.at - t0);
   cpu.raw.push(rawDone!.cpu - c0);
   spans.raw.push([t0 * 1000 + off, rawDone!.at * 1000 + off]);
-  rxRows = snapshots = 0;
-  rxDone = undefined;
+  consumer.expect(TX);
   c0 = cpuMs();
   t0 = now();
   rxSocket.handler!({ data: rxFrames[f] });
-  if (rxDone === undefined) await until(() => rxDone !== undefined, 30_000, 'a replayed transaction (stdb-rx)', 0);
-  wall.rx.push(rxDone!.at - t0);
-  cpu.rx.push(rxDone!.cpu - c0);
-  spans.rx.push([t0 * 1000 + off, rxDone!.at * 1000 + off]);
+  if (consumer.done === undefined) await until(() => consumer.done !== undefined, 30_000, 'a replayed transaction (stdb-rx)', 0);
+  const done = consumer.done!;
+  wall.rx.push(done.at - t0);
+  cpu.rx.push(done.cpuUs / 1000 - c0);
+  spans.rx.push([t0 * 1000 + off, done.at * 1000 + off]);
   if (i % 50 === 49) await sleep(5);
 }
 
@@ -176,7 +155,7 @@ if (profiling) {
   for (const side of ['raw', 'rx'] as const) console.log(`\n${side}: ${perSpan(profile, spans[side], n)}`);
 }
 
-subs.unsubscribe();
+consumer.close();
 await client.close();
 conn.disconnect();
 await driver.close();

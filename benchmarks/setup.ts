@@ -12,7 +12,8 @@ import { startDevServer, type DevServer, type DevServerOptions } from '../devser
 import { decodeServerFrame, encodeClientFrame, V3_PROTOCOL, type WsProtocol } from '../devserver/protocol/framing.ts';
 import type { ServerMessage } from '../devserver/protocol/messages.ts';
 import { createSyncClient, type SyncClient, type SyncClientOptions } from '../src/index.ts';
-import { DbConnection } from './bench_bindings/index.ts';
+import { Subscription } from 'rxjs';
+import { DbConnection, tables, type Entity } from './bench_bindings/index.ts';
 import { until } from './harness.ts';
 
 setGlobalLogLevel('error');
@@ -107,6 +108,56 @@ export function rxClient(server: DevServer, options: Partial<SyncClientOptions<D
 /** Resolve when the client's status is `live`. */
 export async function whenLive(client: BenchClient, ms = 30_000): Promise<void> {
   await until(() => client.status.state === 'live', ms, 'status live', 1);
+}
+
+/**
+ * The stream scenario's stdb-rx consumer: `table$` (keeps the latest
+ * snapshot) and `changes$` (reads every changed row) of the entity table.
+ * `expect(n)` starts waiting for `n` changed rows and a snapshot; `done` is
+ * set (time and process CPU in µs) the moment both have arrived.
+ */
+export class RxConsumer {
+  latest: ReadonlyMap<unknown, Entity> | undefined;
+  done: { at: number; cpuUs: number } | undefined;
+  /** The rows' `hp`, summed, so reading them is not optimised away. */
+  sink = 0;
+  #rows = 0;
+  #snapshots = 0;
+  #target: number;
+  readonly #subs = new Subscription();
+
+  constructor(client: BenchClient, target: number) {
+    this.#target = target;
+    this.#subs.add(
+      client.table$(tables.entity).subscribe((rows) => {
+        this.latest = rows;
+        this.#snapshots++;
+        this.#check();
+      }),
+    );
+    this.#subs.add(
+      client.changes$(tables.entity).subscribe((batch) => {
+        for (const c of batch) this.sink += (c.newRow ?? c.oldRow)!.hp;
+        this.#rows += batch.length;
+        this.#check();
+      }),
+    );
+  }
+
+  #check(): void {
+    if (this.#snapshots >= 1 && this.#rows >= this.#target && this.done === undefined) this.done = { at: performance.now(), cpuUs: cpuUs() };
+  }
+
+  /** Wait for `n` more changed rows (and a snapshot) from now on. */
+  expect(n: number): void {
+    this.#rows = this.#snapshots = 0;
+    this.#target = n;
+    this.done = undefined;
+  }
+
+  close(): void {
+    this.#subs.unsubscribe();
+  }
 }
 
 // ---------------------------------------------------------------------------

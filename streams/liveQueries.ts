@@ -333,21 +333,28 @@ export class LiveQueries {
       }
     };
     const holder = this.#viewsOf(accessorName);
-    // The row's key is computed once per row event and shared by the table's views (they key rows alike).
+    /**
+     * A row event of a primary-keyed table, to every live view but `skip`:
+     * `value` is the row now under the key of `keyRow` (`undefined`: gone).
+     * The key is computed once and shared by the views (they key rows alike).
+     */
+    const pkEvent = (views: readonly LiveQuery[], keyRow: any, value: any, skip: TableView<any> | undefined) => {
+      let key: RowKey | undefined;
+      for (let i = 0; i < views.length; i++) {
+        const v = views[i].view;
+        if (!v.live || v === skip) continue;
+        if (key === undefined) key = v.shape.keyOf(keyRow);
+        v.event(key, value);
+      }
+    };
     const onInsert = (ctx: any, row: any) => {
       if (att.detached) return;
       boundary(ctx);
       const views = holder.list;
       if (views.length !== 0) {
         let key: RowKey | undefined;
-        if (cbs.pk) {
-          for (let i = 0; i < views.length; i++) {
-            const v = views[i].view;
-            if (!v.live || v === this.#skip) continue;
-            if (key === undefined) key = v.shape.keyOf(row);
-            v.event(key, row);
-          }
-        } else for (let i = 0; i < views.length; i++) if (views[i].view !== this.#skip) key = views[i].view.insert(row, key);
+        if (cbs.pk) pkEvent(views, row, row, this.#skip);
+        else for (let i = 0; i < views.length; i++) if (views[i].view !== this.#skip) key = views[i].view.insert(row, key);
       }
       if (cbs.record) this.#batch(accessorName, false).inserts.push(row);
     };
@@ -357,14 +364,8 @@ export class LiveQueries {
       const views = holder.list;
       if (views.length !== 0) {
         let key: RowKey | undefined;
-        if (cbs.pk) {
-          for (let i = 0; i < views.length; i++) {
-            const v = views[i].view;
-            if (!v.live) continue;
-            if (key === undefined) key = v.shape.keyOf(row);
-            v.event(key, undefined);
-          }
-        } else for (let i = 0; i < views.length; i++) key = views[i].view.delete(row, key);
+        if (cbs.pk) pkEvent(views, row, undefined, undefined);
+        else for (let i = 0; i < views.length; i++) key = views[i].view.delete(row, key);
       }
       if (cbs.record) this.#batch(accessorName, true).deletes.push(row);
     };
@@ -375,14 +376,8 @@ export class LiveQueries {
       const views = holder.list;
       if (views.length !== 0) {
         let key: RowKey | undefined;
-        if (cbs.pk) {
-          for (let i = 0; i < views.length; i++) {
-            const v = views[i].view;
-            if (!v.live) continue;
-            if (key === undefined) key = v.shape.keyOf(newRow);
-            v.event(key, newRow);
-          }
-        } else for (let i = 0; i < views.length; i++) key = views[i].view.updateSameKey(oldRow, newRow, key);
+        if (cbs.pk) pkEvent(views, newRow, newRow, undefined);
+        else for (let i = 0; i < views.length; i++) key = views[i].view.updateSameKey(oldRow, newRow, key);
       }
       // Same key: writing the new row replaces the old one in the cache, no delete needed.
       if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);

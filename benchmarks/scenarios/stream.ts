@@ -8,10 +8,9 @@
  * the client (the frame's arrival at the socket → consumer has it), which
  * leaves out the server's work, identical for both.
  */
-import { Subscription } from 'rxjs';
-import { tables, type Entity } from '../bench_bindings/index.ts';
+import type { Entity } from '../bench_bindings/index.ts';
 import { median, now, result, settledHeap, sideBySide, sleep, until, type Metrics, type RunConfig, type ScenarioResult } from '../harness.ts';
-import { args, connectRaw, cpuUs, frameClock, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from '../setup.ts';
+import { args, connectRaw, cpuUs, frameClock, RxConsumer, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from '../setup.ts';
 
 const ROWS = 10_000;
 const TX_ROWS = 1_000;
@@ -105,55 +104,27 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
   const rx = async (): Promise<Metrics> => {
     const client = rxClient(server);
     await whenLive(client);
-    let changed = 0;
-    let snapshots = 0;
-    let target = ROWS;
-    let doneAt: number | undefined;
-    let latest: ReadonlyMap<unknown, Entity> | undefined;
-    let sink = 0;
-    const check = () => {
-      if (snapshots >= 1 && changed >= target && doneAt === undefined) {
-        doneAt = now();
-        doneCpu = cpuUs();
-      }
+    let consumer: RxConsumer | undefined;
+    /** When the consumer had everything, with the CPU reading beside it (for `transaction`). */
+    const doneAt = () => {
+      const d = consumer?.done;
+      if (d !== undefined) doneCpu = d.cpuUs;
+      return d?.at;
     };
-    const subs = new Subscription();
     const r = await collect(
       async () => {
         const t0 = now();
-        subs.add(
-          client.table$(tables.entity).subscribe((rows) => {
-            latest = rows;
-            snapshots++;
-            check();
-          }),
-        );
-        subs.add(
-          client.changes$(tables.entity).subscribe((batch) => {
-            for (const c of batch) sink += (c.newRow ?? c.oldRow)!.hp;
-            changed += batch.length;
-            check();
-          }),
-        );
-        await until(() => doneAt !== undefined, 30_000, 'initial rows', 0);
-        if (latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${latest?.size} rows`);
-        return { initial: { e2e: doneAt! - t0, client: doneAt! - frameClock.lastAt, cpu: (doneCpu - frameClock.lastCpuUs) / 1000 } };
+        consumer = new RxConsumer(client, ROWS);
+        await until(() => doneAt() !== undefined, 30_000, 'initial rows', 0);
+        if (consumer.latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${consumer.latest?.size} rows`);
+        const at = doneAt()!;
+        return { initial: { e2e: at - t0, client: at - frameClock.lastAt, cpu: (doneCpu - frameClock.lastCpuUs) / 1000 } };
       },
-      () =>
-        transaction(
-          () => {
-            changed = 0;
-            snapshots = 0;
-            target = TX_ROWS;
-            doneAt = undefined;
-          },
-          () => doneAt,
-        ),
+      () => transaction(() => consumer!.expect(TX_ROWS), doneAt),
     );
-    subs.unsubscribe();
+    consumer!.close();
     await client.close();
     await sleep(300);
-    void sink;
     return summarize(r);
   };
 
