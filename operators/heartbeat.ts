@@ -151,12 +151,9 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
       let probesSent = 0;
       let srtt: number | null = null;
       let rttVar = 0;
-      /** Degraded: when the follow-up probe's wait ends (the result errors then), its length, and when it went out. */
-      let failAt: number | null = null;
+      /** Degraded: how long the follow-up probe (sent at `degradedAt`) is waited for before the result errors. */
       let followUpMs = 0;
-      let probeAt = 0;
-      /** Since when nothing came in (or the subscription began). */
-      let quietSince = scheduler.now();
+      const startedAt = scheduler.now();
       /**
        * One timer for whatever is due next (see `dueAt`), armed for `armedAt`.
        * Activity that only moves the due time later leaves it alone: it fires
@@ -168,7 +165,7 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
 
       const deadline = () => clamp(srtt === null ? timeout : srtt + 4 * rttVar);
       /** What is due next: the follow-up probe's end when degraded, else the deadline of what is awaited, else the end of the silence. */
-      const dueAt = () => (failAt !== null ? failAt : waitingSince !== null ? waitingSince + deadline() : quietSince + interval);
+      const dueAt = () => (degradedAt !== null ? degradedAt + followUpMs : waitingSince !== null ? waitingSince + deadline() : (lastActivityAt ?? startedAt) + interval);
       const ensure = () => {
         const due = dueAt();
         if (timer !== undefined && armedAt <= due) return;
@@ -180,7 +177,7 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
         timer = undefined;
         armedAt = Infinity;
         if (scheduler.now() < dueAt()) ensure();
-        else if (failAt !== null) subscriber.error(new HeartbeatTimeoutError({ lastActivityAt, probeAt, probesSent, timeout: followUpMs }));
+        else if (degradedAt !== null) subscriber.error(new HeartbeatTimeoutError({ lastActivityAt, probeAt: degradedAt, probesSent, timeout: followUpMs }));
         else if (waitingSince !== null) onDeadline();
         else onSilence();
       };
@@ -206,12 +203,10 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
       const onDeadline = () => {
         const since = waitingSince!;
         const used = deadline();
+        followUpMs = Math.min(maxTimeout, 2 * used);
         degradedAt = scheduler.now();
         subscriber.next({ type: 'degraded', waitingSince: since, deadlineMs: used, cause: waitingFor });
         if (subscriber.closed) return;
-        followUpMs = Math.min(maxTimeout, 2 * used);
-        probeAt = scheduler.now();
-        failAt = probeAt + followUpMs;
         ensure();
         sendProbe();
       };
@@ -224,12 +219,12 @@ export function heartbeat<T>(config: HeartbeatConfig<T>): OperatorFunction<T, He
             if (waitingSince === null && degradedAt === null) await_(now, 'request');
             return;
           }
-          lastActivityAt = quietSince = now;
+          lastActivityAt = now;
           const since = waitingSince;
           const what = waitingFor;
           const wasDegraded = degradedAt;
           waitingSince = null;
-          degradedAt = failAt = null;
+          degradedAt = null;
           ensure();
           if (wasDegraded !== null) {
             subscriber.next({ type: 'recovered', degradedMs: now - wasDegraded });

@@ -144,11 +144,6 @@ export class LiveQueries {
    */
   readonly #byTable = new Map<string, { list: readonly LiveQuery[] }>();
 
-  #viewsOf(table: string): { list: readonly LiveQuery[] } {
-    let holder = this.#byTable.get(table);
-    if (!holder) this.#byTable.set(table, (holder = { list: [] }));
-    return holder;
-  }
   readonly #dirty = new Set<TableView<any>>();
   #flushScheduled = false;
   #lastEventId: string | undefined;
@@ -441,6 +436,13 @@ export class LiveQueries {
       })
       .subscribe(query.sql);
     this.options.log?.(() => `subscribing ${query.table.accessorName}: ${query.sql}`);
+  }
+
+  /** The holder of a table's live queries (created empty on first use). */
+  #viewsOf(table: string): { list: readonly LiveQuery[] } {
+    let holder = this.#byTable.get(table);
+    if (!holder) this.#byTable.set(table, (holder = { list: [] }));
+    return holder;
   }
 
   #markDirty(view: TableView<any>) {
