@@ -83,7 +83,9 @@ describe('arena demo in the browser', function () {
       const n1 = nodes.find((n) => n.id === first);
       const n2 = nodes.find((n) => n.id === second);
       const near = (n: { x: number; y: number } | undefined, to: { x: number; y: number }) => n && Math.abs(n.x - to.x) < 3 && Math.abs(n.y - to.y) < 3;
-      return n1?.pending && n2?.pending && near(n1, move1.to) && near(n2, move2.to);
+      if (n1?.pending && n2?.pending && near(n1, move1.to) && near(n2, move2.to)) return true;
+      // Not yet: say what is drawn, so a timeout shows the board rather than `false`.
+      throw new Error(`drawn ${JSON.stringify(nodes)}, moves to ${JSON.stringify([move1.to, move2.to])}`);
     });
     await screenshot(a.page, 'reload-offline-queue-kept');
 
