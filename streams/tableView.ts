@@ -100,6 +100,15 @@ export class TableView<Row> {
     return this.#state;
   }
 
+  /** Rows once the changes not yet flushed are applied (what the next snapshot will hold). */
+  get nextSize(): number {
+    if (this.#staged) return this.#staged.state.size;
+    this.#drainEvents();
+    let n = this.#state.size;
+    for (const p of this.#pending.values()) n += (p.newRow === undefined ? 0 : 1) - (p.oldRow === undefined ? 0 : 1);
+    return n;
+  }
+
   get everSynced(): boolean {
     return this.#everSynced;
   }

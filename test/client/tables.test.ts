@@ -33,6 +33,21 @@ describe('sync client: tables as observables (dev server, real socket)', () => {
     sub.unsubscribe();
   });
 
+  it('syncProgress$ counts the rows of the queries subscribed when the connection came up', async () => {
+    await client.call('addPerson', { name: 'ada', age: 36 });
+    await client.call('addPerson', { name: 'bob', age: 17 });
+    await client.call('addPerson', { name: 'cy', age: 51 });
+    const other = basicClient(server);
+    const sub = other.table$(tables.person, { where: (r) => r.age.gte(18) }).subscribe();
+    try {
+      const done = await next(other.syncProgress$, (p) => p.total === 1 && p.applied === 1);
+      expect(done.rows).to.equal(2);
+    } finally {
+      sub.unsubscribe();
+      await other.close();
+    }
+  });
+
   it('filters with the query builder: subscription SQL on the server, the same filter on the shared cache', async () => {
     const adults: string[][] = [];
     const sub = client.table$(tables.person, { where: (r) => r.age.gte(18) }).subscribe((m) => adults.push([...m.values()].map((p) => p.name).sort()));
