@@ -196,7 +196,12 @@ export function createSyncClient<C extends AnyConnection>(options: SyncClientOpt
         upstream.live(conn, () => receipts?.ids(conn as unknown as ConnectionLike) ?? []);
         reporter.wentLive();
       },
-      ended: (reason, cause) => upstream.ended(reason, cause),
+      ended: (reason, cause) => {
+        upstream.ended(reason, cause);
+        // No row changes until a connection is back: write the cache's pending rows now, not after
+        // the throttle, so a reload while offline starts from everything the player last saw.
+        void durable?.storage?.snapshots.flush();
+      },
     },
   });
 

@@ -55,7 +55,7 @@ export interface StorageOptions {
   lease?: 'auto' | 'web-locks' | 'store' | 'none' | DrainLease;
   /** Lease row lifetime without renewal. @default 10_000 */
   leaseTtlMs?: number;
-  /** Snapshot write throttle. @default 1000 */
+  /** Snapshot write throttle: the longest a received row waits to be written (the client also writes at once when its connection is lost). @default 1000 */
   snapshotThrottleMs?: number;
   /** Per-reducer migrators (by the old reducer name). */
   migrators?: Record<string, Migrator>;

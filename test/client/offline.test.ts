@@ -123,6 +123,22 @@ describe('sync client with storage: offline start, migrations, failures', functi
     expect(cold.status.stale).to.equal(false);
   });
 
+  it('a lost connection writes the snapshot cache at once: a start right after it has the rows received last', async () => {
+    server = await startArena();
+    // A throttle far longer than the test: only the loss of the connection can write these rows in time.
+    const s = await storage({ snapshotThrottleMs: 60_000 });
+    const c = client(server, { storage: s });
+    const sub = c.table$(tables.chatMessage).subscribe();
+    await live(c);
+    await c.call('sendChat', { text: 'just before' });
+    await next(c.table$(tables.chatMessage), (m) => texts(m).includes('just before'));
+    expect(s.snapshots.pendingChanges).to.be.greaterThan(0);
+    expect(server.faults.dropAll()).to.be.greaterThan(0);
+    // `load` reads the database (what a reloaded page would find), not the pending changes.
+    await until(async () => (await s.snapshots.load('chat_message')).rows.some((r) => r.text === 'just before'), 'the row in the stored cache');
+    sub.unsubscribe();
+  });
+
   it('a schema fingerprint change runs migration-download and migration-upload: stale rows resynced, entries migrated or quarantined', async () => {
     // An older app version left a cached table and two queued calls behind.
     const old = await openArenaStorage(profile, { module: olderBindings() });
