@@ -20,6 +20,7 @@
  */
 import { BehaviorSubject, Observable, Subject, asyncScheduler, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { SubscriptionError } from './errors.ts';
+import { cacheRows } from './cacheRows.ts';
 import type { CompiledQuery } from './query.ts';
 import { TableView, type RowKey } from './tableView.ts';
 
@@ -31,6 +32,8 @@ export interface ConnectionLike {
 
 export interface TableCacheLike {
   iter(): Iterable<any>;
+  /** Rows in the cache (the SDK answers with a bigint). */
+  count?(): bigint | number;
   onInsert(cb: (ctx: any, row: any) => void): void;
   onDelete(cb: (ctx: any, row: any) => void): void;
   onUpdate?(cb: (ctx: any, oldRow: any, newRow: any) => void): void;
@@ -409,7 +412,7 @@ export class LiveQueries {
         }
         this.flush();
         entry.applied = true;
-        const rows = [...att.conn.db[query.table.accessorName].iter()];
+        const rows = cacheRows(att.conn.db[query.table.accessorName]);
         entry.view.syncFrom(rows);
         this.#echo = entry.view;
         this.#applied.next({ table: query.table.accessorName, rows });

@@ -11,6 +11,7 @@ import { BehaviorSubject, Subject, type Subscription } from 'rxjs';
 import type { Identity } from 'spacetimedb';
 import type { MigrationProgress } from '../../storage/migrations.ts';
 import type { Storage } from '../../storage/openStorage.ts';
+import { cacheRows } from '../../streams/cacheRows.ts';
 import { ReceiptsNotFoundError } from '../../streams/errors.ts';
 import type { ConnectionLike, LiveQuery } from '../../streams/liveQueries.ts';
 import type { Logger } from '../../streams/logger.ts';
@@ -178,7 +179,7 @@ export class Durable {
           const tables = this.o.defaults.module?.tables;
           for (const accessor of this.o.downstream.followedTables()) {
             const t = conn.db[accessor];
-            if (t) st.snapshots.replace(tables?.[accessor]?.sourceName ?? accessor, [...t.iter()]);
+            if (t) st.snapshots.replace(tables?.[accessor]?.sourceName ?? accessor, cacheRows(t));
           }
         }
         enter('migration-upload');
