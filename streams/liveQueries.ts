@@ -418,7 +418,7 @@ export class LiveQueries {
         this.#applied.next({ table: query.table.accessorName, rows });
         if (att.initial.has(entry)) {
           att.applied++;
-          att.rows += entry.view.nextSize;
+          att.rows += entry.view.sizeAfterFlush();
           this.#progress(att);
         }
         this.options.log?.(() => `applied ${query.table.accessorName} (${query.sql})`);

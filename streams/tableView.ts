@@ -101,7 +101,7 @@ export class TableView<Row> {
   }
 
   /** Rows once the changes not yet flushed are applied (what the next snapshot will hold). */
-  get nextSize(): number {
+  sizeAfterFlush(): number {
     if (this.#staged) return this.#staged.state.size;
     this.#drainEvents();
     let n = this.#state.size;
