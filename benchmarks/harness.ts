@@ -89,6 +89,15 @@ export async function settledHeap(): Promise<number> {
 }
 
 export const now = (): number => performance.now();
+
+/**
+ * Timed spans a scenario reports when `on` (`performance.now()` ms, start and
+ * end), per side: `benchmarks/profile.ts --spans` attributes the profile
+ * samples inside each side's spans, so the figures' own intervals can be read
+ * apart from everything else the run does. Only the stream scenario reports
+ * them (its client-side transaction spans).
+ */
+export const spanLog = { on: false, subject: [] as [number, number][], baseline: [] as [number, number][] };
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Resolve when `predicate()` holds (checked every `everyMs`); reject after `ms`. */

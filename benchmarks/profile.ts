@@ -1,5 +1,5 @@
 /**
- * `node --expose-gc --import tsx benchmarks/profile.ts stream` (any scenario name; `--full` for full sizes)
+ * `node --expose-gc --import tsx benchmarks/profile.ts stream [--full] [--spans]` (any scenario name; `--full` for full sizes)
  *
  * Runs one scenario (quick sizes unless `--full`) under V8's sampling CPU
  * profiler and prints where the time goes: the share of busy samples per
@@ -11,11 +11,17 @@
  * The scenario runs both sides (stdb-rx and its baseline) as the benchmark
  * does, so the shares are of the whole run; the stdb-rx rows are what the
  * layer adds.
+ *
+ * With `--spans` (the stream scenario), the samples inside each side's
+ * timed transactions — frame arrival → the consumer has every row, the
+ * interval `txClientMs` measures — are also attributed per side, as
+ * `replay.ts` does for replayed frames: here with the server's work between
+ * two frames, as in the benchmark.
  */
 import { Session } from 'node:inspector/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { RunConfig, ScenarioResult } from './harness.ts';
+import { spanLog, type RunConfig, type ScenarioResult } from './harness.ts';
 
 interface ProfileNode {
   id: number;
@@ -139,6 +145,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   session.connect();
   await session.post('Profiler.enable');
   await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  spanLog.on = argv.includes('--spans');
+  const off = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
   await session.post('Profiler.start');
   const r = await run({ quick: !argv.includes('--full') });
   const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
@@ -150,6 +158,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   for (const [k, v] of Object.entries(r.ratio)) console.log(`  ${k}: ${v.toFixed(3)}×`);
   console.log('');
   console.log(summarize(profile));
+  for (const side of ['baseline', 'subject'] as const) {
+    const spans = spanLog[side].map(([a, b]) => [a * 1000 + off, b * 1000 + off] as const).sort((x, y) => x[0] - y[0]);
+    if (spans.length) console.log(`\n${side === 'subject' ? r.subjectLabel : r.baselineLabel}, inside its ${spans.length} timed spans: ${perSpan(profile, spans, spans.length)}`);
+  }
   console.log(`\nraw profile: benchmarks/results/${id}.cpuprofile`);
   process.exit(0);
 }

@@ -11,7 +11,7 @@
  * leaves out the server's work, identical for both.
  */
 import type { Entity } from '../bench_bindings/index.ts';
-import { median, medians, now, ratios, result, settledHeap, sleep, until, type Metrics, type RunConfig, type ScenarioResult } from '../harness.ts';
+import { median, medians, now, ratios, result, settledHeap, sleep, spanLog, until, type Metrics, type RunConfig, type ScenarioResult } from '../harness.ts';
 import { args, connectRaw, cpuUs, frameClock, RxConsumer, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from '../setup.ts';
 
 const ROWS = 10_000;
@@ -48,6 +48,8 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
   const cursor = { rx: 0, raw: 0 };
   frameClock.trackCpu = true;
 
+  /** Whether the current transactions are among the figures (not the warm-up's, nor the untimed one after a sync). */
+  let counted = false;
   /** Update the side's next 1,000 rows (wrapping around its table) and time it. */
   const transaction = async (side: Side): Promise<Timed> => {
     side.expect(TX_ROWS);
@@ -56,6 +58,7 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
     void drivers[side.name].callOk('touch', args.range(from, TX_ROWS));
     await until(() => side.done() !== undefined, 30_000, 'a transaction', 0);
     const done = side.done()!;
+    if (spanLog.on && counted) spanLog[side.name === 'rx' ? 'subject' : 'baseline'].push([frameClock.lastAt, done.at]);
     return { e2e: done.at - t0, client: done.at - frameClock.lastAt, cpu: (done.cpu - frameClock.lastCpuUs) / 1000 };
   };
 
@@ -133,7 +136,7 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
    * the order flipping every time. Each side's initial figures are the mean
    * of its two subscriptions.
    */
-  const repetition = async (first: 'rx' | 'raw') => {
+  const repetition = async (first: 'rx' | 'raw', timed: boolean) => {
     type Out = { initial: Timed[]; tx: Timed[]; heap?: number };
     const out: Record<'rx' | 'raw', Out> = { rx: { initial: [], tx: [] }, raw: { initial: [], tx: [] } };
     const make = () => (first === 'rx' ? [rx(), raw()] : [raw(), rx()]);
@@ -149,9 +152,11 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
       await settledHeap();
       out[side.name].initial.push(await side.open());
     }
+    counted = timed;
     for (let i = 0; i < txs; i++) {
       for (const side of i % 2 === 0 ? sides : [...sides].reverse()) out[side.name].tx.push(await transaction(side));
     }
+    counted = false;
     for (const side of sides) await side.close();
     const metrics = (r: Out): Metrics => ({
       initialE2eMs: median(r.initial.map((t) => t.e2e)),
@@ -168,7 +173,7 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
   const subjectSamples: Metrics[] = [];
   const baselineSamples: Metrics[] = [];
   for (let i = -1; i < reps; i++) {
-    const r = await repetition(i % 2 === 0 ? 'rx' : 'raw');
+    const r = await repetition(i % 2 === 0 ? 'rx' : 'raw', i >= 0);
     if (i < 0) continue; // warm-up
     subjectSamples.push(r.rx);
     baselineSamples.push(r.raw);
