@@ -113,6 +113,11 @@ export class TableView<Row> {
     return this.#everSynced;
   }
 
+  /** Whether `row` is one of this query's rows (no call for a query without `WHERE`). */
+  #keeps(row: Row): boolean {
+    return this.shape.everyRow === true || this.shape.matches(row);
+  }
+
   #mark(): void {
     if (this.#dirty) return;
     this.#dirty = true;
@@ -140,7 +145,7 @@ export class TableView<Row> {
    */
   event(key: RowKey, row: Row | undefined): void {
     if (!this.live) return;
-    if (row !== undefined && this.shape.everyRow !== true && !this.shape.matches(row)) row = undefined;
+    if (row !== undefined && !this.#keeps(row)) row = undefined;
     if (this.#staged !== undefined || this.#pending.size !== 0 || this.#adopted.length !== 0) {
       if (this.#staged) this.#unstage();
       this.#drainEvents();
@@ -185,7 +190,7 @@ export class TableView<Row> {
    * computes it once for all views (`undefined` if not needed).
    */
   insert(row: Row, key?: RowKey): RowKey | undefined {
-    if (!this.live || !this.shape.matches(row)) return key;
+    if (!this.live || !this.#keeps(row)) return key;
     this.#drainEvents();
     if (this.#staged) this.#unstage();
     if (key === undefined) key = this.shape.keyOf(row);
@@ -213,7 +218,7 @@ export class TableView<Row> {
       return;
     }
     if (this.#staged) this.#unstage();
-    if (this.shape.matches(newRow)) {
+    if (this.#keeps(newRow)) {
       if (this.#current(oldKey) !== undefined) this.#record(oldKey, undefined);
       if (this.#current(newKey) !== newRow) this.#record(newKey, newRow);
       return;
@@ -231,7 +236,7 @@ export class TableView<Row> {
     this.#drainEvents();
     if (this.#staged) this.#unstage();
     if (key === undefined) key = this.shape.keyOf(newRow);
-    if (!this.shape.matches(newRow)) {
+    if (!this.#keeps(newRow)) {
       if (this.#current(key) !== undefined) this.#record(key, undefined);
       return key;
     }
@@ -263,7 +268,7 @@ export class TableView<Row> {
     const seen = new Set<RowKey>();
     let silent = false;
     for (const row of rows) {
-      if (!this.shape.matches(row)) continue;
+      if (!this.#keeps(row)) continue;
       const key = this.shape.keyOf(row);
       seen.add(key);
       const cur = this.#current(key);
@@ -303,7 +308,7 @@ export class TableView<Row> {
     let j = 0;
     for (let i = 0; i < n; i++) {
       const row = list[i];
-      if (!this.shape.matches(row)) {
+      if (!this.#keeps(row)) {
         values ??= list.slice(0, i);
         continue;
       }
@@ -377,7 +382,7 @@ export class TableView<Row> {
     let j = 0;
     for (let i = 0; i < n; i++) {
       const row = list[i];
-      if (!this.shape.matches(row)) {
+      if (!this.#keeps(row)) {
         values ??= list.slice(0, i);
         continue;
       }
@@ -433,7 +438,7 @@ export class TableView<Row> {
     if (this.#everSynced || this.live) return;
     this.#drainEvents();
     for (const row of rows) {
-      if (!this.shape.matches(row)) continue;
+      if (!this.#keeps(row)) continue;
       this.#record(this.shape.keyOf(row), row);
     }
     this.#everSynced = true;
