@@ -98,6 +98,17 @@ export const now = (): number => performance.now();
  * them (its client-side transaction spans).
  */
 export const spanLog = { on: false, subject: [] as [number, number][], baseline: [] as [number, number][] };
+
+/**
+ * A `performance.now()` time (ms) that has just passed, on the clock of V8's
+ * CPU profiles (µs, as `process.hrtime`). The offset between the two clocks
+ * drifts (about a millisecond over a few seconds on this machine), so it is
+ * taken at each call: convert a span's ends when the span is recorded, not
+ * with one offset for a whole run.
+ */
+export function onProfileClock(ms: number): number {
+  return ms * 1000 + Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
+}
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Resolve when `predicate()` holds (checked every `everyMs`); reject after `ms`. */

@@ -14,10 +14,9 @@
  * With `--prof`, a CPU profile of the timed spans is attributed per side, as
  * `benchmarks/replay.ts` does for transactions.
  */
-import { Session } from 'node:inspector/promises';
 import type { Entity } from './bench_bindings/index.ts';
-import { median, now, sleep, until } from './harness.ts';
-import { perSpan, type Profile } from './profile.ts';
+import { median, now, onProfileClock, sleep, until } from './harness.ts';
+import { perSpan, startProfiler } from './profile.ts';
 import { connectRaw, cpuUs, frameClock, RxConsumer, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from './setup.ts';
 
 const ROWS = 10_000;
@@ -37,8 +36,6 @@ interface Sample {
   cpu: number;
   span: [number, number];
 }
-const off = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
-const spanOf = (from: number, to: number): [number, number] => [from * 1000 + off, to * 1000 + off];
 
 async function raw(): Promise<Sample> {
   const conn = await connectRaw(server);
@@ -55,7 +52,7 @@ async function raw(): Promise<Sample> {
   gc!();
   await subscribeRaw(conn, 'SELECT * FROM entity');
   await until(() => done !== undefined, 30_000, 'the raw rows', 0);
-  const s = { wall: done!.at - frameClock.lastAt, cpu: (done!.cpu - frameClock.lastCpuUs) / 1000, span: spanOf(frameClock.lastAt, done!.at) };
+  const s: Sample = { wall: done!.at - frameClock.lastAt, cpu: (done!.cpu - frameClock.lastCpuUs) / 1000, span: [onProfileClock(frameClock.lastAt), onProfileClock(done!.at)] };
   conn.disconnect();
   void sink;
   return s;
@@ -69,19 +66,13 @@ async function rx(): Promise<Sample> {
   await until(() => consumer.done !== undefined, 30_000, 'the stdb-rx rows', 0);
   if (consumer.latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${consumer.latest?.size} rows`);
   const done = consumer.done!;
-  const s = { wall: done.at - frameClock.lastAt, cpu: (done.cpuUs - frameClock.lastCpuUs) / 1000, span: spanOf(frameClock.lastAt, done.at) };
+  const s: Sample = { wall: done.at - frameClock.lastAt, cpu: (done.cpuUs - frameClock.lastCpuUs) / 1000, span: [onProfileClock(frameClock.lastAt), onProfileClock(done.at)] };
   consumer.close();
   await client.close();
   return s;
 }
 
-const session = new Session();
-if (profiling) {
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 50 });
-  await session.post('Profiler.start');
-}
+const stopProfiler = profiling ? await startProfiler(50) : undefined;
 const got = { raw: [] as Sample[], rx: [] as Sample[] };
 for (let i = -1; i < rounds; i++) {
   // Round -1 warms both sides up and is not counted.
@@ -101,12 +92,9 @@ const line = (what: string, pick: (s: Sample) => number) => {
 console.log(`${rounds} initial subscriptions of ${ROWS.toLocaleString('en')} rows per side`);
 console.log(line('CPU ', (s) => s.cpu));
 console.log(line('wall', (s) => s.wall));
-if (profiling) {
-  const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
-  for (const side of ['raw', 'rx'] as const) {
-    const spans = got[side].map((s) => s.span).sort((a, b) => a[0] - b[0]);
-    console.log(`\n${side}: ${perSpan(profile, spans, spans.length)}`);
-  }
+if (stopProfiler) {
+  const profile = await stopProfiler();
+  for (const side of ['raw', 'rx'] as const) console.log(`\n${side}: ${perSpan(profile, got[side].map((s) => s.span), got[side].length)}`);
 }
 
 await driver.close();

@@ -94,9 +94,26 @@ export function summarize(profile: Profile, top = 15): string {
 }
 
 /**
+ * Start V8's sampling CPU profiler, one sample per `intervalUs`; the function
+ * returned stops it and gives the profile.
+ */
+export async function startProfiler(intervalUs: number): Promise<() => Promise<Profile>> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: intervalUs });
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
+    session.disconnect();
+    return profile;
+  };
+}
+
+/**
  * Where the time of some spans of a profile went, per span: only samples
- * inside `spans` (sorted `[start, end]` pairs in the profile's clock, µs)
- * count, each attributed to the innermost stdb-rx or rxjs function on its
+ * inside `spans` (`[start, end]` pairs on the profile's clock, µs — see
+ * `onProfileClock` — in any order) count, each attributed to the innermost stdb-rx or rxjs function on its
  * stack, or to the SDK when SDK code comes first, else to its part of the
  * process. So the stdb-rx lines are what the layer adds inside the spans.
  */
@@ -105,13 +122,14 @@ export function perSpan(profile: Profile, spans: readonly (readonly [number, num
   const parent = new Map<number, number>();
   for (const nd of profile.nodes) for (const c of nd.children ?? []) parent.set(c, nd.id);
   const totals = new Map<string, number>();
+  const onClock = [...spans].sort((x, y) => x[0] - y[0]);
   let t = profile.startTime;
   let j = 0;
   for (let s = 0; s < profile.samples.length; s++) {
     const d = profile.timeDeltas[s] ?? 0;
     t += d;
-    while (j < spans.length && spans[j][1] < t) j++;
-    if (j >= spans.length || t < spans[j][0]) continue;
+    while (j < onClock.length && onClock[j][1] < t) j++;
+    if (j >= onClock.length || t < onClock[j][0]) continue;
     const leaf = byId.get(profile.samples[s])!;
     let key = partOf(leaf.callFrame.url, leaf.callFrame.functionName);
     if (key === '(idle)') continue;
@@ -141,16 +159,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const load = loaders[id];
   if (!load) throw new Error(`unknown scenario '${id}' (one of ${Object.keys(loaders).join(', ')})`);
   const run = await load();
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 100 });
   spanLog.on = argv.includes('--spans');
-  const off = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
-  await session.post('Profiler.start');
+  const stop = await startProfiler(100);
   const r = await run({ quick: !argv.includes('--full') });
-  const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
-  session.disconnect();
+  const profile = await stop();
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${dir}${id}.cpuprofile`, JSON.stringify(profile));
@@ -159,7 +171,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   console.log('');
   console.log(summarize(profile));
   for (const side of ['baseline', 'subject'] as const) {
-    const spans = spanLog[side].map(([a, b]) => [a * 1000 + off, b * 1000 + off] as const).sort((x, y) => x[0] - y[0]);
+    const spans = spanLog[side];
     if (spans.length) console.log(`\n${side === 'subject' ? r.subjectLabel : r.baselineLabel}, inside its ${spans.length} timed spans: ${perSpan(profile, spans, spans.length)}`);
   }
   console.log(`\nraw profile: benchmarks/results/${id}.cpuprofile`);

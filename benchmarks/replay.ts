@@ -16,10 +16,9 @@
  * on the stack, or to the SDK when SDK code comes first — so the stdb-rx
  * lines are what the layer adds per transaction.
  */
-import { Session } from 'node:inspector/promises';
 import type { Entity } from './bench_bindings/index.ts';
-import { median, now, sleep, until } from './harness.ts';
-import { perSpan, type Profile } from './profile.ts';
+import { median, now, onProfileClock, sleep, until } from './harness.ts';
+import { perSpan, startProfiler } from './profile.ts';
 import { args, connectRaw, RxConsumer, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from './setup.ts';
 
 const ROWS = 10_000;
@@ -109,15 +108,8 @@ if (rawFrames.length !== 10 || rxFrames.length !== 10) throw new Error(`recorded
 await sleep(200);
 
 // Replay, alternating sides.
-const session = new Session();
-const off = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
 const spans = { raw: [] as [number, number][], rx: [] as [number, number][] };
-if (profiling) {
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 25 });
-  await session.post('Profiler.start');
-}
+const stopProfiler = profiling ? await startProfiler(25) : undefined;
 const wall = { raw: [] as number[], rx: [] as number[] };
 const cpu = { raw: [] as number[], rx: [] as number[] };
 for (let i = 0; i < n; i++) {
@@ -130,7 +122,7 @@ for (let i = 0; i < n; i++) {
   if (rawDone === undefined) await until(() => rawDone !== undefined, 30_000, 'a replayed transaction (raw)', 0);
   wall.raw.push(rawDone!.at - t0);
   cpu.raw.push(rawDone!.cpu - c0);
-  spans.raw.push([t0 * 1000 + off, rawDone!.at * 1000 + off]);
+  spans.raw.push([onProfileClock(t0), onProfileClock(rawDone!.at)]);
   consumer.expect(TX);
   c0 = cpuMs();
   t0 = now();
@@ -139,7 +131,7 @@ for (let i = 0; i < n; i++) {
   const done = consumer.done!;
   wall.rx.push(done.at - t0);
   cpu.rx.push(done.cpuUs / 1000 - c0);
-  spans.rx.push([t0 * 1000 + off, done.at * 1000 + off]);
+  spans.rx.push([onProfileClock(t0), onProfileClock(done.at)]);
   if (i % 50 === 49) await sleep(5);
 }
 
@@ -150,8 +142,8 @@ console.log(`${n} replayed 1,000-row transactions per side (10,000-row table)`);
 console.log(line('CPU ', cpu));
 console.log(line('wall', wall));
 
-if (profiling) {
-  const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
+if (stopProfiler) {
+  const profile = await stopProfiler();
   for (const side of ['raw', 'rx'] as const) console.log(`\n${side}: ${perSpan(profile, spans[side], n)}`);
 }
 

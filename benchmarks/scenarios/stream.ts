@@ -11,7 +11,7 @@
  * leaves out the server's work, identical for both.
  */
 import type { Entity } from '../bench_bindings/index.ts';
-import { median, medians, now, ratios, result, settledHeap, sleep, spanLog, until, type Metrics, type RunConfig, type ScenarioResult } from '../harness.ts';
+import { median, medians, now, onProfileClock, ratios, result, settledHeap, sleep, spanLog, until, type Metrics, type RunConfig, type ScenarioResult } from '../harness.ts';
 import { args, connectRaw, cpuUs, frameClock, RxConsumer, rxClient, seedEntities, startBenchServer, subscribeRaw, whenLive, WireClient } from '../setup.ts';
 
 const ROWS = 10_000;
@@ -58,7 +58,7 @@ export async function streamOverhead(cfg: RunConfig): Promise<ScenarioResult> {
     void drivers[side.name].callOk('touch', args.range(from, TX_ROWS));
     await until(() => side.done() !== undefined, 30_000, 'a transaction', 0);
     const done = side.done()!;
-    if (spanLog.on && counted) spanLog[side.name === 'rx' ? 'subject' : 'baseline'].push([frameClock.lastAt, done.at]);
+    if (spanLog.on && counted) spanLog[side.name === 'rx' ? 'subject' : 'baseline'].push([onProfileClock(frameClock.lastAt), onProfileClock(done.at)]);
     return { e2e: done.at - t0, client: done.at - frameClock.lastAt, cpu: (done.cpu - frameClock.lastCpuUs) / 1000 };
   };
 
