@@ -20,6 +20,7 @@
  */
 import { BehaviorSubject, Observable, Subject, asyncScheduler, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
 import { SubscriptionError } from './errors.ts';
+import { CacheMirror } from './cacheMirror.ts';
 import { cacheRows } from './cacheRows.ts';
 import type { CompiledQuery } from './query.ts';
 import { TableView, type RowKey } from './tableView.ts';
@@ -125,6 +126,8 @@ interface TableCallbacks {
   record: boolean;
   /** Rows are keyed by the primary key: row events go to {@link TableView.event}. */
   pk: boolean;
+  /** The SDK cache's rows read in place, for whole-table views of a primary-keyed table (see `cacheMirror.ts`). */
+  mirror: CacheMirror<any> | undefined;
 }
 
 interface Attachment {
@@ -315,7 +318,7 @@ export class LiveQueries {
     att.onSynced();
   }
 
-  #ensureTable(att: Attachment, accessorName: string, primaryKeyed: boolean) {
+  #ensureTable(att: Attachment, accessorName: string, primaryKeyed: boolean, keyOf: (row: any) => RowKey) {
     if (att.tables.has(accessorName)) return;
     const table = att.conn.db[accessorName];
     if (!table) throw new TypeError(`The connection has no table '${accessorName}': are the bindings and the table reference from the same module?`);
@@ -336,14 +339,15 @@ export class LiveQueries {
      * `value` is the row now under the key of `keyRow` (`undefined`: gone).
      * The key is computed once and shared by the views (they key rows alike).
      */
-    const pkEvent = (views: readonly LiveQuery[], keyRow: any, value: any, skip: TableView<any> | undefined) => {
+    const pkEvent = (views: readonly LiveQuery[], keyRow: any, value: any, oldRow: any, skip: TableView<any> | undefined): RowKey | undefined => {
       let key: RowKey | undefined;
       for (let i = 0; i < views.length; i++) {
         const v = views[i].view;
         if (!v.live || v === skip) continue;
         if (key === undefined) key = v.shape.keyOf(keyRow);
-        v.event(key, value);
+        v.event(key, value, oldRow);
       }
+      return key;
     };
     const onInsert = (ctx: any, row: any) => {
       if (att.detached) return;
@@ -351,7 +355,7 @@ export class LiveQueries {
       const views = holder.list;
       if (views.length !== 0) {
         let key: RowKey | undefined;
-        if (cbs.pk) pkEvent(views, row, row, this.#skip);
+        if (cbs.pk) pkEvent(views, row, row, undefined, this.#skip);
         else for (let i = 0; i < views.length; i++) if (views[i].view !== this.#skip) key = views[i].view.insert(row, key);
       }
       if (cbs.record) this.#batch(accessorName, false).inserts.push(row);
@@ -362,7 +366,7 @@ export class LiveQueries {
       const views = holder.list;
       if (views.length !== 0) {
         let key: RowKey | undefined;
-        if (cbs.pk) pkEvent(views, row, undefined, undefined);
+        if (cbs.pk) pkEvent(views, row, undefined, undefined, undefined);
         else for (let i = 0; i < views.length; i++) key = views[i].view.delete(row, key);
       }
       if (cbs.record) this.#batch(accessorName, true).deletes.push(row);
@@ -372,11 +376,14 @@ export class LiveQueries {
       boundary(ctx);
       // The SDK reports an update only for a row whose primary key stays the same.
       const views = holder.list;
+      let key: RowKey | undefined;
       if (views.length !== 0) {
-        let key: RowKey | undefined;
-        if (cbs.pk) pkEvent(views, newRow, newRow, undefined);
+        if (cbs.pk) key = pkEvent(views, newRow, newRow, oldRow, undefined);
         else for (let i = 0; i < views.length; i++) key = views[i].view.updateSameKey(oldRow, newRow, key);
       }
+      // The mirror's older snapshots learn the row this update replaced (see CacheMirror.note).
+      const mirror = cbs.mirror;
+      if (mirror !== undefined && mirror.filling) mirror.note(key ?? mirror.keyOf(newRow), oldRow);
       // Same key: writing the new row replaces the old one in the cache, no delete needed.
       if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);
     };
@@ -388,6 +395,14 @@ export class LiveQueries {
       update: (ctx: any, oldRow: any, newRow: any) => onUpdate(ctx, oldRow, newRow),
       record: this.#wants?.(accessorName) ?? false,
       pk: primaryKeyed,
+      // Before the SDK changes the cache for a new transaction, the previous one ends: its
+      // snapshots read the cache as it was (the SDK applies a frame's transactions one by one).
+      mirror: primaryKeyed
+        ? CacheMirror.of(table, keyOf, (ctx: any) => {
+            const id: string | undefined = ctx?.event?.id;
+            if (!att.detached && id !== undefined && id !== this.#lastEventId) this.flush();
+          })
+        : undefined,
     };
     table.onInsert(cbs.insert);
     table.onDelete(cbs.del);
@@ -397,7 +412,7 @@ export class LiveQueries {
 
   #subscribe(att: Attachment, entry: LiveQuery) {
     const { query } = entry;
-    this.#ensureTable(att, query.table.accessorName, query.primaryKeyed === true);
+    this.#ensureTable(att, query.table.accessorName, query.primaryKeyed === true, query.keyOf);
     entry.applied = false;
     let handle: SubscriptionHandleLike | undefined = undefined;
     handle = entry.handle = att.conn
@@ -413,7 +428,7 @@ export class LiveQueries {
         this.flush();
         entry.applied = true;
         const rows = cacheRows(att.conn.db[query.table.accessorName]);
-        entry.view.syncFrom(rows);
+        entry.view.syncFrom(rows, att.tables.get(query.table.accessorName)?.mirror);
         this.#echo = entry.view;
         this.#applied.next({ table: query.table.accessorName, rows });
         if (att.initial.has(entry)) {

@@ -30,6 +30,12 @@
  *   the rows of a subscription, keyed by their primary key), turned into the
  *   table on the first lookup or edit (iteration reads the arrays), so
  *   handing it on costs nothing per row.
+ * - A map can be *outer*: its newest version reads a table somebody else
+ *   keeps and changes (the SDK's cache, see `cacheMirror.ts`), who records
+ *   the replaced values as the older version's diff before each change
+ *   ({@link advanceOuter}), or freezes the map on a copy
+ *   ({@link freezeOuter}). An edit of an outer map starts a table of its
+ *   own.
  * - Keys that are all bigints are stored as numbers where a double holds
  *   them exactly (`u64` ids, the common primary key): V8 and the table hash a
  *   number far faster than a bigint. Such a map takes only bigint keys.
@@ -70,12 +76,28 @@ function unpack(mode: KeyMode, key: unknown): unknown {
   return mode === 'bigint' && typeof key === 'number' ? BigInt(key) : key;
 }
 
+/**
+ * A table kept by somebody else (the SDK's cache, see `cacheMirror.ts`),
+ * read in place by the newest version of an *outer* map. Its owner changes
+ * it, never the map's editors; before each change the owner records, for
+ * the map's older versions, the values it is about to replace.
+ */
+export interface OuterTable<V> {
+  get(key: unknown): V | undefined;
+  readonly size: number;
+  entries(): Iterator<[unknown, V]>;
+}
+
 /** What the versions of one `Map` share. */
 interface Store<K, V> {
   /** How `map` is keyed (fixed once decided: the diffs and deltas of the store's versions are keyed the same way). */
   mode: KeyMode;
-  /** The head's contents (undefined while deferred), keyed as `mode` says. */
-  map: KeyTable<V> | undefined;
+  /** The head's contents (undefined while deferred), keyed as `mode` says; an {@link OuterTable} in an outer store. */
+  map: KeyTable<V> | OuterTable<V> | undefined;
+  /** `map` is an {@link OuterTable}: never edited here (an edit starts a store of its own, a copy). */
+  outer: boolean;
+  /** Times the outer table was swapped for a frozen copy (0 or 1): an iteration paused across it goes on in the copy. */
+  frozen: number;
   /** Deferred contents: distinct keys and their values, for the first use to build `map` from. */
   keys: readonly K[] | undefined;
   values: readonly V[] | undefined;
@@ -88,7 +110,7 @@ interface Store<K, V> {
   editing: boolean;
 }
 
-function contents<K, V>(s: Store<K, V>): KeyTable<V> {
+function contents<K, V>(s: Store<K, V>): KeyTable<V> | OuterTable<V> {
   let m = s.map;
   if (m === undefined) {
     if (s.mode === 'bigint') {
@@ -104,6 +126,35 @@ function contents<K, V>(s: Store<K, V>): KeyTable<V> {
     s.keys = s.values = undefined;
   }
   return m;
+}
+
+/**
+ * The head contents' entries. An outer table frozen while the iteration is
+ * paused (its owner does so before changing it under an open iteration) is
+ * left for its copy, which holds the same entries in the same order: the
+ * iteration goes on there from the same position.
+ */
+function* headEntries<K, V>(s: Store<K, V>): Generator<[unknown, V], void, undefined> {
+  const map = contents(s);
+  if (!s.outer) {
+    yield* (map as KeyTable<V>).entries();
+    return;
+  }
+  const frozen = s.frozen;
+  const it = map.entries();
+  let seen = 0;
+  for (;;) {
+    if (s.frozen !== frozen) {
+      const rest = contents(s).entries();
+      for (let i = 0; i < seen; i++) rest.next();
+      for (let r = rest.next(); !r.done; r = rest.next()) yield r.value;
+      return;
+    }
+    const r = it.next();
+    if (r.done) return;
+    seen++;
+    yield r.value;
+  }
 }
 
 /** One changed key and its value before an edit (a view's change objects have this shape). */
@@ -139,6 +190,10 @@ export interface SnapshotEditor<K, V> {
 
 /** Internal entry points (the view's, not the public API's): set in the class's static block. */
 let beginEdit: <K, V>(v: SnapshotMap<K, V>) => SnapshotEditor<K, V>;
+let outerOf: <K, V>(table: OuterTable<V>) => SnapshotMap<K, V>;
+let outerAdvance: <K, V>(head: SnapshotMap<K, V>, diff: unknown[] | undefined) => SnapshotMap<K, V>;
+let outerFreeze: <K, V>(head: SnapshotMap<K, V>, copy: OuterTable<V>) => void;
+let outerState: <K, V>(v: SnapshotMap<K, V>) => OuterStatus;
 let deferredOf: <K, V>(v: SnapshotMap<K, V>) => { readonly keys: readonly K[]; readonly values: readonly V[] } | undefined;
 
 /**
@@ -162,7 +217,7 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
     if (values.length !== keys.length) throw new RangeError('SnapshotMap.of: keys and values differ in length');
     // Decided by the first key, and confirmed when the contents are built (nothing reads them keyed before).
     const mode: KeyMode = keys.length === 0 ? 'open' : typeof keys[0] === 'bigint' ? 'bigint' : 'plain';
-    const store: Store<K, V> = { mode, map: undefined, keys, values, head: undefined as unknown as SnapshotMap<K, V>, readers: 0, recorded: 0, editing: false };
+    const store: Store<K, V> = { mode, map: undefined, outer: false, frozen: 0, keys, values, head: undefined as unknown as SnapshotMap<K, V>, readers: 0, recorded: 0, editing: false };
     const size = distinct ? keys.length : contents(store).size;
     const v = new SnapshotMap<K, V>(store, size);
     store.head = v;
@@ -171,6 +226,27 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
 
   static {
     beginEdit = <K, V>(v: SnapshotMap<K, V>): SnapshotEditor<K, V> => v.#edit();
+    outerOf = <K, V>(table: OuterTable<V>) => {
+      const store: Store<K, V> = { mode: 'plain', map: table, outer: true, frozen: 0, keys: undefined, values: undefined, head: undefined as unknown as SnapshotMap<K, V>, readers: 0, recorded: 0, editing: false };
+      const v = new SnapshotMap<K, V>(store, table.size);
+      store.head = v;
+      return v;
+    };
+    outerAdvance = <K, V>(head: SnapshotMap<K, V>, diff: unknown[] | undefined) => {
+      const s = head.#store;
+      if (!s.outer || s.head !== head) throw new Error('SnapshotMap: only the newest version of an outer map advances');
+      return SnapshotMap.link(head, s, (s.map as OuterTable<V>).size, diff, undefined);
+    };
+    outerFreeze = <K, V>(head: SnapshotMap<K, V>, copy: OuterTable<V>) => {
+      const s = head.#store;
+      if (!s.outer || s.head !== head) throw new Error('SnapshotMap: only the newest version of an outer map is frozen');
+      s.map = copy;
+      s.frozen++;
+    };
+    outerState = <K, V>(v: SnapshotMap<K, V>) => {
+      const s = v.#store;
+      return { outer: s.outer, readers: s.readers, recorded: s.recorded, head: s.head === v };
+    };
     deferredOf = <K, V>(v: SnapshotMap<K, V>) => {
       const s = v.#store;
       return s.head === v && s.map === undefined ? { keys: s.keys!, values: s.values! } : undefined;
@@ -264,21 +340,20 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
       return;
     }
     const shared = this.#deltaToHead();
-    const map = contents(s);
     // Later folds may add to the delta: iterate a copy of it, as it is now.
     const d = shared === undefined || shared.size === 0 ? undefined : new Map(shared);
     const mode = s.mode;
     s.readers++;
     try {
       if (d === undefined) {
-        for (const [k, v] of map.entries()) yield [unpack(mode, k) as K, v];
+        for (const [k, v] of headEntries(s)) yield [unpack(mode, k) as K, v];
       } else {
-        for (const [k, v] of map.entries()) {
+        for (const [k, v] of headEntries(s)) {
           const x = d.get(k);
           if (x === undefined) yield [unpack(mode, k) as K, v];
           else if (x !== ABSENT) yield [unpack(mode, k) as K, x];
         }
-        for (const [k, x] of d) if (x !== ABSENT && !map.has(k)) yield [unpack(mode, k) as K, x];
+        for (const [k, x] of d) if (x !== ABSENT && contents(s).get(k) === undefined) yield [unpack(mode, k) as K, x];
       }
     } finally {
       s.readers--;
@@ -307,19 +382,34 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
 
   #edit(): SnapshotEditor<K, V> {
     let s = this.#store;
-    if (s.head !== this) throw new Error('SnapshotMap: only the newest version can be edited');
+    // Any version of an outer map can be edited: the edit starts a table of its own anyway.
+    if (s.head !== this && !s.outer) throw new Error('SnapshotMap: only the newest version can be edited');
     if (s.editing) throw new Error('SnapshotMap: an edit of this version is already open');
-    let map = contents(s);
+    const current = contents(s);
+    let map: KeyTable<V>;
     // Leave this store (frozen from now on, with `this` as its head) for a copy when an
     // iteration over it is open, or when the diffs kept for older versions have grown past
     // four times the table: that bounds what a version kept forever holds. An empty map
-    // starts afresh too, so the first key put decides how the new store is keyed.
-    const copied = s.readers > 0 || s.recorded > 4 * map.size + 1024 || (map.size === 0 && s.mode !== 'open');
+    // starts afresh too, so the first key put decides how the new store is keyed. An outer
+    // store is never edited: the edit goes to a table of its own, built from the outer one
+    // (the outer store's owner goes on keeping `this` as it is).
+    const copied = s.outer || s.readers > 0 || s.recorded > 4 * current.size + 1024 || (current.size === 0 && s.mode !== 'open');
     if (copied) {
-      const mode = map.size === 0 ? 'open' : s.mode;
-      map = map.clone();
-      s = { mode, map, keys: undefined, values: undefined, head: this, readers: 0, recorded: 0, editing: false };
-    }
+      let mode: KeyMode = current.size === 0 ? 'open' : s.mode;
+      if (s.outer) {
+        const keys: unknown[] = [];
+        const values: V[] = [];
+        for (const [k, v] of this.entries()) {
+          keys.push(k);
+          values.push(v);
+        }
+        mode = keys.length === 0 ? 'open' : typeof keys[0] === 'bigint' ? 'bigint' : 'plain';
+        const fresh: Store<K, V> = { mode, map: undefined, outer: false, frozen: 0, keys: keys as K[], values, head: this, readers: 0, recorded: 0, editing: false };
+        map = contents(fresh) as KeyTable<V>;
+        mode = fresh.mode;
+      } else map = (current as KeyTable<V>).clone();
+      s = { mode, map, outer: false, frozen: 0, keys: undefined, values: undefined, head: this, readers: 0, recorded: 0, editing: false };
+    } else map = current as KeyTable<V>;
     s.editing = true;
     return new Editor<K, V>(this, s, map, copied);
   }
@@ -430,4 +520,57 @@ export function editSnapshot<K, V>(v: SnapshotMap<K, V>): SnapshotEditor<K, V> {
  */
 export function deferredEntries<K, V>(v: SnapshotMap<K, V>): { readonly keys: readonly K[]; readonly values: readonly V[] } | undefined {
   return deferredOf(v);
+}
+
+/**
+ * In a diff handed to {@link advanceOuter}: the key was absent before the
+ * change.
+ */
+export const ABSENT_BEFORE: unknown = ABSENT;
+
+/**
+ * A map whose newest version reads `table` in place (an *outer* map). Its
+ * owner changes `table` and keeps the versions right: before each change it
+ * records the values about to be replaced and calls {@link advanceOuter}
+ * after it; or, first, {@link freezeOuter}. Editing a version of it
+ * ({@link editSnapshot}) starts a table of its own, a copy.
+ */
+export function outerSnapshot<K, V>(table: OuterTable<V>): SnapshotMap<K, V> {
+  return outerOf(table);
+}
+
+/**
+ * The outer table of `head` (the newest version) has changed: the new newest
+ * version. `diff`: `[key, value before or ABSENT_BEFORE, …]` for every key the
+ * change touched (repeats allowed: the first one counts), recorded before it.
+ */
+export function advanceOuter<K, V>(head: SnapshotMap<K, V>, diff: unknown[] | undefined): SnapshotMap<K, V> {
+  return outerAdvance(head, diff);
+}
+
+/**
+ * Before the outer table of `head` (the newest version) changes: from now on
+ * `head` and its older versions read `copy` (the same entries, in the same
+ * order) instead, and the map is no longer advanced; the owner starts
+ * another one ({@link outerSnapshot}) for what follows.
+ */
+export function freezeOuter<K, V>(head: SnapshotMap<K, V>, copy: OuterTable<V>): void {
+  outerFreeze(head, copy);
+}
+
+/** See {@link outerStatus}. */
+export interface OuterStatus {
+  /** The map reads an {@link OuterTable} (or its frozen copy). */
+  readonly outer: boolean;
+  /** Iterations open over the map's versions. */
+  readonly readers: number;
+  /** Key/value pairs recorded in its versions' diffs. */
+  readonly recorded: number;
+  /** `v` is its newest version. */
+  readonly head: boolean;
+}
+
+/** What the owner of an outer map weighs before a change (any map answers). */
+export function outerStatus<K, V>(v: SnapshotMap<K, V>): OuterStatus {
+  return outerState(v);
 }

@@ -1,7 +1,10 @@
 /**
  * One live query's materialised rows: a {@link SnapshotMap} from row key to
  * the SDK's own row objects, updated per transaction (in place: the newest
- * snapshot is a native `Map`, older ones keep what they had as diffs).
+ * snapshot is a table the view edits, older ones keep what they had as
+ * diffs). A query without `WHERE` on a primary-keyed table has no table of
+ * its own: its newest snapshot is the SDK's cache, read in place (see
+ * `cacheMirror.ts`), and its row events only become change objects.
  *
  * - Incoming row events (`insert`/`update`/`delete` from the SDK cache) are
  *   coalesced per key into the transaction's pending changes; `flush()` applies
@@ -18,6 +21,7 @@
 import { BehaviorSubject, Subject } from 'rxjs';
 import { deepEqual } from 'spacetimedb';
 import type { MapKey } from './persistentMap.ts';
+import type { CacheMirror } from './cacheMirror.ts';
 import { SnapshotMap, deferredEntries, editSnapshot } from './snapshotMap.ts';
 
 export type RowKey = MapKey;
@@ -78,6 +82,13 @@ export class TableView<Row> {
   #evKeys: (RowKey | undefined)[] = [];
   #evRows: (Row | undefined)[] = [];
   #evCount = 0;
+  /**
+   * Set while the state is the SDK cache's own rows, read in place (see
+   * `cacheMirror.ts`): the snapshots are the mirror's versions, and row
+   * events only become change objects (`#outerChanges`), with no table write.
+   */
+  #mirror: CacheMirror<Row> | undefined;
+  #outerChanges: RowChange<Row>[] = [];
   #dirty = false;
   #everSynced = false;
   readonly #snapshots = new BehaviorSubject<SnapshotMap<RowKey, Row> | undefined>(undefined);
@@ -103,6 +114,7 @@ export class TableView<Row> {
   /** Rows once the changes not yet flushed are applied (what the next snapshot will hold). */
   sizeAfterFlush(): number {
     if (this.#staged) return this.#staged.state.size;
+    if (this.#mirror !== undefined) return (this.#mirror.head ?? this.#state).size;
     this.#drainEvents();
     let n = this.#state.size;
     for (const p of this.#pending.values()) n += (p.newRow === undefined ? 0 : 1) - (p.oldRow === undefined ? 0 : 1);
@@ -143,8 +155,12 @@ export class TableView<Row> {
    * transaction), so events are only appended here and compared with the
    * state once, at the flush.
    */
-  event(key: RowKey, row: Row | undefined): void {
+  event(key: RowKey, row: Row | undefined, oldRow?: Row): void {
     if (!this.live) return;
+    if (this.#mirror !== undefined) {
+      this.#outerEvent(key, row, oldRow);
+      return;
+    }
     if (row !== undefined && !this.#keeps(row)) row = undefined;
     if (this.#staged !== undefined || this.#pending.size !== 0 || this.#adopted.length !== 0) {
       if (this.#staged) this.#unstage();
@@ -159,6 +175,50 @@ export class TableView<Row> {
       this.#dirty = true;
       this.markDirty(this);
     }
+  }
+
+  /**
+   * A row event while the state follows the SDK cache (every row kept; the
+   * cache changed already). `oldRow`: the SDK's row before an update; a
+   * delete's old row is read from the state (the SDK reports the row the
+   * server sent, not the one it held).
+   */
+  #outerEvent(key: RowKey, row: Row | undefined, oldRow: Row | undefined): void {
+    if (this.#staged) this.#applyStaged();
+    const before = row === undefined ? this.#state.get(key) : oldRow;
+    if (before === row) return;
+    this.#outerChanges.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
+    if (!this.#dirty) {
+      this.#dirty = true;
+      this.markDirty(this);
+    }
+  }
+
+  /**
+   * Stop following the SDK cache: the changes received since the last flush
+   * go to `#pending` (the state, a version of the cache's rows, is edited
+   * into a table of the view's own at the next flush).
+   */
+  #leaveMirror(): void {
+    if (this.#mirror === undefined) return;
+    this.#mirror = undefined;
+    const changes = this.#outerChanges;
+    this.#outerChanges = [];
+    for (const c of changes) {
+      const p = this.#pending.get(c.key);
+      if (p) p.newRow = c.newRow;
+      else this.#pending.set(c.key, { op: 'update', key: c.key, oldRow: c.oldRow, newRow: c.newRow });
+    }
+    if (changes.length > 0) this.#mark();
+  }
+
+  /** Emit a staged sync now (before a change that follows it). */
+  #applyStaged(): void {
+    const staged = this.#staged!;
+    this.#staged = undefined;
+    this.#state = staged.state;
+    if (staged.changes.length > 0 || this.#snapshots.value === undefined) this.#snapshots.next(this.#state);
+    if (staged.changes.length > 0) this.#changes.next(staged.changes);
   }
 
   #unstage(): void {
@@ -191,6 +251,7 @@ export class TableView<Row> {
    */
   insert(row: Row, key?: RowKey): RowKey | undefined {
     if (!this.live || !this.#keeps(row)) return key;
+    this.#leaveMirror();
     this.#drainEvents();
     if (this.#staged) this.#unstage();
     if (key === undefined) key = this.shape.keyOf(row);
@@ -201,6 +262,7 @@ export class TableView<Row> {
   /** See {@link insert}. */
   delete(row: Row, key?: RowKey): RowKey | undefined {
     if (!this.live) return key;
+    this.#leaveMirror();
     this.#drainEvents();
     if (this.#staged) this.#unstage();
     if (key === undefined) key = this.shape.keyOf(row);
@@ -210,6 +272,7 @@ export class TableView<Row> {
 
   update(oldRow: Row, newRow: Row): void {
     if (!this.live) return;
+    this.#leaveMirror();
     this.#drainEvents();
     const newKey = this.shape.keyOf(newRow);
     const oldKey = this.shape.keyOf(oldRow);
@@ -233,6 +296,7 @@ export class TableView<Row> {
    */
   updateSameKey(oldRow: Row, newRow: Row, key?: RowKey): RowKey | undefined {
     if (!this.live) return key;
+    this.#leaveMirror();
     this.#drainEvents();
     if (this.#staged) this.#unstage();
     if (key === undefined) key = this.shape.keyOf(newRow);
@@ -258,12 +322,18 @@ export class TableView<Row> {
    * Replace the state with `rows` (the SDK cache's rows of this table right
    * after the query was applied); emits the difference at the next flush.
    */
-  syncFrom(rows: Iterable<Row>): void {
+  syncFrom(rows: Iterable<Row>, mirror?: CacheMirror<Row>): void {
     this.live = true;
     if (this.#staged) this.#unstage();
     this.#drainEvents();
+    this.#leaveMirror();
+    // The SDK cache's rows are this query's rows when it keeps every row of a primary-keyed table.
+    const outer = mirror !== undefined && this.shape.primaryKeyed === true && this.shape.everyRow === true ? mirror.head : undefined;
     if (this.#pending.size === 0 && this.#adopted.length === 0) {
-      if (this.#state.size === 0 ? this.#firstSync(rows) : this.#resync(rows)) return;
+      if (this.#state.size === 0 ? this.#firstSync(rows, outer) : this.#resync(rows, outer)) {
+        if (outer !== undefined) this.#mirror = mirror;
+        return;
+      }
     }
     const seen = new Set<RowKey>();
     let silent = false;
@@ -298,9 +368,19 @@ export class TableView<Row> {
    * row. False (and nothing done) if two rows share a key; the general path
    * handles that.
    */
-  #firstSync(rows: Iterable<Row>): boolean {
+  #firstSync(rows: Iterable<Row>, outer: SnapshotMap<RowKey, Row> | undefined): boolean {
     const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
     const n = list.length;
+    if (outer !== undefined) {
+      // The snapshot is the cache's rows themselves: a change object per row, nothing else.
+      const changes: RowChange<Row>[] = new Array(n);
+      const keyOf = this.shape.keyOf;
+      for (let i = 0; i < n; i++) {
+        const row = list[i];
+        changes[i] = { op: 'insert', key: keyOf(row), oldRow: undefined, newRow: row };
+      }
+      return this.#stage(outer, n, changes);
+    }
     const keys: RowKey[] = new Array(n);
     const changes: RowChange<Row>[] = new Array(n);
     // The snapshot's values are `list` itself unless the filter drops a row.
@@ -357,7 +437,7 @@ export class TableView<Row> {
    * changed, new and vanished rows become changes. False (nothing done) if
    * two rows share a key.
    */
-  #resync(rows: Iterable<Row>): boolean {
+  #resync(rows: Iterable<Row>, outer: SnapshotMap<RowKey, Row> | undefined): boolean {
     const old = this.#state;
     const same = this.shape.same ?? deepEqual;
     const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
@@ -411,7 +491,7 @@ export class TableView<Row> {
       }
     }
     keys.length = j;
-    const state = this.#snapshotOf(keys, values ?? list);
+    const state = outer ?? this.#snapshotOf(keys, values ?? list);
     if (state.size !== keys.length) return false;
     if (kept !== old.size) {
       if (priorKeys !== undefined) {
@@ -437,6 +517,7 @@ export class TableView<Row> {
   seed(rows: Iterable<Row>): void {
     if (this.#everSynced || this.live) return;
     this.#drainEvents();
+    this.#leaveMirror();
     for (const row of rows) {
       if (!this.#keeps(row)) continue;
       this.#record(this.shape.keyOf(row), row);
@@ -449,19 +530,22 @@ export class TableView<Row> {
   /** The connection went away: stop following it; keep the rows. */
   suspend(): void {
     this.live = false;
+    // The rows stay readable (the snapshot reads the lost connection's cache, which no longer
+    // changes); the view lets go of the mirror, whose hooks belong to that connection.
+    this.#leaveMirror();
   }
 
   /** Apply the pending transaction; emit one snapshot and one change batch if anything changed. */
   flush(): void {
     this.#dirty = false;
-    const staged = this.#staged;
-    if (staged) {
-      this.#staged = undefined;
-      this.#state = staged.state;
+    if (this.#staged) {
       // A re-sync that changed nothing swaps in the new connection's row objects silently.
-      if (staged.changes.length > 0 || this.#snapshots.value === undefined) this.#snapshots.next(this.#state);
-      if (staged.changes.length > 0) this.#changes.next(staged.changes);
-      return;
+      this.#applyStaged();
+      if (this.#outerChanges.length === 0) return;
+    }
+    if (this.#mirror !== undefined) {
+      if (this.#flushOuter()) return;
+      this.#leaveMirror();
     }
     if (this.#evCount !== 0) {
       if (this.#pending.size !== 0 || this.#adopted.length !== 0) this.#drainEvents();
@@ -493,6 +577,24 @@ export class TableView<Row> {
       this.#snapshots.next(this.#state);
       if (changes.length > 0) this.#changes.next(changes);
     }
+  }
+
+  /**
+   * Emit the changes received while following the SDK cache: the snapshot is
+   * the cache's newest version, nothing is written. False (nothing done) if
+   * the mirror has stopped (the cache no longer looks as expected).
+   */
+  #flushOuter(): boolean {
+    const head = this.#mirror!.head;
+    if (head === undefined) return false;
+    const changes = this.#outerChanges;
+    this.#state = head;
+    if (changes.length > 0) {
+      this.#outerChanges = [];
+      this.#snapshots.next(head);
+      this.#changes.next(changes);
+    } else if (this.#snapshots.value === undefined && this.#everSynced) this.#snapshots.next(head);
+    return true;
   }
 
   /**

@@ -1,0 +1,279 @@
+/**
+ * The newest snapshot of a whole-table query, read in place from the SDK's
+ * client cache instead of a table of stdb-rx's own.
+ *
+ * A query without `WHERE` over a table with a primary key holds exactly the
+ * rows the SDK caches for that table, keyed as the SDK keys them. Keeping a
+ * second table of the same rows cost a write per changed row on every
+ * transaction (and, after each sync, a build of the whole table). So such a
+ * view's newest snapshot is an *outer* {@link SnapshotMap} over the cache's
+ * `rows` map, and its older snapshots keep, as diffs, the values each
+ * change replaced.
+ *
+ * Those diffs must be taken before the SDK changes its cache, and the SDK
+ * changes it in one place: its table cache's `applyOperations(operations,
+ * ctx)`, called once per table and transaction, before any row callback. The
+ * mirror wraps that function on the cache object. Before the original runs
+ * it (1) lets the caller end the previous transaction, whose snapshot must
+ * not see this one's rows, and (2) reads, for every operation's row id, the
+ * row it replaces; afterwards the outer map advances to a new newest
+ * version with those values as the older one's diff. One map read per
+ * operation replaces the table write per row.
+ *
+ * Two things end an outer map's run, and each costs one copy of the rows:
+ * an iteration over it still open when the cache is about to change, and
+ * diffs recorded since it began outnumbering four times the rows (the same
+ * bound as a view's own tables: a version kept forever holds no more). The
+ * map is then frozen (its versions read the copy from then on) and the next
+ * reader starts a new one over the live cache.
+ *
+ * The SDK's cache is private in its type declarations, so all of this is
+ * checked at run time (`rows` a `Map` of `[row, refCount]` pairs as large as
+ * `count()` says; `applyOperations` a function; each operation's `rowId`);
+ * anything else leaves the views on tables of their own.
+ * docs/protocol.md ("What the client relies on") lists it.
+ *
+ * @module
+ */
+import { KeyTable } from './keyTable.ts';
+import { ABSENT_BEFORE, advanceOuter, freezeOuter, outerSnapshot, outerStatus, type OuterTable, type SnapshotMap } from './snapshotMap.ts';
+import type { RowKey } from './tableView.ts';
+
+type Pair = [row: unknown, refCount: number];
+
+/** The SDK cache's rows, read in place. */
+class CacheRows<Row> implements OuterTable<Row> {
+  constructor(private readonly rows: Map<unknown, Pair>) {}
+  get(key: unknown): Row | undefined {
+    const p = this.rows.get(key);
+    return p === undefined ? undefined : (p[0] as Row);
+  }
+  get size(): number {
+    return this.rows.size;
+  }
+  *entries(): Generator<[unknown, Row], void, undefined> {
+    for (const [k, p] of this.rows) yield [k, p[0] as Row];
+  }
+}
+
+/**
+ * A copy of the cache's rows as they were when an outer map was frozen, for
+ * a freeze with no iteration open: a {@link KeyTable} (half the memory of a
+ * `Map`, and a `u64` key hashed as a number), in no particular order.
+ */
+class PackedRows<Row> implements OuterTable<Row> {
+  readonly #table: KeyTable<Row>;
+  /** The keys are bigints, stored as numbers where a double holds them exactly (a table's keys all have its primary key's type). */
+  readonly #bigint: boolean;
+  constructor(rows: Map<unknown, Pair>) {
+    const t = (this.#table = new KeyTable<Row>(rows.size));
+    let bigint: boolean | undefined;
+    rows.forEach((p, k) => {
+      bigint ??= typeof k === 'bigint';
+      t.set(bigint ? packBig(k) : k, p[0] as Row);
+    });
+    this.#bigint = bigint === true;
+  }
+  get(key: unknown): Row | undefined {
+    return this.#table.get(this.#bigint ? packBig(key) : key);
+  }
+  get size(): number {
+    return this.#table.size;
+  }
+  *entries(): Generator<[unknown, Row], void, undefined> {
+    const bigint = this.#bigint;
+    for (const [k, v] of this.#table.entries()) yield [bigint && typeof k === 'number' ? BigInt(k) : k, v];
+  }
+}
+
+/** A bigint a double holds exactly, as that number; anything else as it is. */
+function packBig(key: unknown): unknown {
+  if (typeof key !== 'bigint') return key;
+  const n = Number(key);
+  return Number.isSafeInteger(n) ? n : key;
+}
+
+/** A copy of the cache's rows as they were when an outer map was frozen, in the same order (for an iteration open at the freeze). */
+class FrozenRows<Row> implements OuterTable<Row> {
+  readonly #map = new Map<unknown, Row>();
+  constructor(rows: Map<unknown, Pair>) {
+    const m = this.#map;
+    rows.forEach((p, k) => m.set(k, p[0] as Row));
+  }
+  get(key: unknown): Row | undefined {
+    return this.#map.get(key);
+  }
+  get size(): number {
+    return this.#map.size;
+  }
+  entries(): Iterator<[unknown, Row]> {
+    return this.#map.entries();
+  }
+}
+
+/** The parts of the SDK's table cache the mirror uses (checked at run time). */
+interface SdkTableCache {
+  rows: Map<unknown, Pair>;
+  count(): bigint | number;
+  applyOperations(operations: readonly { rowId: unknown }[], ctx: unknown): unknown;
+}
+
+function isPairMap(t: Partial<SdkTableCache>): t is SdkTableCache {
+  const rows = t.rows;
+  if (!(rows instanceof Map) || typeof t.count !== 'function') return false;
+  if (rows.size !== Number(t.count())) return false;
+  for (const p of rows.values()) return Array.isArray(p) && p.length === 2 && typeof p[1] === 'number';
+  return true;
+}
+
+const mirrors = new WeakMap<object, CacheMirror<any>>();
+
+export class CacheMirror<Row> {
+  readonly #rows: Map<unknown, Pair>;
+  readonly #table: CacheRows<Row>;
+  /** The newest version of the current outer map (none until a view asks, and after a freeze). */
+  #head: SnapshotMap<RowKey, Row> | undefined;
+  /** Taken before the change being applied. */
+  #diff: unknown[] | undefined;
+  /**
+   * A change of updates only, applied and not yet linked: the old rows come
+   * from the SDK's update callbacks ({@link note}), which follow it.
+   */
+  #filling: unknown[] | undefined;
+  /** The cache did not look as expected at a change: no outer map any more. */
+  #broken = false;
+  #before: (ctx: unknown) => void;
+
+  private constructor(
+    rows: Map<unknown, Pair>,
+    /** A row's key: the SDK's row id (its primary key as the SDK maps it). */
+    readonly keyOf: (row: Row) => RowKey,
+    before: (ctx: unknown) => void,
+  ) {
+    this.#rows = rows;
+    this.#table = new CacheRows<Row>(rows);
+    this.#before = before;
+  }
+
+  /**
+   * The mirror of `table` (an SDK table cache), installed on first call;
+   * `keyOf` gives a row's key (the SDK's row id); `before(ctx)` runs before each change of the cache, with the SDK's event
+   * context (a later call replaces it). `undefined` when the cache does not
+   * have the shape the mirror relies on.
+   */
+  static of<Row>(table: object, keyOf: (row: Row) => RowKey, before: (ctx: unknown) => void): CacheMirror<Row> | undefined {
+    const existing = mirrors.get(table);
+    if (existing) {
+      existing.#before = before;
+      return existing.#broken ? undefined : existing;
+    }
+    const t = table as Partial<SdkTableCache>;
+    const original = t.applyOperations;
+    if (typeof original !== 'function' || !isPairMap(t)) return undefined;
+    const mirror = new CacheMirror<Row>(t.rows, keyOf, before);
+    t.applyOperations = function (this: unknown, operations, ctx) {
+      mirror.#before(ctx);
+      mirror.#capture(operations);
+      try {
+        return original.call(this, operations, ctx);
+      } finally {
+        mirror.#advance();
+      }
+    };
+    mirrors.set(table, mirror);
+    return mirror;
+  }
+
+  /** The newest snapshot of the cache's rows (`undefined` once the cache stopped looking as expected). */
+  get head(): SnapshotMap<RowKey, Row> | undefined {
+    if (this.#broken) return undefined;
+    this.#settle();
+    return (this.#head ??= outerSnapshot<RowKey, Row>(this.#table));
+  }
+
+  /** Whether the SDK's update callbacks now being made are to be {@link note}d. */
+  get filling(): boolean {
+    return this.#filling !== undefined;
+  }
+
+  /** An update callback of the change being applied: `key` held `oldRow` before it. */
+  note(key: unknown, oldRow: unknown): void {
+    this.#filling?.push(key, oldRow);
+  }
+
+  /** Link the change whose old rows came from the callbacks (they are all in by the time anything reads). */
+  #settle(): void {
+    const diff = this.#filling;
+    if (diff === undefined) return;
+    this.#filling = undefined;
+    this.#head = advanceOuter(this.#head!, diff);
+  }
+
+  /**
+   * Whether `ops` (the SDK's: a table's inserts, then its deletes) are updates
+   * only: the i-th insert and the i-th delete have the same row id, for every
+   * i. The SDK then reports each as an update callback carrying the row it
+   * replaced, so nothing needs reading before the change. (Identity checks
+   * only: no map lookup.)
+   */
+  #updatesOnly(ops: readonly { type?: unknown; rowId?: unknown }[]): boolean {
+    const n = ops.length;
+    if (n % 2 !== 0) return false;
+    const half = n / 2;
+    for (let i = 0; i < half; i++) {
+      const a = ops[i];
+      const b = ops[half + i];
+      if (a.type !== 'insert' || b.type !== 'delete' || a.rowId !== b.rowId) return false;
+    }
+    return true;
+  }
+
+  #capture(operations: unknown): void {
+    this.#settle();
+    const head = this.#head;
+    if (head === undefined) return;
+    const rows = this.#rows;
+    const ops = operations as readonly { rowId?: unknown }[];
+    if (!Array.isArray(ops) || (ops.length > 0 && (typeof ops[0] !== 'object' || ops[0] === null || !('rowId' in ops[0])))) {
+      this.#broken = true;
+      this.#freeze(head);
+      return;
+    }
+    if (ops.length === 0) return;
+    const status = outerStatus(head);
+    if (status.readers > 0 || status.recorded > 4 * rows.size + 1024) {
+      this.#freeze(head);
+      return;
+    }
+    if (this.#updatesOnly(ops)) {
+      this.#filling = [];
+      return;
+    }
+    const diff: unknown[] = new Array(2 * ops.length);
+    let j = 0;
+    for (let i = 0; i < ops.length; i++) {
+      const id = ops[i].rowId;
+      const p = rows.get(id);
+      diff[j++] = id;
+      diff[j++] = p === undefined ? ABSENT_BEFORE : p[0];
+    }
+    this.#diff = diff;
+  }
+
+  #advance(): void {
+    const diff = this.#diff;
+    if (diff === undefined) return;
+    this.#diff = undefined;
+    this.#head = advanceOuter(this.#head!, diff);
+  }
+
+  /**
+   * Keep the current outer map's versions as they are (on a copy; in the same
+   * order when an iteration is open over them); the next reader starts a new
+   * one.
+   */
+  #freeze(head: SnapshotMap<RowKey, Row>): void {
+    freezeOuter(head, outerStatus(head).readers > 0 ? new FrozenRows<Row>(this.#rows) : new PackedRows<Row>(this.#rows));
+    this.#head = undefined;
+  }
+}
