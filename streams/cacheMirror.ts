@@ -54,6 +54,16 @@ class CacheRows<Row> implements OuterTable<Row> {
   *entries(): Generator<[unknown, Row], void, undefined> {
     for (const [k, p] of this.rows) yield [k, p[0] as Row];
   }
+  arrays(): { keys: unknown[]; values: Row[] } {
+    const keys: unknown[] = new Array(this.rows.size);
+    const values: Row[] = new Array(this.rows.size);
+    let i = 0;
+    this.rows.forEach((p, k) => {
+      keys[i] = k;
+      values[i++] = p[0] as Row;
+    });
+    return { keys, values };
+  }
 }
 
 /**

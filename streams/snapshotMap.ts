@@ -86,6 +86,8 @@ export interface OuterTable<V> {
   get(key: unknown): V | undefined;
   readonly size: number;
   entries(): Iterator<[unknown, V]>;
+  /** The entries as two arrays, in the order `entries()` gives them (when that can be done faster than through it). */
+  arrays?(): { keys: unknown[]; values: V[] };
 }
 
 /** What the versions of one `Map` share. */
@@ -249,7 +251,18 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
     };
     deferredOf = <K, V>(v: SnapshotMap<K, V>) => {
       const s = v.#store;
-      return s.head === v && s.map === undefined ? { keys: s.keys!, values: s.values! } : undefined;
+      if (s.head !== v) return undefined;
+      if (s.map === undefined) return { keys: s.keys!, values: s.values! };
+      if (!s.outer) return undefined;
+      const t = s.map as OuterTable<V>;
+      if (t.arrays) return t.arrays() as { keys: K[]; values: V[] };
+      const keys: K[] = [];
+      const values: V[] = [];
+      for (const [k, x] of headEntries(s)) {
+        keys.push(k as K);
+        values.push(x);
+      }
+      return { keys, values };
     };
   }
 
@@ -515,8 +528,11 @@ export function editSnapshot<K, V>(v: SnapshotMap<K, V>): SnapshotEditor<K, V> {
 }
 
 /**
- * The arrays of a deferred map (see {@link SnapshotMap.of}) not used yet,
- * else `undefined`: a re-sync walks them side by side with the new rows.
+ * The entries of `v` as two arrays in its own order, when that order is
+ * worth walking side by side with the rows of a re-sync: a deferred map's
+ * arrays (see {@link SnapshotMap.of}) not used yet, or the newest version of
+ * an outer map (read out of its table, in the table's order). Else
+ * `undefined`.
  */
 export function deferredEntries<K, V>(v: SnapshotMap<K, V>): { readonly keys: readonly K[]; readonly values: readonly V[] } | undefined {
   return deferredOf(v);

@@ -447,12 +447,14 @@ export class TableView<Row> {
     const changes: RowChange<Row>[] = [];
     let kept = 0;
     // The old rows, while still the arrays of the last sync (nothing looked a
-    // key up or changed them since), are walked side by side with the new
-    // ones: the server sends a table's rows in its storage order, which moves
-    // only the rows written since to the end. An old row skipped over on the
-    // way to the next new row's key waits in `passed` for its own row; what
-    // is left there and after the walk has vanished. So the old snapshot is
-    // never built into a table just to be looked up once per row.
+    // key up or changed them since) or the lost connection's cache (a view
+    // that read it in place), are walked side by side with the new ones, in
+    // that order: the server sends a table's rows in its storage order, and
+    // the SDK's cache keeps them in the order they arrived, which moves only
+    // the rows written since to the end. An old row skipped over on the way
+    // to the next new row's key waits in `passed` for its own row; what is
+    // left there and after the walk has vanished. So the old snapshot is
+    // never built into a table, nor looked up once per row.
     const prior = deferredEntries(old);
     const priorKeys = prior?.keys;
     const priorValues = prior?.values;

@@ -276,6 +276,28 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(batches.map((b) => b.map((c) => `${c.oldRow?.v}>${c.newRow?.v}`))).to.deep.equal([['undefined>a'], ['a>a2'], ['a2>a3']]);
     });
 
+    it('a new connection: the view walks the lost cache against the new one and emits only what changed', () => {
+      const rows = Array.from({ length: 50 }, (_, i) => row(i + 1, `r${i + 1}`));
+      const lost = seeded(...rows);
+      const { view, snapshots, batches } = viewOn(lost);
+      const before = snapshots[0];
+      view.suspend();
+      // The server resends every row (new objects); row 7 changed, row 20 is gone, row 60 is new.
+      const fresh = seeded(...rows.filter((r) => r.id !== 20n).map((r) => (r.id === 7n ? row(7, 'changed') : { ...r })), row(60, 'new'));
+      const mirror = CacheMirror.of<Row>(fresh, keyOf, () => {})!;
+      view.syncFrom([...fresh.rows.values()].map((p) => p[0]), mirror);
+      view.flush();
+      expect(batches).to.have.length(2);
+      expect(batches[1].map((c) => `${c.op} ${c.key}`).sort()).to.deep.equal(['delete 20', 'insert 60', 'update 7']);
+      expect(batches[1].find((c) => c.op === 'delete')!.oldRow).to.equal(rows[19]);
+      const after = snapshots.at(-1)!;
+      expect(after).to.equal(mirror.head);
+      expect(after.size).to.equal(50);
+      expect(before.get(7n)).to.equal(rows[6]);
+      expect(before.get(20n)).to.equal(rows[19]);
+      expect(before.size).to.equal(50);
+    });
+
     it('a change the view makes itself leaves the cache for a table of its own', () => {
       const a = row(1, 'a');
       const cache = seeded(a);
