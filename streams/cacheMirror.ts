@@ -96,6 +96,33 @@ class PackedRows<Row> implements OuterTable<Row> {
   }
 }
 
+/**
+ * The rows of a lost connection's cache, as two arrays in the cache's order
+ * (what a re-sync walks side by side with the new connection's rows); the
+ * index for lookups is built on the first one.
+ */
+class ArrayRows<Row> implements OuterTable<Row> {
+  #index: KeyTable<Row> | undefined;
+  constructor(
+    private readonly keys: unknown[],
+    private readonly values: Row[],
+  ) {}
+  get(key: unknown): Row | undefined {
+    const bigint = typeof this.keys[0] === 'bigint';
+    this.#index ??= KeyTable.of(this.keys, this.values, bigint ? packBig : undefined);
+    return this.#index.get(bigint ? packBig(key) : key);
+  }
+  get size(): number {
+    return this.keys.length;
+  }
+  *entries(): Generator<[unknown, Row], void, undefined> {
+    for (let i = 0; i < this.keys.length; i++) yield [this.keys[i], this.values[i]];
+  }
+  arrays(): { keys: unknown[]; values: Row[] } {
+    return { keys: this.keys, values: this.values };
+  }
+}
+
 /** A bigint a double holds exactly, as that number; anything else as it is. */
 function packBig(key: unknown): unknown {
   if (typeof key !== 'bigint') return key;
@@ -275,6 +302,21 @@ export class CacheMirror<Row> {
     if (diff === undefined) return;
     this.#diff = undefined;
     this.#head = advanceOuter(this.#head!, diff);
+  }
+
+  /**
+   * The connection is gone: the current outer map's versions go on reading a
+   * copy of the cache as two arrays in its order (what a re-sync walks), so
+   * the lost connection's cache is not kept alive by them.
+   */
+  release(): void {
+    if (this.#broken) return;
+    this.#settle();
+    const head = this.#head;
+    if (head === undefined) return;
+    const { keys, values } = this.#table.arrays();
+    freezeOuter(head, new ArrayRows<Row>(keys, values));
+    this.#head = undefined;
   }
 
   /**

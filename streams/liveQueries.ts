@@ -6,8 +6,10 @@
  * It owns the per-connection glue between the SDK and the {@link TableView}s:
  * it registers the SDK cache's row callbacks once per table, routes them to
  * the views of that table, and flushes the views at transaction boundaries —
- * when the SDK event id changes, and once the SDK has finished a frame — so
- * every transaction yields exactly one emission per affected query.
+ * when the SDK event id changes, once the SDK has finished a frame, and
+ * before the SDK applies a new transaction to a table whose whole-table
+ * views read its cache in place (`cacheMirror.ts`) — so every transaction
+ * yields exactly one emission per affected query.
  *
  * What the rest of the client needs from the server's updates leaves through
  * streams, never callbacks: {@link LiveQueries.transaction$} (one emission

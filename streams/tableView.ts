@@ -532,9 +532,11 @@ export class TableView<Row> {
   /** The connection went away: stop following it; keep the rows. */
   suspend(): void {
     this.live = false;
-    // The rows stay readable (the snapshot reads the lost connection's cache, which no longer
-    // changes); the view lets go of the mirror, whose hooks belong to that connection.
+    // The view lets go of the mirror, whose hooks belong to that connection; the snapshots
+    // read a copy of the lost cache from now on (see CacheMirror.release).
+    const mirror = this.#mirror;
     this.#leaveMirror();
+    mirror?.release();
   }
 
   /** Apply the pending transaction; emit one snapshot and one change batch if anything changed. */

@@ -282,6 +282,10 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       const { view, snapshots, batches } = viewOn(lost);
       const before = snapshots[0];
       view.suspend();
+      // From the loss on, the snapshots read a copy: the lost cache is not theirs to keep alive.
+      lost.rows.clear();
+      expect(before.size).to.equal(50);
+      expect(before.get(7n)).to.equal(rows[6]);
       // The server resends every row (new objects); row 7 changed, row 20 is gone, row 60 is new.
       const fresh = seeded(...rows.filter((r) => r.id !== 20n).map((r) => (r.id === 7n ? row(7, 'changed') : { ...r })), row(60, 'new'));
       const mirror = CacheMirror.of<Row>(fresh, keyOf, () => {})!;
