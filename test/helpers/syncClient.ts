@@ -6,6 +6,7 @@ import { firstValueFrom, filter, timeout, type Observable } from 'rxjs';
 import type { DevServer } from '../../devserver/index.ts';
 import { createSyncClient, type SyncClient, type SyncClientOptions } from '../../src/index.ts';
 import { DbConnection } from '../fixtures/basic_bindings/index.ts';
+import { startBasicServer } from './sdk.ts';
 
 export type BasicClient = SyncClient<DbConnection>;
 
@@ -45,4 +46,23 @@ export function next<T>(source: Observable<T>, predicate: (value: T) => boolean 
 /** Resolves when the client is live. */
 export function live(client: BasicClient, ms = 5000): Promise<unknown> {
   return next(client.status$, (s) => s.state === 'live', ms, 'status live');
+}
+
+/**
+ * For each test of the enclosing `describe`: a basic dev server and a live
+ * client on it, both closed after the test. Read them from the returned
+ * object inside the tests.
+ */
+export function eachLiveClient(options: Partial<SyncClientOptions<DbConnection>> = {}): { readonly server: DevServer; readonly client: BasicClient } {
+  const current = {} as { server: DevServer; client: BasicClient };
+  beforeEach(async () => {
+    current.server = await startBasicServer();
+    current.client = basicClient(current.server, options);
+    await live(current.client);
+  });
+  afterEach(async () => {
+    await current.client.close();
+    await current.server.stop();
+  });
+  return current;
 }

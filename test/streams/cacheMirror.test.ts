@@ -6,13 +6,11 @@
  */
 import { expect } from 'chai';
 import { firstValueFrom, Subscription } from 'rxjs';
-import type { DevServer } from '../../devserver/index.ts';
 import { CacheMirror } from '../../streams/cacheMirror.ts';
 import { editSnapshot, outerStatus, type SnapshotMap } from '../../streams/snapshotMap.ts';
 import { TableView, type RowChange } from '../../streams/tableView.ts';
 import { tables } from '../fixtures/basic_bindings/index.ts';
-import { startBasicServer } from '../helpers/sdk.ts';
-import { basicClient, live, type BasicClient } from '../helpers/syncClient.ts';
+import { eachLiveClient } from '../helpers/syncClient.ts';
 import { until } from '../helpers/until.ts';
 
 interface Row {
@@ -316,19 +314,10 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
   });
 
   describe('with the SDK and the dev server', () => {
-    let server: DevServer;
-    let client: BasicClient;
-    beforeEach(async () => {
-      server = await startBasicServer();
-      client = basicClient(server);
-      await live(client);
-    });
-    afterEach(async () => {
-      await client.close();
-      await server.stop();
-    });
+    const each = eachLiveClient();
 
     it('a whole-table view reads the SDK cache in place, and its older snapshots stay as they were', async () => {
+      const { client } = each;
       for (const name of ['ada', 'bob', 'cy']) await client.call('addPerson', { name, age: 30 });
       type Person = { id: bigint; name: string };
       const snapshots: ReadonlyMap<unknown, Person>[] = [];
@@ -361,6 +350,7 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
     });
 
     it('two transactions in one frame: each emission shows its own transaction and no later one', async () => {
+      const { client } = each;
       const snapshots: ReadonlyMap<unknown, { id: bigint; name: string }>[] = [];
       const batches: (readonly RowChange<{ name: string }>[])[] = [];
       const subs = new Subscription();
