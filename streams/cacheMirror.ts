@@ -15,17 +15,22 @@
  * ctx)`, called once per table and transaction, before any row callback. The
  * mirror wraps that function on the cache object. Before the original runs
  * it (1) lets the caller end the previous transaction, whose snapshot must
- * not see this one's rows, and (2) reads, for every operation's row id, the
- * row it replaces; afterwards the outer map advances to a new newest
- * version with those values as the older one's diff. One map read per
- * operation replaces the table write per row.
+ * not see this one's rows, and (2) makes sure the rows the change replaces
+ * will be known: when the operations are updates only (the i-th insert and
+ * the i-th delete share a row id), the SDK's update callbacks that follow
+ * carry them ({@link CacheMirror.note}), so nothing is read; otherwise it
+ * reads them, one map read per operation. The outer map then advances to a
+ * new newest version with those rows as the older one's diff. No table
+ * write per row is left.
  *
- * Two things end an outer map's run, and each costs one copy of the rows:
- * an iteration over it still open when the cache is about to change, and
- * diffs recorded since it began outnumbering four times the rows (the same
- * bound as a view's own tables: a version kept forever holds no more). The
- * map is then frozen (its versions read the copy from then on) and the next
- * reader starts a new one over the live cache.
+ * Three things end an outer map's run, and each costs one copy of the rows:
+ * an iteration over it still open when the cache is about to change; diffs
+ * recorded since it began outnumbering four times the rows (the same bound
+ * as a view's own tables: a version kept forever holds no more); and the
+ * loss of the connection ({@link CacheMirror.release}), after which the lost
+ * cache is not kept alive. The map is then frozen (its versions read the
+ * copy from then on) and the next reader starts a new one over the live
+ * cache.
  *
  * The SDK's cache is private in its type declarations, so all of this is
  * checked at run time (`rows` a `Map` of `[row, refCount]` pairs as large as
@@ -67,39 +72,11 @@ class CacheRows<Row> implements OuterTable<Row> {
 }
 
 /**
- * A copy of the cache's rows as they were when an outer map was frozen, for
- * a freeze with no iteration open: a {@link KeyTable} (half the memory of a
- * `Map`, and a `u64` key hashed as a number), in no particular order.
- */
-class PackedRows<Row> implements OuterTable<Row> {
-  readonly #table: KeyTable<Row>;
-  /** The keys are bigints, stored as numbers where a double holds them exactly (a table's keys all have its primary key's type). */
-  readonly #bigint: boolean;
-  constructor(rows: Map<unknown, Pair>) {
-    const t = (this.#table = new KeyTable<Row>(rows.size));
-    let bigint: boolean | undefined;
-    rows.forEach((p, k) => {
-      bigint ??= typeof k === 'bigint';
-      t.set(bigint ? packBig(k) : k, p[0] as Row);
-    });
-    this.#bigint = bigint === true;
-  }
-  get(key: unknown): Row | undefined {
-    return this.#table.get(this.#bigint ? packBig(key) : key);
-  }
-  get size(): number {
-    return this.#table.size;
-  }
-  *entries(): Generator<[unknown, Row], void, undefined> {
-    const bigint = this.#bigint;
-    for (const [k, v] of this.#table.entries()) yield [bigint && typeof k === 'number' ? BigInt(k) : k, v];
-  }
-}
-
-/**
- * The rows of a lost connection's cache, as two arrays in the cache's order
- * (what a re-sync walks side by side with the new connection's rows); the
- * index for lookups is built on the first one.
+ * A copy of the cache's rows as they were when an outer map was frozen: two
+ * arrays in the cache's order (so an iteration open at the freeze goes on
+ * from the same position, and a re-sync after a lost connection walks them
+ * side by side with the new rows). The index for lookups is built on the
+ * first one.
  */
 class ArrayRows<Row> implements OuterTable<Row> {
   #index: KeyTable<Row> | undefined;
@@ -128,24 +105,6 @@ function packBig(key: unknown): unknown {
   if (typeof key !== 'bigint') return key;
   const n = Number(key);
   return Number.isSafeInteger(n) ? n : key;
-}
-
-/** A copy of the cache's rows as they were when an outer map was frozen, in the same order (for an iteration open at the freeze). */
-class FrozenRows<Row> implements OuterTable<Row> {
-  readonly #map = new Map<unknown, Row>();
-  constructor(rows: Map<unknown, Pair>) {
-    const m = this.#map;
-    rows.forEach((p, k) => m.set(k, p[0] as Row));
-  }
-  get(key: unknown): Row | undefined {
-    return this.#map.get(key);
-  }
-  get size(): number {
-    return this.#map.size;
-  }
-  entries(): Iterator<[unknown, Row]> {
-    return this.#map.entries();
-  }
 }
 
 /** The parts of the SDK's table cache the mirror uses (checked at run time). */
@@ -193,10 +152,11 @@ export class CacheMirror<Row> {
   }
 
   /**
-   * The mirror of `table` (an SDK table cache), installed on first call;
-   * `keyOf` gives a row's key (the SDK's row id); `before(ctx)` runs before each change of the cache, with the SDK's event
-   * context (a later call replaces it). `undefined` when the cache does not
-   * have the shape the mirror relies on.
+   * The mirror of `table` (an SDK table cache), installed on first call.
+   * `keyOf` gives a row's key (the SDK's row id); `before(ctx)` runs before
+   * each change of the cache, with the SDK's event context (a later call
+   * replaces it). `undefined` when the cache does not have the shape the
+   * mirror relies on.
    */
   static of<Row>(table: object, keyOf: (row: Row) => RowKey, before: (ctx: unknown) => void): CacheMirror<Row> | undefined {
     const existing = mirrors.get(table);
@@ -312,20 +272,13 @@ export class CacheMirror<Row> {
   release(): void {
     if (this.#broken) return;
     this.#settle();
-    const head = this.#head;
-    if (head === undefined) return;
-    const { keys, values } = this.#table.arrays();
-    freezeOuter(head, new ArrayRows<Row>(keys, values));
-    this.#head = undefined;
+    if (this.#head !== undefined) this.#freeze(this.#head);
   }
 
-  /**
-   * Keep the current outer map's versions as they are (on a copy; in the same
-   * order when an iteration is open over them); the next reader starts a new
-   * one.
-   */
+  /** Keep the current outer map's versions as they are, on a copy; the next reader starts a new one. */
   #freeze(head: SnapshotMap<RowKey, Row>): void {
-    freezeOuter(head, outerStatus(head).readers > 0 ? new FrozenRows<Row>(this.#rows) : new PackedRows<Row>(this.#rows));
+    const { keys, values } = this.#table.arrays();
+    freezeOuter(head, new ArrayRows<Row>(keys, values));
     this.#head = undefined;
   }
 }
