@@ -43,8 +43,7 @@
 import { KeyTable } from './keyTable.ts';
 import { ABSENT_BEFORE, advanceOuter, freezeOuter, outerSnapshot, outerStatus, type OuterTable, type SnapshotMap } from './snapshotMap.ts';
 import type { RowKey } from './tableView.ts';
-
-type Pair = [row: unknown, refCount: number];
+import { sdkRowMap, type CachedPair as Pair } from './cacheRows.ts';
 
 /** The SDK cache's rows, read in place. */
 class CacheRows<Row> implements OuterTable<Row> {
@@ -80,14 +79,17 @@ class CacheRows<Row> implements OuterTable<Row> {
  */
 class ArrayRows<Row> implements OuterTable<Row> {
   #index: KeyTable<Row> | undefined;
+  /** The keys are bigints (a table's keys all have its primary key's type): indexed as numbers where a double holds them. */
+  readonly #bigint: boolean;
   constructor(
     private readonly keys: unknown[],
     private readonly values: Row[],
-  ) {}
+  ) {
+    this.#bigint = typeof keys[0] === 'bigint';
+  }
   get(key: unknown): Row | undefined {
-    const bigint = typeof this.keys[0] === 'bigint';
-    this.#index ??= KeyTable.of(this.keys, this.values, bigint ? packBig : undefined);
-    return this.#index.get(bigint ? packBig(key) : key);
+    this.#index ??= KeyTable.of(this.keys, this.values, this.#bigint ? packBig : undefined);
+    return this.#index.get(this.#bigint ? packBig(key) : key);
   }
   get size(): number {
     return this.keys.length;
@@ -107,19 +109,9 @@ function packBig(key: unknown): unknown {
   return Number.isSafeInteger(n) ? n : key;
 }
 
-/** The parts of the SDK's table cache the mirror uses (checked at run time). */
-interface SdkTableCache {
-  rows: Map<unknown, Pair>;
-  count(): bigint | number;
-  applyOperations(operations: readonly { rowId: unknown }[], ctx: unknown): unknown;
-}
-
-function isPairMap(t: Partial<SdkTableCache>): t is SdkTableCache {
-  const rows = t.rows;
-  if (!(rows instanceof Map) || typeof t.count !== 'function') return false;
-  if (rows.size !== Number(t.count())) return false;
-  for (const p of rows.values()) return Array.isArray(p) && p.length === 2 && typeof p[1] === 'number';
-  return true;
+/** The SDK table cache's function that changes its rows (checked at run time). */
+interface Applies {
+  applyOperations?(operations: readonly { rowId: unknown }[], ctx: unknown): unknown;
 }
 
 const mirrors = new WeakMap<object, CacheMirror<any>>();
@@ -164,10 +156,11 @@ export class CacheMirror<Row> {
       existing.#before = before;
       return existing.#broken ? undefined : existing;
     }
-    const t = table as Partial<SdkTableCache>;
+    const t = table as Applies;
     const original = t.applyOperations;
-    if (typeof original !== 'function' || !isPairMap(t)) return undefined;
-    const mirror = new CacheMirror<Row>(t.rows, keyOf, before);
+    const rows = sdkRowMap(table);
+    if (typeof original !== 'function' || rows === undefined) return undefined;
+    const mirror = new CacheMirror<Row>(rows, keyOf, before);
     t.applyOperations = function (this: unknown, operations, ctx) {
       mirror.#before(ctx);
       mirror.#capture(operations);

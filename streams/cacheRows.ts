@@ -17,9 +17,25 @@
  */
 import type { TableCacheLike } from './liveQueries.ts';
 
+/** `[row, refCount]`: a value of the SDK cache's row map. */
+export type CachedPair = [row: unknown, refCount: number];
+
+/**
+ * The SDK cache's row map of `table` (`TableCache.rows`), when it has the
+ * shape described above: a `Map` as large as `count()` says whose first
+ * value is a `[row, refCount]` pair. `undefined` for anything else.
+ */
+export function sdkRowMap(table: object): Map<unknown, CachedPair> | undefined {
+  const t = table as { rows?: unknown; count?: unknown };
+  const map = t.rows;
+  if (!(map instanceof Map) || typeof t.count !== 'function' || map.size !== Number((t as { count(): bigint | number }).count())) return undefined;
+  for (const p of map.values()) return Array.isArray(p) && p.length === 2 && typeof p[1] === 'number' ? map : undefined;
+  return map;
+}
+
 export function cacheRows(table: TableCacheLike): any[] {
-  const map = (table as { rows?: unknown }).rows;
-  if (map instanceof Map && typeof table.count === 'function' && map.size === Number(table.count())) {
+  const map = sdkRowMap(table);
+  if (map !== undefined) {
     const out: any[] = new Array(map.size);
     let n = 0;
     let shaped = true;

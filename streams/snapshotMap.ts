@@ -86,8 +86,8 @@ export interface OuterTable<V> {
   get(key: unknown): V | undefined;
   readonly size: number;
   entries(): Iterator<[unknown, V]>;
-  /** The entries as two arrays, in the order `entries()` gives them (when that can be done faster than through it). */
-  arrays?(): { keys: unknown[]; values: V[] };
+  /** The entries as two arrays, in the order `entries()` gives them. */
+  arrays(): { keys: unknown[]; values: V[] };
 }
 
 /** What the versions of one `Map` share. */
@@ -247,22 +247,13 @@ export class SnapshotMap<K, V> implements ReadonlyMap<K, V> {
     };
     outerState = <K, V>(v: SnapshotMap<K, V>) => {
       const s = v.#store;
-      return { outer: s.outer, readers: s.readers, recorded: s.recorded, head: s.head === v };
+      return { outer: s.outer, readers: s.readers, recorded: s.recorded };
     };
     deferredOf = <K, V>(v: SnapshotMap<K, V>) => {
       const s = v.#store;
       if (s.head !== v) return undefined;
       if (s.map === undefined) return { keys: s.keys!, values: s.values! };
-      if (!s.outer) return undefined;
-      const t = s.map as OuterTable<V>;
-      if (t.arrays) return t.arrays() as { keys: K[]; values: V[] };
-      const keys: K[] = [];
-      const values: V[] = [];
-      for (const [k, x] of headEntries(s)) {
-        keys.push(k as K);
-        values.push(x);
-      }
-      return { keys, values };
+      return s.outer ? ((s.map as OuterTable<V>).arrays() as { keys: K[]; values: V[] }) : undefined;
     };
   }
 
@@ -582,8 +573,6 @@ export interface OuterStatus {
   readonly readers: number;
   /** Key/value pairs recorded in its versions' diffs. */
   readonly recorded: number;
-  /** `v` is its newest version. */
-  readonly head: boolean;
 }
 
 /** What the owner of an outer map weighs before a change (any map answers). */

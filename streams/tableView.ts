@@ -188,10 +188,7 @@ export class TableView<Row> {
     const before = row === undefined ? this.#state.get(key) : oldRow;
     if (before === row) return;
     this.#outerChanges.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
-    if (!this.#dirty) {
-      this.#dirty = true;
-      this.markDirty(this);
-    }
+    this.#mark();
   }
 
   /**
