@@ -12,7 +12,7 @@ import { startDevServer, type DevServer } from '../../devserver/index.ts';
 import { buildPage, type PageBundle } from '../../demo/server/bundle.ts';
 import { startPageServer, type PageServer } from '../../demo/server/pageServer.ts';
 import { DbConnection } from '../../demo/arena/bindings/index.ts';
-import { BOARD_HEIGHT, BOARD_WIDTH } from '../../demo/web/board.ts';
+import { BOARD_HEIGHT, BOARD_WIDTH, NODE_MARGIN } from '../../demo/web/board.ts';
 import { createSyncClient, type SyncClient } from '../../src/index.ts';
 import { until } from '../helpers/until.ts';
 
@@ -181,8 +181,9 @@ export async function addNode(page: Page): Promise<string> {
 export async function dragNode(page: Page, id: string, dx: number, dy: number): Promise<{ from: DrawnNode; to: { x: number; y: number } }> {
   const from = (await boardNodes(page)).find((n) => n.id === id);
   if (!from) throw new Error(`node ${id} is not on the board`);
-  if (from.x + dx < 10 || from.x + dx > BOARD_WIDTH - 10) dx = -dx;
-  if (from.y + dy < 10 || from.y + dy > BOARD_HEIGHT - 10) dy = -dy;
+  // The board keeps a node NODE_MARGIN from its edges (a drop past that is clamped): turn back before it.
+  if (from.x + dx < NODE_MARGIN || from.x + dx > BOARD_WIDTH - NODE_MARGIN) dx = -dx;
+  if (from.y + dy < NODE_MARGIN || from.y + dy > BOARD_HEIGHT - NODE_MARGIN) dy = -dy;
   const box = await page.locator(`#board .node[data-id="${id}"]`).boundingBox();
   if (!box) throw new Error(`node ${id} has no box`);
   const cx = box.x + box.width / 2;
