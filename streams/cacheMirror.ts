@@ -181,6 +181,26 @@ export class CacheMirror<Row> {
     return (this.#head ??= outerSnapshot<RowKey, Row>(this.#table));
   }
 
+  /**
+   * Every cached row as an insert, keyed by the cache's own keys (a view's
+   * first sync over the cache): one pass over the cache, no array of rows
+   * and no key computed per row. `undefined` when the first key is not
+   * `keyOf` of its row (the caller then computes the keys itself).
+   */
+  inserts(): { op: 'insert'; key: RowKey; oldRow: undefined; newRow: Row }[] | undefined {
+    const rows = this.#rows;
+    const out: { op: 'insert'; key: RowKey; oldRow: undefined; newRow: Row }[] = new Array(rows.size);
+    let i = 0;
+    for (const [k, p] of rows) {
+      if (this.keyOf(p[0] as Row) !== k) return undefined;
+      break;
+    }
+    rows.forEach((p, k) => {
+      out[i++] = { op: 'insert', key: k as RowKey, oldRow: undefined, newRow: p[0] as Row };
+    });
+    return out;
+  }
+
   /** Whether the SDK's update callbacks now being made are to be {@link note}d. */
   get filling(): boolean {
     return this.#filling !== undefined;

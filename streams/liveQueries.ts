@@ -429,10 +429,12 @@ export class LiveQueries {
         }
         this.flush();
         entry.applied = true;
-        const rows = cacheRows(att.conn.db[query.table.accessorName]);
-        entry.view.syncFrom(rows, att.tables.get(query.table.accessorName)?.mirror);
+        // The rows as an array only for what needs one: a view over the cache reads the cache itself.
+        let rows: any[] | undefined;
+        const rowsOf = () => (rows ??= cacheRows(att.conn.db[query.table.accessorName]));
+        entry.view.syncFrom(rowsOf, att.tables.get(query.table.accessorName)?.mirror);
         this.#echo = entry.view;
-        this.#applied.next({ table: query.table.accessorName, rows });
+        if (this.#applied.observed) this.#applied.next({ table: query.table.accessorName, rows: rowsOf() });
         if (att.initial.has(entry)) {
           att.applied++;
           att.rows += entry.view.sizeAfterFlush();

@@ -66,6 +66,12 @@ interface Pending<Row> {
   newRow: Row | undefined;
 }
 
+/** A sync's rows as an array (`rows` may be a function that reads them: called only when they are needed). */
+function listOf<Row>(rows: Iterable<Row> | (() => readonly Row[])): readonly Row[] {
+  if (typeof rows === 'function') return rows();
+  return Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
+}
+
 export class TableView<Row> {
   #state: SnapshotMap<RowKey, Row> = SnapshotMap.empty();
   /** Per key: the row before the transaction and after it so far (the object is the emitted change). */
@@ -319,22 +325,29 @@ export class TableView<Row> {
    * Replace the state with `rows` (the SDK cache's rows of this table right
    * after the query was applied); emits the difference at the next flush.
    */
-  syncFrom(rows: Iterable<Row>, mirror?: CacheMirror<Row>): void {
+  syncFrom(rows: Iterable<Row> | (() => readonly Row[]), mirror?: CacheMirror<Row>): void {
     this.live = true;
     if (this.#staged) this.#unstage();
     this.#drainEvents();
     this.#leaveMirror();
     // The SDK cache's rows are this query's rows when it keeps every row of a primary-keyed table.
-    const outer = mirror !== undefined && this.shape.primaryKeyed === true && this.shape.everyRow === true ? mirror.head : undefined;
+    let outer = mirror !== undefined && this.shape.primaryKeyed === true && this.shape.everyRow === true ? mirror.head : undefined;
     if (this.#pending.size === 0 && this.#adopted.length === 0) {
-      if (this.#state.size === 0 ? this.#firstSync(rows, outer) : this.#resync(rows, outer)) {
+      let done: boolean;
+      if (this.#state.size === 0) {
+        // Into an empty view over the cache, every row is an insert read off the cache itself.
+        const inserts = outer !== undefined ? mirror!.inserts() : undefined;
+        if (inserts === undefined) outer = undefined;
+        done = inserts !== undefined ? this.#stage(outer!, inserts.length, inserts) : this.#firstSync(listOf(rows));
+      } else done = this.#resync(listOf(rows), outer);
+      if (done) {
         if (outer !== undefined) this.#mirror = mirror;
         return;
       }
     }
     const seen = new Set<RowKey>();
     let silent = false;
-    for (const row of rows) {
+    for (const row of listOf(rows)) {
       if (!this.#keeps(row)) continue;
       const key = this.shape.keyOf(row);
       seen.add(key);
@@ -365,19 +378,8 @@ export class TableView<Row> {
    * row. False (and nothing done) if two rows share a key; the general path
    * handles that.
    */
-  #firstSync(rows: Iterable<Row>, outer: SnapshotMap<RowKey, Row> | undefined): boolean {
-    const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
+  #firstSync(list: readonly Row[]): boolean {
     const n = list.length;
-    if (outer !== undefined) {
-      // The snapshot is the cache's rows themselves: a change object per row, nothing else.
-      const changes: RowChange<Row>[] = new Array(n);
-      const keyOf = this.shape.keyOf;
-      for (let i = 0; i < n; i++) {
-        const row = list[i];
-        changes[i] = { op: 'insert', key: keyOf(row), oldRow: undefined, newRow: row };
-      }
-      return this.#stage(outer, n, changes);
-    }
     const keys: RowKey[] = new Array(n);
     const changes: RowChange<Row>[] = new Array(n);
     // The snapshot's values are `list` itself unless the filter drops a row.
@@ -434,10 +436,9 @@ export class TableView<Row> {
    * changed, new and vanished rows become changes. False (nothing done) if
    * two rows share a key.
    */
-  #resync(rows: Iterable<Row>, outer: SnapshotMap<RowKey, Row> | undefined): boolean {
+  #resync(list: readonly Row[], outer: SnapshotMap<RowKey, Row> | undefined): boolean {
     const old = this.#state;
     const same = this.shape.same ?? deepEqual;
-    const list = Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
     const n = list.length;
     const keys: RowKey[] = new Array(n);
     let values: Row[] | undefined;

@@ -262,6 +262,41 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(batches[1].map((c) => c.op).sort()).to.deep.equal(['insert', 'update']);
     });
 
+    it('a first sync reads the cache itself: the rows are not asked for, every row is an insert under the cache’s key', () => {
+      const a = row(1, 'a');
+      const b = row(2, 'b');
+      const cache = seeded(a, b);
+      const mirror = CacheMirror.of<Row>(cache, keyOf, () => {})!;
+      const view = new TableView<Row>({ keyOf, matches: () => true, everyRow: true, primaryKeyed: true }, () => {});
+      const batches: (readonly RowChange<Row>[])[] = [];
+      const sub = view.changes$.subscribe((c) => batches.push(c));
+      let asked = 0;
+      view.syncFrom(() => (asked++, [a, b]), mirror);
+      view.flush();
+      sub.unsubscribe();
+      expect(asked).to.equal(0);
+      expect(outerStatus(view.state).outer).to.equal(true);
+      expect(batches).to.have.length(1);
+      expect(batches[0].map((c) => [c.op, c.key, c.oldRow, c.newRow])).to.deep.equal([
+        ['insert', 1n, undefined, a],
+        ['insert', 2n, undefined, b],
+      ]);
+    });
+
+    it('a cache whose keys are not the rows’ keys is not read in place: the view builds its own table from the rows', () => {
+      const a = row(1, 'a');
+      const cache = new CacheDouble();
+      cache.rows.set('not-1', [a, 1]);
+      const mirror = CacheMirror.of<Row>(cache, keyOf, () => {})!;
+      const view = new TableView<Row>({ keyOf, matches: () => true, everyRow: true, primaryKeyed: true }, () => {});
+      let asked = 0;
+      view.syncFrom(() => (asked++, [a]), mirror);
+      view.flush();
+      expect(asked).to.equal(1);
+      expect(outerStatus(view.state).outer).to.equal(false);
+      expect(view.state.get(1n)).to.equal(a);
+    });
+
     it('a transaction applied before the last one was flushed: the last one is flushed first, its snapshot without the new rows', () => {
       const a = row(1, 'a');
       const cache = seeded(a);
