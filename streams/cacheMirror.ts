@@ -128,6 +128,8 @@ export class CacheMirror<Row> {
    * from the SDK's update callbacks ({@link note}), which follow it.
    */
   #filling: unknown[] | undefined;
+  /** Entries of `#filling` written (it is sized for every update up front: no growth per row). */
+  #filled = 0;
   /** The cache did not look as expected at a change: no outer map any more. */
   #broken = false;
   #before: (ctx: unknown) => void;
@@ -208,7 +210,10 @@ export class CacheMirror<Row> {
 
   /** An update callback of the change being applied: `key` held `oldRow` before it. */
   note(key: unknown, oldRow: unknown): void {
-    this.#filling?.push(key, oldRow);
+    const f = this.#filling;
+    if (f === undefined) return;
+    f[this.#filled++] = key;
+    f[this.#filled++] = oldRow;
   }
 
   /** Link the change whose old rows came from the callbacks (they are all in by the time anything reads). */
@@ -216,6 +221,8 @@ export class CacheMirror<Row> {
     const diff = this.#filling;
     if (diff === undefined) return;
     this.#filling = undefined;
+    // Fewer callbacks than updates (the SDK skips a row it finds inconsistent): the unused end goes.
+    if (this.#filled < diff.length) diff.length = this.#filled;
     this.#head = advanceOuter(this.#head!, diff);
   }
 
@@ -256,7 +263,8 @@ export class CacheMirror<Row> {
       return;
     }
     if (this.#updatesOnly(ops)) {
-      this.#filling = [];
+      this.#filling = new Array(ops.length);
+      this.#filled = 0;
       return;
     }
     const diff: unknown[] = new Array(2 * ops.length);

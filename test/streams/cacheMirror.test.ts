@@ -132,6 +132,24 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(entries(v0).map(([, r]) => r)).to.have.members([a, b, c]);
     });
 
+    it('a pair of operations that makes no update callback (a row the cache did not hold) leaves older versions as they were', () => {
+      const cache = seeded(a, b);
+      const mirror = CacheMirror.of<Row>(cache, keyOf, () => {})!;
+      const v0 = mirror.head!;
+      const ghost = row(9, 'ghost');
+      // An insert and a delete of the same id: updates only by shape, but the cache never held id 9.
+      const callbacks = cache.apply([ghost], [ghost]);
+      expect(callbacks.some((cb) => cb[0] === 'update')).to.equal(false);
+      const v1 = mirror.head!;
+      expect(entries(v0)).to.deep.equal([
+        [1n, a],
+        [2n, b],
+      ]);
+      expect(v0.size).to.equal(2);
+      expect(v1.size).to.equal(2);
+      expect(v0.has(undefined as unknown as bigint)).to.equal(false);
+    });
+
     it('an iteration left open across a change ends on the rows it began with, in the same order', () => {
       const rows = Array.from({ length: 20 }, (_, i) => row(i + 1, `r${i + 1}`));
       const cache = seeded(...rows);
