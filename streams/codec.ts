@@ -33,13 +33,25 @@ export interface ProductCodec<T = Record<string, unknown>> {
 export function productCodec<T = Record<string, unknown>>(type: ProductTypeT, typespace?: Typespace): ProductCodec<T> {
   const serialize = ProductType.makeSerializer(type, typespace);
   const deserialize = ProductType.makeDeserializer(type, typespace);
+  // One writer for every encode (as the SDK keeps one for reducer arguments): a
+  // fresh one per call allocated a buffer each time. An encode started inside
+  // another (a getter on the value calling back in) gets a writer of its own.
+  const shared = new BinaryWriter(64);
+  let busy = false;
   return {
     type,
     encode(value) {
-      const writer = new BinaryWriter(64);
-      serialize(writer, value);
-      // getBuffer() is a view on the writer's growable buffer: copy it out.
-      return writer.getBuffer().slice();
+      const writer = busy ? new BinaryWriter(64) : shared;
+      const outer = !busy;
+      busy = true;
+      try {
+        writer.clear();
+        serialize(writer, value);
+        // getBuffer() is a view on the writer's growable buffer: copy it out.
+        return writer.getBuffer().slice();
+      } finally {
+        if (outer) busy = false;
+      }
     },
     decode(bytes) {
       const reader = new BinaryReader(bytes);
@@ -74,14 +86,18 @@ const INT_RANGES: Record<string, [number, number]> = {
   U32: [0, 4294967295],
 };
 
-const BIG_BITS: Record<string, [bits: bigint, signed: boolean]> = {
-  I64: [64n, true],
-  U64: [64n, false],
-  I128: [128n, true],
-  U128: [128n, false],
-  I256: [256n, true],
-  U256: [256n, false],
-};
+/** The bigint types' ranges, computed once (a shift of bigints allocates). */
+const BIG_RANGES: Record<string, [lo: bigint, hi: bigint]> = {};
+for (const [tag, bits, signed] of [
+  ['I64', 64n, true],
+  ['U64', 64n, false],
+  ['I128', 128n, true],
+  ['U128', 128n, false],
+  ['I256', 256n, true],
+  ['U256', 256n, false],
+] as const) {
+  BIG_RANGES[tag] = signed ? [-(1n << (bits - 1n)), (1n << (bits - 1n)) - 1n] : [0n, (1n << bits) - 1n];
+}
 
 /** The SDK's special single-field products and what the field holds. */
 const SPECIAL_PRODUCTS: Record<string, string> = {
@@ -97,20 +113,40 @@ function isOption(ty: AlgebraicTypeT): boolean {
 }
 
 /**
+ * A mismatch found below the value checked: the path from there, as
+ * segments innermost first (added on the way out, so a value that fits
+ * builds no path strings), what was expected and what was found.
+ */
+interface Found {
+  readonly segments: string[];
+  readonly expected: string;
+  readonly actual: unknown;
+}
+
+const found = (expected: string, actual: unknown): Found => ({ segments: [], expected, actual });
+
+/**
  * Check `value` against `type` the way the SDK's serializer reads it;
  * returns the first mismatch, or `undefined` when the value fits.
  */
 export function checkValue(type: AlgebraicTypeT, value: unknown, path: string, typespace?: Typespace): ValueMismatch | undefined {
+  const f = mismatch(type, value, typespace);
+  if (f === undefined) return undefined;
+  let at = path;
+  for (let i = f.segments.length - 1; i >= 0; i--) at += f.segments[i];
+  return { path: at, expected: f.expected, actual: f.actual };
+}
+
+function mismatch(type: AlgebraicTypeT, value: unknown, typespace: Typespace | undefined): Found | undefined {
   let ty = type;
   while (ty.tag === 'Ref') {
     const resolved = typespace?.types[ty.value];
-    if (!resolved) return { path, expected: `a value of type ref ${ty.value} (no typespace)`, actual: value };
+    if (!resolved) return found(`a value of type ref ${ty.value} (no typespace)`, value);
     ty = resolved;
   }
-  const fail = (expected: string): ValueMismatch => ({ path, expected, actual: value });
   switch (ty.tag) {
     case 'Bool':
-      return typeof value === 'boolean' ? undefined : fail('a boolean');
+      return typeof value === 'boolean' ? undefined : found('a boolean', value);
     case 'I8':
     case 'U8':
     case 'I16':
@@ -120,7 +156,7 @@ export function checkValue(type: AlgebraicTypeT, value: unknown, path: string, t
       const [lo, hi] = INT_RANGES[ty.tag];
       return typeof value === 'number' && Number.isInteger(value) && value >= lo && value <= hi
         ? undefined
-        : fail(`an integer ${ty.tag.toLowerCase()} (${lo}..${hi})`);
+        : found(`an integer ${ty.tag.toLowerCase()} (${lo}..${hi})`, value);
     }
     case 'I64':
     case 'U64':
@@ -128,22 +164,20 @@ export function checkValue(type: AlgebraicTypeT, value: unknown, path: string, t
     case 'U128':
     case 'I256':
     case 'U256': {
-      const [bits, signed] = BIG_BITS[ty.tag];
-      const lo = signed ? -(1n << (bits - 1n)) : 0n;
-      const hi = signed ? (1n << (bits - 1n)) - 1n : (1n << bits) - 1n;
-      return typeof value === 'bigint' && value >= lo && value <= hi ? undefined : fail(`a bigint ${ty.tag.toLowerCase()}`);
+      const [lo, hi] = BIG_RANGES[ty.tag];
+      return typeof value === 'bigint' && value >= lo && value <= hi ? undefined : found(`a bigint ${ty.tag.toLowerCase()}`, value);
     }
     case 'F32':
     case 'F64':
-      return typeof value === 'number' ? undefined : fail(`a number (${ty.tag.toLowerCase()})`);
+      return typeof value === 'number' ? undefined : found(`a number (${ty.tag.toLowerCase()})`, value);
     case 'String':
-      return typeof value === 'string' ? undefined : fail('a string');
+      return typeof value === 'string' ? undefined : found('a string', value);
     case 'Array': {
-      if (ty.value.tag === 'U8') return value instanceof Uint8Array ? undefined : fail('a Uint8Array');
-      if (!Array.isArray(value)) return fail('an array');
+      if (ty.value.tag === 'U8') return value instanceof Uint8Array ? undefined : found('a Uint8Array', value);
+      if (!Array.isArray(value)) return found('an array', value);
       for (let i = 0; i < value.length; i++) {
-        const m = checkValue(ty.value, value[i], `${path}[${i}]`, typespace);
-        if (m) return m;
+        const m = mismatch(ty.value, value[i], typespace);
+        if (m) return (m.segments.push(`[${i}]`), m);
       }
       return undefined;
     }
@@ -152,14 +186,16 @@ export function checkValue(type: AlgebraicTypeT, value: unknown, path: string, t
       if (elements.length === 0) return undefined; // unit: the serializer writes nothing
       if (value === null || typeof value !== 'object') {
         const special = elements.length === 1 ? SPECIAL_PRODUCTS[elements[0].name ?? ''] : undefined;
-        return fail(special ?? 'an object');
+        return found(special ?? 'an object', value);
       }
-      for (const element of elements) {
+      for (let i = 0; i < elements.length; i++) {
+        const element = elements[i];
         const name = element.name ?? '';
-        const field = (value as Record<string, unknown>)[name];
+        const m = mismatch(element.algebraicType, (value as Record<string, unknown>)[name], typespace);
+        if (m === undefined) continue;
         const special = elements.length === 1 ? SPECIAL_PRODUCTS[name] : undefined;
-        const m = checkValue(element.algebraicType, field, special ? path : `${path}.${name}`, typespace);
-        if (m) return special ? fail(special) : m;
+        // The SDK's special products (an Identity and the like) are named as a whole.
+        return special ? found(special, value) : (m.segments.push(`.${name}`), m);
       }
       return undefined;
     }
@@ -167,22 +203,25 @@ export function checkValue(type: AlgebraicTypeT, value: unknown, path: string, t
       const variants = ty.value.variants;
       if (isOption(ty)) {
         if (value === undefined || value === null) return undefined;
-        return checkValue(variants[0].algebraicType, value, path, typespace);
+        return mismatch(variants[0].algebraicType, value, typespace);
       }
       if (variants.length === 2 && variants[0].name === 'ok' && variants[1].name === 'err') {
         if (value && typeof value === 'object' && 'ok' in value) {
-          return checkValue(variants[0].algebraicType, (value as { ok: unknown }).ok, `${path}.ok`, typespace);
+          const m = mismatch(variants[0].algebraicType, (value as { ok: unknown }).ok, typespace);
+          return m && (m.segments.push('.ok'), m);
         }
         if (value && typeof value === 'object' && 'err' in value) {
-          return checkValue(variants[1].algebraicType, (value as { err: unknown }).err, `${path}.err`, typespace);
+          const m = mismatch(variants[1].algebraicType, (value as { err: unknown }).err, typespace);
+          return m && (m.segments.push('.err'), m);
         }
-        return fail('a result ({ ok } or { err })');
+        return found('a result ({ ok } or { err })', value);
       }
-      const names = variants.map(v => v.name);
       const tag = value && typeof value === 'object' ? (value as { tag?: unknown }).tag : undefined;
-      const variant = variants.find(v => v.name === tag);
-      if (!variant) return fail(`one of the variants { tag: ${names.map(n => JSON.stringify(n)).join(' | ')} }`);
-      return checkValue(variant.algebraicType, (value as { value?: unknown }).value, `${path}.value`, typespace);
+      let variant: (typeof variants)[number] | undefined;
+      for (let i = 0; i < variants.length && variant === undefined; i++) if (variants[i].name === tag) variant = variants[i];
+      if (!variant) return found(`one of the variants { tag: ${variants.map(v => JSON.stringify(v.name)).join(' | ')} }`, value);
+      const m = mismatch(variant.algebraicType, (value as { value?: unknown }).value, typespace);
+      return m && (m.segments.push('.value'), m);
     }
   }
 }

@@ -53,5 +53,34 @@ describe('storage/codec', () => {
     expect(checkValue(state, { tag: 'Lobby' }, 'row.state')).to.equal(undefined);
     expect(checkValue(state, { tag: 'Paused' }, 'row.state')?.expected).to.match(/one of the variants/);
     expect(checkValue(state, 'Lobby', 'row.state')?.path).to.equal('row.state');
+    // A path through an array into a field, outermost first.
+    const telemetry = productCodec(params('report_telemetry'));
+    const ok = { kind: 'k', value: 1, clientTime: new Timestamp(1n) };
+    expect(() => encodeArgs('report_telemetry', telemetry, { mutationId: 'm', events: [ok, { ...ok, value: 'x' }] })).to.throw(
+      InvalidArgsError,
+      'report_telemetry: args.events[1].value must be a number (f64)',
+    );
+  });
+
+  it('bytes handed out stay as they were through later encodes, also one started inside another', () => {
+    const codec = productCodec(params('report_telemetry'));
+    const event = (kind: string) => ({ kind, value: 2, clientTime: new Timestamp(3n) });
+    const first = codec.encode({ mutationId: 'a', events: [event('one')] });
+    const copy = first.slice();
+    codec.encode({ mutationId: 'b'.repeat(200), events: [event('two'), event('three')] });
+    expect(first).to.deep.equal(copy);
+    // A getter that encodes while the outer encode is under way.
+    let inner: Uint8Array | undefined;
+    const sneaky = {
+      mutationId: 'outer',
+      get events() {
+        inner = codec.encode({ mutationId: 'inner', events: [] });
+        return [event('x')];
+      },
+    };
+    const outer = codec.encode(sneaky);
+    expect((codec.decode(outer) as { mutationId: string }).mutationId).to.equal('outer');
+    expect((codec.decode(outer) as { events: { kind: string }[] }).events.map(e => e.kind)).to.deep.equal(['x']);
+    expect((codec.decode(inner!) as { mutationId: string }).mutationId).to.equal('inner');
   });
 });
