@@ -67,7 +67,7 @@ export interface ReducerCatalogueOptions {
 export interface CheckedCall {
   /** The module's reducer name. */
   reducer: string;
-  /** The mutation id: the one given in the arguments, else `id`, else a generated one. */
+  /** The mutation id: `id`, else the one given in the arguments, else a generated one (`''` when none was asked for: see {@link ReducerCatalogue.check}). */
   id: string;
   /** Whether the reducer takes the mutation-id parameter. */
   takesId: boolean;
@@ -75,7 +75,7 @@ export interface CheckedCall {
   args: Record<string, unknown>;
   /** The arguments, BSATN-encoded. */
   bytes: Uint8Array;
-  policy: Required<ReducerPolicy>;
+  policy: Readonly<Required<ReducerPolicy>>;
 }
 
 export class ReducerCatalogue {
@@ -86,6 +86,10 @@ export class ReducerCatalogue {
   private readonly toCanonical = new Map<string, string>();
   private readonly toAccessor = new Map<string, string>();
   private readonly policies: Record<string, ReducerPolicy> = {};
+  /** Each reducer's policy with defaults filled in, resolved on first use (policies do not change). */
+  private readonly resolved = new Map<string, Readonly<Required<ReducerPolicy>>>();
+  /** Whether each reducer takes the mutation-id parameter, found on first use. */
+  private readonly takes = new Map<string, boolean>();
 
   /**
    * @param reducers The bindings' reducers (their `paramsType` with types
@@ -112,7 +116,8 @@ export class ReducerCatalogue {
       if (canonical !== name && given[canonical] !== undefined) {
         throw new TypeError(`reducers: '${name}' and '${canonical}' name the same reducer; give its policy once`);
       }
-      this.policies[canonical] = policy;
+      // A copy: the catalogue's policies do not change afterwards.
+      this.policies[canonical] = { ...policy };
     }
     for (const name of Object.keys(this.policies)) {
       if (!this.codecs.has(name)) throw new UnknownReducerError(name);
@@ -141,19 +146,30 @@ export class ReducerCatalogue {
 
   /** Whether the reducer (either name) takes the mutation-id parameter, a string (and so can record receipts). */
   takesMutationId(reducer: string): boolean {
-    return takesId(this.codec(reducer)?.type, this.mutationIdParam);
+    const name = this.canonical(reducer);
+    let t = this.takes.get(name);
+    if (t === undefined) {
+      t = takesId(this.codecs.get(name)?.type, this.mutationIdParam);
+      if (this.codecs.has(name)) this.takes.set(name, t);
+    }
+    return t;
   }
 
   /** The policy in force for a reducer (either name), with defaults filled in. */
-  policy(reducer: string): Required<ReducerPolicy> {
+  policy(reducer: string): Readonly<Required<ReducerPolicy>> {
     const name = this.canonical(reducer);
-    const p = this.policies[name] ?? {};
-    return {
-      offline: p.offline ?? 'queue',
-      staleAfterMs: p.staleAfterMs ?? 30_000,
-      receipts: p.receipts ?? this.takesMutationId(name),
-      priority: p.priority ?? 'normal',
-    };
+    let r = this.resolved.get(name);
+    if (r === undefined) {
+      const p = this.policies[name] ?? {};
+      r = Object.freeze({
+        offline: p.offline ?? 'queue',
+        staleAfterMs: p.staleAfterMs ?? 30_000,
+        receipts: p.receipts ?? this.takesMutationId(name),
+        priority: p.priority ?? 'normal',
+      });
+      if (this.codecs.has(name)) this.resolved.set(name, r);
+    }
+    return r;
   }
 
   /**
@@ -161,17 +177,18 @@ export class ReducerCatalogue {
    * `InvalidArgsError` (naming the first mismatching path), or
    * {@link OfflineRefusedError} for an `online-only` reducer while `online`
    * is false. Where the reducer takes a mutation id and `args` leaves it out,
-   * `id` (or a generated one) is filled in.
+   * `id` (or a generated one) is filled in. With `idAlways` false, a
+   * reducer without the parameter gets no id (`''`): none is generated.
    */
-  check(reducer: string, args: Record<string, unknown>, online: boolean, newId: () => string, id?: string): CheckedCall {
+  check(reducer: string, args: Record<string, unknown>, online: boolean, newId: () => string, id?: string, idAlways = true): CheckedCall {
     reducer = this.canonical(reducer);
     const codec = this.codecs.get(reducer);
     if (!codec) throw new UnknownReducerError(reducer);
     const policy = this.policy(reducer);
     if (policy.offline === 'online-only' && !online) throw new OfflineRefusedError(reducer);
-    const takes = takesId(codec.type, this.mutationIdParam);
+    const takes = this.takesMutationId(reducer);
     const given = takes ? args?.[this.mutationIdParam] : undefined;
-    const mutationId = id ?? (typeof given === 'string' && given !== '' ? given : newId());
+    const mutationId = id ?? (typeof given === 'string' && given !== '' ? given : takes || idAlways ? newId() : '');
     const full = takes && (given === undefined || given === '') ? { ...args, [this.mutationIdParam]: mutationId } : args;
     return { reducer, id: mutationId, takesId: takes, args: full, bytes: encodeArgs(reducer, codec, full), policy };
   }

@@ -31,6 +31,8 @@ export interface UpstreamOptions {
   readonly log: (message: () => string) => void;
 }
 
+const newMutationId = () => crypto.randomUUID();
+
 export class Upstream {
   readonly calls: Calls;
   /** Whether the connection is live (`online-only` reducers refuse calls otherwise). */
@@ -88,7 +90,8 @@ export class Upstream {
     // With storage, its catalogue: its policies and mutation-id parameter apply (the app may have opened it).
     const catalogue = this.#storage?.outbox.catalogue ?? this.options.catalogue;
     if (!catalogue) return { args, priority: opts.priority ?? 0, deadline: opts.deadline ?? null, receipts: false };
-    const c = catalogue.check(reducer, (args ?? {}) as Record<string, unknown>, this.online, () => crypto.randomUUID());
+    // An id only for a reducer that takes one (generating one per call cost more than the rest of the check).
+    const c = catalogue.check(reducer, (args ?? {}) as Record<string, unknown>, this.online, newMutationId, undefined, false);
     const { policy } = c;
     const deadline = opts.deadline ?? (policy.offline === 'drop-if-stale' ? Date.now() + policy.staleAfterMs : null);
     return { args: c.takesId ? c.args : args, priority: priorityOf(opts.priority ?? policy.priority), deadline, receipts: policy.receipts, mutationId: c.takesId ? c.id : undefined };

@@ -39,6 +39,22 @@ describe('streams/reducers: the reducer catalogue', () => {
     const moved = c.check('moveNode', { id: 3n, x: 1 }, true, newId);
     expect(moved.takesId).to.equal(false);
     expect(moved.args).to.deep.equal({ id: 3n, x: 1 });
+    // Asked for no id where none is needed, none is generated; one that takes it still gets one.
+    let made = 0;
+    const counting = () => `made-${++made}`;
+    expect(c.check('moveNode', { id: 3n, x: 1 }, true, counting, undefined, false).id).to.equal('');
+    expect(made).to.equal(0);
+    expect(c.check('sendChat', { text: 'hi' }, true, counting, undefined, false).args.mutationId).to.equal('made-1');
+  });
+
+  it('a policy is resolved once and stays as given at construction', () => {
+    const given = { priority: 'high' as const };
+    const c = new ReducerCatalogue(reducers, { policies: { sendChat: given } });
+    const first = c.policy('send_chat');
+    given.priority = 'low' as never;
+    expect(c.policy('sendChat')).to.equal(first);
+    expect(first).to.deep.equal({ offline: 'queue', staleAfterMs: 30_000, receipts: true, priority: 'high' });
+    expect(Object.isFrozen(first)).to.equal(true);
   });
 
   it('refuses bad calls at once with the typed errors', () => {
