@@ -277,7 +277,9 @@ export class DexieStore implements Store {
           }
         }
         seq += 1;
-        const stored: OutboxRecord = { ...entry, seq };
+        // Not `{ ...entry, seq }` (a spread then a new key: V8's slow path on Node 20).
+        const stored = Object.assign({}, entry) as OutboxRecord;
+        stored.seq = seq;
         added.set(stored.id, stored);
         if (stored.supersedeKey !== '') byKey.get(stored.supersedeKey)!.push(stored);
         results.push({ value: { entry: stored, superseded } });

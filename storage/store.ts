@@ -278,7 +278,8 @@ export class MemoryStore implements Store {
     }
     this.seq += 1;
     this.meta.set('seq', this.seq);
-    const stored: OutboxRecord = { ...structuredClone(entry), seq: this.seq };
+    const stored = structuredClone(entry) as OutboxRecord;
+    stored.seq = this.seq;
     this.put(stored);
     this.emit();
     return { entry: structuredClone(stored), superseded };

@@ -151,7 +151,8 @@ export class Drain implements DurableHooks {
       this.#queue.push({ call: { ...t.call, durable: false }, tracked: t, deadline });
       return;
     }
-    const { call: entry, args, sendable, superseded } = await durable.enqueue({ ...t.call, deadline, mutationId });
+    const { reducer, args: given, priority, supersedeKey } = t.call;
+    const { call: entry, args, sendable, superseded } = await durable.enqueue({ reducer, args: given, priority, supersedeKey, deadline, mutationId });
     t.entryId = entry.id;
     t.handle.mutationId = entry.id;
     if (args !== t.call.args) t.call = { ...t.call, args };

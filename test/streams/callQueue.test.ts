@@ -126,6 +126,33 @@ describe('call queue: transient calls', () => {
     await calls.close();
   });
 
+  it('events$ carries each outcome, every field of it, with the call', async () => {
+    const { calls, net } = await draining();
+    const events: unknown[] = [];
+    calls.events$.subscribe((e) => events.push(e));
+    const ok = calls.call('ping', { n: 1 });
+    const bad = calls.call('pong', { n: 2 });
+    net.sends[0].answer();
+    net.sends[1].answer(new Error('no'));
+    const [okOutcome] = await Promise.allSettled([ok, bad]);
+    const calledPing = { id: ok.id, reducer: 'ping', args: { n: 1 } };
+    const calledPong = { id: bad.id, reducer: 'pong', args: { n: 2 } };
+    expect(events).to.have.length(4);
+    const [p1, p2, c1, r2] = events as Record<string, unknown>[];
+    expect(p1).to.deep.include({ status: 'pending', id: ok.id, reducer: 'ping', queued: false });
+    expect(p1.call).to.deep.include(calledPing);
+    expect(p2).to.deep.include({ status: 'pending', id: bad.id, reducer: 'pong', queued: false });
+    expect(p2.call).to.deep.include(calledPong);
+    expect(c1).to.deep.include({ status: 'confirmed', id: ok.id, reducer: 'ping', via: 'answer' });
+    expect(c1).to.have.property('latencyMs').that.is.a('number');
+    expect(c1.latencyMs).to.equal((okOutcome as PromiseFulfilledResult<{ latencyMs: number }>).value.latencyMs);
+    expect(c1.call).to.deep.include(calledPing);
+    expect(r2).to.deep.include({ status: 'rejected', id: bad.id, reducer: 'pong' });
+    expect(r2.error).to.be.instanceOf(ReducerRejectedError);
+    expect(r2.call).to.deep.include(calledPong);
+    await calls.close();
+  });
+
   it('the server refusing it: rejected with a ReducerRejectedError carrying the reason', async () => {
     const { calls, net } = await draining();
     const h = calls.call('spend', { gold: 5 });
