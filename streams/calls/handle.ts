@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Observable, ReplaySubject, firstValueFrom, filter } from 'rxjs';
+import { EmptyError, Observable, ReplaySubject } from 'rxjs';
 
 /** A call as it travels to the network. */
 export interface OutboxCall {
@@ -76,9 +76,21 @@ export class CallHandle extends Observable<CallOutcome> implements PromiseLike<E
 
   /** The final outcome as a promise. */
   get done(): Promise<Extract<CallOutcome, { status: 'confirmed' }>> {
-    return (this.#promise ??= firstValueFrom(this.outcomes.pipe(filter((o) => o.status !== 'pending'))).then((o) => {
-      if (o.status === 'rejected') throw o.error;
-      return o as Extract<CallOutcome, { status: 'confirmed' }>;
+    // One plain subscription, ended by the outcomes' completion: `firstValueFrom` over a
+    // `filter` cost a chain of subscribers to build and to tear down on every call.
+    return (this.#promise ??= new Promise((resolve, reject) => {
+      let settled = false;
+      this.outcomes.subscribe({
+        next: (o) => {
+          if (o.status === 'pending') return;
+          settled = true;
+          if (o.status === 'confirmed') resolve(o);
+          else reject(o.error);
+        },
+        error: reject,
+        // Ended without a final outcome (never, as the call queue settles calls): as `firstValueFrom` would.
+        complete: () => settled || reject(new EmptyError()),
+      });
     }));
   }
 

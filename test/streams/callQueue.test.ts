@@ -10,8 +10,8 @@
  */
 import type { TestScheduler } from 'rxjs/testing';
 import { expect } from 'chai';
-import { map } from 'rxjs';
-import { Calls, type CallOutcome } from '../../streams/calls.ts';
+import { EmptyError, map, ReplaySubject } from 'rxjs';
+import { CallHandle, Calls, type CallOutcome } from '../../streams/calls.ts';
 import { ConnectionLostError, OutcomeUnknownError, ReducerRejectedError } from '../../streams/errors.ts';
 import { newScheduler } from '../operators/marbles.ts';
 import { MemoryQueue } from './memoryQueue.ts';
@@ -124,6 +124,34 @@ describe('call queue: transient calls', () => {
     expect(seen.map(statusOf)).to.deep.equal(['pending:queued', 'confirmed:answer']);
     expect(counts).to.deep.equal([{ queued: 0, sent: 0 }, { queued: 1, sent: 0 }, { queued: 0, sent: 1 }, { queued: 0, sent: 0 }]);
     await calls.close();
+  });
+
+  it('a handle awaited late settles from the replayed outcome; outcomes that end without one reject with EmptyError', async () => {
+    const done = new ReplaySubject<CallOutcome>();
+    const late = new CallHandle('c1', done);
+    done.next({ status: 'pending', id: 'c1', reducer: 'r', queued: false });
+    done.next({ status: 'confirmed', id: 'c1', reducer: 'r', latencyMs: 3, via: 'answer' });
+    done.complete();
+    expect(await late).to.deep.equal({ status: 'confirmed', id: 'c1', reducer: 'r', latencyMs: 3, via: 'answer' });
+    const refused = new ReplaySubject<CallOutcome>();
+    const no = new CallHandle('c2', refused);
+    const error = new Error('refused');
+    const settled = no.then(
+      () => 'resolved',
+      (e) => e,
+    );
+    refused.next({ status: 'rejected', id: 'c2', reducer: 'r', error });
+    refused.complete();
+    expect(await settled).to.equal(error);
+    const empty = new ReplaySubject<CallOutcome>();
+    const ended = new CallHandle('c3', empty);
+    empty.next({ status: 'pending', id: 'c3', reducer: 'r', queued: true });
+    empty.complete();
+    const reason = await ended.then(
+      () => undefined,
+      (e) => e,
+    );
+    expect(reason).to.be.instanceOf(EmptyError);
   });
 
   it('events$ carries each outcome, every field of it, with the call', async () => {
