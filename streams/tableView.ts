@@ -324,6 +324,8 @@ export class TableView<Row> {
   /**
    * Replace the state with `rows` (the SDK cache's rows of this table right
    * after the query was applied); emits the difference at the next flush.
+   * `rows` may be a function that reads them, called only if they are
+   * needed: a first sync over `mirror` reads the cache itself.
    */
   syncFrom(rows: Iterable<Row> | (() => readonly Row[]), mirror?: CacheMirror<Row>): void {
     this.live = true;
