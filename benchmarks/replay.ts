@@ -15,6 +15,14 @@
  * samples inside that side's replays) to the innermost stdb-rx/rxjs function
  * on the stack, or to the SDK when SDK code comes first — so the stdb-rx
  * lines are what the layer adds per transaction.
+ *
+ * With `--phases`, each side's time is also split at the SDK cache's change
+ * (its table cache's `applyOperations`, timed on both sides): before it (the
+ * socket, any frame handling, the SDK's decode), the change itself, and
+ * after it (row callbacks, and for stdb-rx the flush and the emissions) up
+ * to the consumer having every row; and the heap allocated per transaction
+ * (heap in use at the end minus at the hand-over, over the transactions
+ * during which nothing was collected).
  */
 import type { Entity } from './bench_bindings/index.ts';
 import { median, now, onProfileClock, sleep, until } from './harness.ts';
@@ -26,6 +34,7 @@ const TX = 1_000;
 const argv = process.argv.slice(2);
 const n = Number(argv.find((a) => !a.startsWith('--')) ?? 400);
 const profiling = argv.includes('--prof');
+const phasing = argv.includes('--phases');
 
 /** Sockets opened from here on note their SDK-side message handler and can record frames. */
 interface Tapped {
@@ -90,6 +99,24 @@ const consumer = new RxConsumer(client, ROWS);
 await until(() => consumer.done !== undefined, 30_000, 'the initial rows', 0);
 if (consumer.latest?.size !== ROWS) throw new Error(`stdb-rx snapshot has ${consumer.latest?.size} rows`);
 
+// The SDK cache's change, timed on both sides (`--phases`).
+const change = { at: 0, end: 0 };
+const timeChange = (table: { applyOperations(ops: unknown, ctx: unknown): unknown }) => {
+  const apply = table.applyOperations;
+  table.applyOperations = function (this: unknown, ops: unknown, ctx: unknown) {
+    change.at = now();
+    try {
+      return apply.call(this, ops, ctx);
+    } finally {
+      change.end = now();
+    }
+  };
+};
+if (phasing) {
+  timeChange((conn.db as unknown as Record<string, Parameters<typeof timeChange>[0]>).entity);
+  timeChange((client.connection!.db as unknown as Record<string, Parameters<typeof timeChange>[0]>).entity);
+}
+
 // Record ten transactions as both sockets receive them.
 target = TX;
 rawSocket.recording = rxSocket.recording = true;
@@ -112,23 +139,36 @@ const spans = { raw: [] as [number, number][], rx: [] as [number, number][] };
 const stopProfiler = profiling ? await startProfiler(25) : undefined;
 const wall = { raw: [] as number[], rx: [] as number[] };
 const cpu = { raw: [] as number[], rx: [] as number[] };
+const phases = { raw: [] as [number, number, number][], rx: [] as [number, number, number][] };
+const allocated = { raw: [] as number[], rx: [] as number[] };
+const heapUsed = () => (phasing ? process.memoryUsage().heapUsed : 0);
 for (let i = 0; i < n; i++) {
   const f = i % 10;
   rawRows = 0;
   rawDone = undefined;
+  let h0 = heapUsed();
   let c0 = cpuMs();
   let t0 = now();
   rawSocket.handler!({ data: rawFrames[f] });
   if (rawDone === undefined) await until(() => rawDone !== undefined, 30_000, 'a replayed transaction (raw)', 0);
+  if (phasing) {
+    allocated.raw.push(heapUsed() - h0);
+    phases.raw.push([change.at - t0, change.end - change.at, rawDone!.at - change.end]);
+  }
   wall.raw.push(rawDone!.at - t0);
   cpu.raw.push(rawDone!.cpu - c0);
   spans.raw.push([onProfileClock(t0), onProfileClock(rawDone!.at)]);
   consumer.expect(TX);
+  h0 = heapUsed();
   c0 = cpuMs();
   t0 = now();
   rxSocket.handler!({ data: rxFrames[f] });
   if (consumer.done === undefined) await until(() => consumer.done !== undefined, 30_000, 'a replayed transaction (stdb-rx)', 0);
   const done = consumer.done!;
+  if (phasing) {
+    allocated.rx.push(heapUsed() - h0);
+    phases.rx.push([change.at - t0, change.end - change.at, done.at - change.end]);
+  }
   wall.rx.push(done.at - t0);
   cpu.rx.push(done.cpuUs / 1000 - c0);
   spans.rx.push([onProfileClock(t0), onProfileClock(done.at)]);
@@ -141,6 +181,14 @@ const line = (what: string, m: { raw: number[]; rx: number[] }) =>
 console.log(`${n} replayed 1,000-row transactions per side (10,000-row table)`);
 console.log(line('CPU ', cpu));
 console.log(line('wall', wall));
+if (phasing) {
+  for (const side of ['raw', 'rx'] as const) {
+    const [before, during, after] = [0, 1, 2].map((k) => median(phases[side].map((p) => p[k])).toFixed(3));
+    // A collection inside a transaction shows as less heap in use: those are left out.
+    const kb = (median(allocated[side].filter((b) => b > 0)) / 1024).toFixed(0);
+    console.log(`${side}: before the cache change ${before} ms, the change ${during} ms, after it ${after} ms (medians); ${kb} KB allocated per transaction`);
+  }
+}
 
 if (stopProfiler) {
   const profile = await stopProfiler();
