@@ -78,8 +78,8 @@ const sizes: Record<string, Size> = {};
 for (const [name, app] of Object.entries(apps)) sizes[name] = await measure(app.code, app.external);
 
 const budgets = [
-  { line: 'createSyncClient, no storage, beyond the SDK', gzip: sizes.client.gzip - sizes.sdk.gzip, min: sizes.client.min - sizes.sdk.min, budget: 20 * KB, ceiling: 41 * KB },
-  { line: 'createSyncClient + stdb-rx/storage, beyond the SDK and Dexie', gzip: sizes['client + storage'].gzip - sizes['sdk + dexie'].gzip, min: sizes['client + storage'].min - sizes['sdk + dexie'].min, budget: 20 * KB, ceiling: 56 * KB },
+  { line: 'createSyncClient, no storage, beyond the SDK', gzip: sizes.client.gzip - sizes.sdk.gzip, min: sizes.client.min - sizes.sdk.min, budget: 20 * KB, ceiling: 41.5 * KB },
+  { line: 'createSyncClient + stdb-rx/storage, beyond the SDK and Dexie', gzip: sizes['client + storage'].gzip - sizes['sdk + dexie'].gzip, min: sizes['client + storage'].min - sizes['sdk + dexie'].min, budget: 20 * KB, ceiling: 56.5 * KB },
   { line: 'retryBackoff alone (rxjs external)', gzip: sizes.retryBackoff.gzip, min: sizes.retryBackoff.min, budget: 2 * KB, ceiling: 2 * KB },
   { line: 'all of stdb-rx/operators (rxjs external)', gzip: sizes.operators.gzip, min: sizes.operators.min, budget: 12 * KB, ceiling: 12 * KB },
 ];
@@ -111,7 +111,8 @@ function targetNote(): string {
     `Of what remains, ${kb(sizes.client.gzip - sizes['client, rxjs external'].gzip)} is RxJS (with tslib, which its ESM5 build imports; the client bundle minus the same bundle with rxjs external) and the rest the client's own code path, every part of which createSyncClient uses by default: the session with its heartbeat and quality measure (src/client/session.ts, operators/heartbeat.ts, streams/socketAdapter.ts, frameReader.ts, metrics.ts), the call queue (streams/calls.ts and streams/calls/, streams/serial.ts, operators/prioritize.ts), live queries and snapshots (streams/liveQueries.ts, tableView.ts, snapshotMap.ts, keyTable.ts, cacheRows.ts), optimistic reconcile, the argument codec, and typed errors with their player-facing texts. ` +
     'The client + storage line grew past its earlier ceiling (52 KB) with the outbox\'s sent marks and outcome sets (schema v5, the replay target of the performance issue) and the DurableQueue seam. Both client lines grew by about 0.35 KB more with the third round of stream-overhead work (metrics counted in place, the heartbeat\'s single timer, the table\'s integer fast path, the row forwarders) and stay under their ceilings of 39 KB and 54 KB. ' +
     'The fourth round added about 0.15 KB (reading the SDK\'s cache without its generator, streams/cacheRows.ts; writing the snapshot cache when the connection is lost): the client + storage line\'s ceiling is 54.5 KB since. ' +
-    'The fifth round added about 1.6 KB to both: whole-table views of primary-keyed tables read the SDK\'s cache in place (streams/cacheMirror.ts, the outer maps of snapshotMap.ts and the view\'s path for them), which took the table write out of every transaction, the table build out of every sync and the second copy of the rows out of the retained heap; the ceilings are 41 KB and 56 KB since. ' +
+    'The fifth round added about 1.6 KB to both: whole-table views of primary-keyed tables read the SDK\'s cache in place (streams/cacheMirror.ts, the outer maps of snapshotMap.ts and the view\'s path for them), which took the table write out of every transaction, the table build out of every sync and the second copy of the rows out of the retained heap; the ceilings were 41 KB and 56 KB from then. ' +
+    'The sixth round added about 0.35 KB to both (the call path written out without object spreads, which Node 20 runs slowly; the argument check\'s mismatch path built on the way out; the reducer catalogue\'s resolved policies; the first sync\'s pass over the SDK cache), which left the client + storage line 0.01 KB under its ceiling: the ceilings are 41.5 KB and 56.5 KB since. ' +
     'A 20 KB line would need those default behaviours made opt-in imports, which is a change of the public API, not of packaging.';
 }
 if (process.argv.includes('--write')) {
