@@ -184,19 +184,24 @@ export class CacheMirror<Row> {
   }
 
   /**
+   * Whether the cache keys its rows as `keyOf` does (checked on its first
+   * row): what a view that reads the cache in place relies on. A view of a
+   * cache that does not keeps a table of its own.
+   */
+  keysAgree(): boolean {
+    const first = this.#rows.entries().next();
+    return first.done === true || this.keyOf(first.value[1][0] as Row) === first.value[0];
+  }
+
+  /**
    * Every cached row as an insert, keyed by the cache's own keys (a view's
    * first sync over the cache): one pass over the cache, no array of rows
-   * and no key computed per row. `undefined` when the first key is not
-   * `keyOf` of its row (the caller then computes the keys itself).
+   * and no key computed per row.
    */
-  inserts(): { op: 'insert'; key: RowKey; oldRow: undefined; newRow: Row }[] | undefined {
+  inserts(): { op: 'insert'; key: RowKey; oldRow: undefined; newRow: Row }[] {
     const rows = this.#rows;
     const out: { op: 'insert'; key: RowKey; oldRow: undefined; newRow: Row }[] = new Array(rows.size);
     let i = 0;
-    for (const [k, p] of rows) {
-      if (this.keyOf(p[0] as Row) !== k) return undefined;
-      break;
-    }
     rows.forEach((p, k) => {
       out[i++] = { op: 'insert', key: k as RowKey, oldRow: undefined, newRow: p[0] as Row };
     });

@@ -332,15 +332,16 @@ export class TableView<Row> {
     if (this.#staged) this.#unstage();
     this.#drainEvents();
     this.#leaveMirror();
-    // The SDK cache's rows are this query's rows when it keeps every row of a primary-keyed table.
-    let outer = mirror !== undefined && this.shape.primaryKeyed === true && this.shape.everyRow === true ? mirror.head : undefined;
+    // The SDK cache's rows are this query's rows when it keeps every row of a primary-keyed table (keyed as the view keys them).
+    const outer = mirror !== undefined && this.shape.primaryKeyed === true && this.shape.everyRow === true && mirror.keysAgree() ? mirror.head : undefined;
     if (this.#pending.size === 0 && this.#adopted.length === 0) {
       let done: boolean;
       if (this.#state.size === 0) {
         // Into an empty view over the cache, every row is an insert read off the cache itself.
-        const inserts = outer !== undefined ? mirror!.inserts() : undefined;
-        if (inserts === undefined) outer = undefined;
-        done = inserts !== undefined ? this.#stage(outer!, inserts.length, inserts) : this.#firstSync(listOf(rows));
+        if (outer !== undefined) {
+          const inserts = mirror!.inserts();
+          done = this.#stage(outer, inserts.length, inserts);
+        } else done = this.#firstSync(listOf(rows));
       } else done = this.#resync(listOf(rows), outer);
       if (done) {
         if (outer !== undefined) this.#mirror = mirror;

@@ -313,6 +313,15 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(asked).to.equal(1);
       expect(outerStatus(view.state).outer).to.equal(false);
       expect(view.state.get(1n)).to.equal(a);
+      // A re-sync does not follow that cache either, and no outer map was made for it.
+      const a2 = row(1, 'a2');
+      cache.rows.set('not-1', [a2, 1]);
+      view.syncFrom(() => (asked++, [a2]), mirror);
+      view.flush();
+      expect(asked).to.equal(2);
+      expect(outerStatus(view.state).outer).to.equal(false);
+      expect(view.state.get(1n)).to.equal(a2);
+      expect(outerStatus(mirror.head!).recorded).to.equal(0);
     });
 
     it('a transaction applied before the last one was flushed: the last one is flushed first, its snapshot without the new rows', () => {
