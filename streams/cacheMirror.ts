@@ -16,19 +16,32 @@
  * mirror wraps that function on the cache object. Before the original runs
  * it (1) lets the caller end the previous transaction, whose snapshot must
  * not see this one's rows, and (2) makes sure the rows the change replaces
- * will be known: when the operations are updates only (the i-th insert and
- * the i-th delete share a row id), the SDK's update callbacks that follow
- * carry them ({@link CacheMirror.note}), so nothing is read; otherwise it
- * reads them, one map read per operation. The outer map then advances to a
- * new newest version with those rows as the older one's diff. No table
- * write per row is left.
+ * will be known. When the operations are updates only (the i-th insert and
+ * the i-th delete share a row id: what a reducer that changes rows in place
+ * sends), the SDK's update callbacks that follow carry them
+ * ({@link CacheMirror.note}), so nothing is read; otherwise it reads them,
+ * one map read per operation. The outer map then advances to a new newest
+ * version with those rows as the older one's diff. No table write per row is
+ * left.
  *
- * Three things end an outer map's run, and each costs one copy of the rows:
+ * An updates-only change also makes the change objects of the views that
+ * follow the mirror ({@link MirrorFollower}). Each view is told once, right
+ * after the change, that its changes come from the mirror, and leaves the
+ * row callbacks that follow to the notes; the mirror turns the notes into
+ * the diff and the change objects in one pass, when the first of the views
+ * flushes. Per row that is two array writes in the callback and one object
+ * at the flush, instead of a trip through every view. It needs the caller
+ * to have begun the transaction before the change (its `before` says so);
+ * otherwise, and for any other change, the views take their changes from
+ * the row callbacks.
+ *
+ * Four things end an outer map's run, and each costs one copy of the rows:
  * an iteration over it still open when the cache is about to change; diffs
  * recorded since it began outnumbering four times the rows (the same bound
- * as a view's own tables: a version kept forever holds no more); and the
- * loss of the connection ({@link CacheMirror.release}), after which the lost
- * cache is not kept alive. The map is then frozen (its versions read the
+ * as a view's own tables: a version kept forever holds no more); the loss
+ * of the connection ({@link CacheMirror.release}), after which the lost
+ * cache is not kept alive; and the last view's leaving it, after which no
+ * one reads a newer version. The map is then frozen (its versions read the
  * copy from then on) and the next reader starts a new one over the live
  * cache.
  *
@@ -42,7 +55,7 @@
  */
 import { KeyTable } from './keyTable.ts';
 import { ABSENT_BEFORE, advanceOuter, freezeOuter, outerSnapshot, outerStatus, type OuterTable, type SnapshotMap } from './snapshotMap.ts';
-import type { RowKey } from './tableView.ts';
+import type { RowChange, RowKey } from './tableView.ts';
 import { sdkRowMap, type CachedPair as Pair } from './cacheRows.ts';
 
 /** The SDK cache's rows, read in place. */
@@ -114,6 +127,25 @@ interface Applies {
   applyOperations?(operations: readonly { rowId: unknown }[], ctx: unknown): unknown;
 }
 
+/** An SDK operation as the mirror reads it (checked as it goes). */
+interface Operation {
+  readonly type?: unknown;
+  readonly rowId?: unknown;
+}
+
+/** A view that reads the cache through the mirror and takes a transaction's changes from it (see the module comment). */
+export interface MirrorFollower {
+  /** The transaction being applied is an updates-only one: its changes are the mirror's ({@link CacheMirror.taken}), and the row callbacks that follow bring nothing new. */
+  take(): void;
+}
+
+/**
+ * Runs before each change of the cache, with the SDK's event context. True
+ * when the caller has begun that transaction, so its followers may be told
+ * of it before the SDK's row callbacks come.
+ */
+export type BeforeChange = (ctx: unknown) => boolean | void;
+
 const mirrors = new WeakMap<object, CacheMirror<any>>();
 
 export class CacheMirror<Row> {
@@ -124,21 +156,30 @@ export class CacheMirror<Row> {
   /** Taken before the change being applied. */
   #diff: unknown[] | undefined;
   /**
-   * A change of updates only, applied and not yet linked: the old rows come
-   * from the SDK's update callbacks ({@link note}), which follow it.
+   * An updates-only change, applied and not yet linked: `[oldRow, newRow, …]`
+   * from the SDK's update callbacks ({@link note}), which follow it. Sized
+   * for every update up front: no growth per row.
    */
-  #filling: unknown[] | undefined;
-  /** Entries of `#filling` written (it is sized for every update up front: no growth per row). */
-  #filled = 0;
+  #notes: unknown[] | undefined;
+  /** Entries of `#notes` written. */
+  #noted = 0;
+  /** The change objects of the last updates-only change, made from its notes (the same array for every follower). */
+  #taken: RowChange<Row>[] = [];
+  /** The views that take an updates-only change's objects from the mirror (usually one). */
+  #followers: MirrorFollower[] = [];
+  /** The followers are to be told, once the change is done, that they take this one's objects. */
+  #handing = false;
+  /** They were told so for the cache's last change: its row callbacks bring them nothing. */
+  #handed = false;
   /** The cache did not look as expected at a change: no outer map any more. */
   #broken = false;
-  #before: (ctx: unknown) => void;
+  #before: BeforeChange;
 
   private constructor(
     rows: Map<unknown, Pair>,
     /** A row's key: the SDK's row id (its primary key as the SDK maps it). */
     readonly keyOf: (row: Row) => RowKey,
-    before: (ctx: unknown) => void,
+    before: BeforeChange,
   ) {
     this.#rows = rows;
     this.#table = new CacheRows<Row>(rows);
@@ -148,11 +189,11 @@ export class CacheMirror<Row> {
   /**
    * The mirror of `table` (an SDK table cache), installed on first call.
    * `keyOf` gives a row's key (the SDK's row id); `before(ctx)` runs before
-   * each change of the cache, with the SDK's event context (a later call
+   * each change of the cache (see {@link BeforeChange}; a later call
    * replaces it). `undefined` when the cache does not have the shape the
    * mirror relies on.
    */
-  static of<Row>(table: object, keyOf: (row: Row) => RowKey, before: (ctx: unknown) => void): CacheMirror<Row> | undefined {
+  static of<Row>(table: object, keyOf: (row: Row) => RowKey, before: BeforeChange): CacheMirror<Row> | undefined {
     const existing = mirrors.get(table);
     if (existing) {
       existing.#before = before;
@@ -164,8 +205,8 @@ export class CacheMirror<Row> {
     if (typeof original !== 'function' || rows === undefined) return undefined;
     const mirror = new CacheMirror<Row>(rows, keyOf, before);
     t.applyOperations = function (this: unknown, operations, ctx) {
-      mirror.#before(ctx);
-      mirror.#capture(operations);
+      const begun = mirror.#before(ctx) === true;
+      mirror.#capture(operations, begun);
       try {
         return original.call(this, operations, ctx);
       } finally {
@@ -208,27 +249,76 @@ export class CacheMirror<Row> {
     return out;
   }
 
+  /** From now on `view` takes the changes of updates-only transactions from the mirror ({@link MirrorFollower}). */
+  follow(view: MirrorFollower): void {
+    if (!this.#followers.includes(view)) this.#followers = [...this.#followers, view];
+  }
+
+  /**
+   * `view` no longer follows the mirror. With no follower left, nothing will
+   * read a newer version of the outer map: it is frozen on a copy (see
+   * {@link release}) rather than kept advancing.
+   */
+  unfollow(view: MirrorFollower): void {
+    if (!this.#followers.includes(view)) return;
+    this.#followers = this.#followers.filter((f) => f !== view);
+    if (this.#followers.length === 0) this.release();
+  }
+
+  /**
+   * Whether the followers take the change objects of the cache's last
+   * change from the mirror ({@link MirrorFollower.take}): true from that
+   * change on until the next, so its row callbacks are theirs to skip.
+   */
+  get handedOver(): boolean {
+    return this.#handed;
+  }
+
   /** Whether the SDK's update callbacks now being made are to be {@link note}d. */
-  get filling(): boolean {
-    return this.#filling !== undefined;
+  get collecting(): boolean {
+    return this.#notes !== undefined;
   }
 
-  /** An update callback of the change being applied: `key` held `oldRow` before it. */
-  note(key: unknown, oldRow: unknown): void {
-    const f = this.#filling;
-    if (f === undefined) return;
-    f[this.#filled++] = key;
-    f[this.#filled++] = oldRow;
+  /** An update callback of the updates-only change being applied: `oldRow` became `newRow`. */
+  note(oldRow: unknown, newRow: unknown): void {
+    const notes = this.#notes;
+    if (notes === undefined) return;
+    notes[this.#noted++] = oldRow;
+    notes[this.#noted++] = newRow;
   }
 
-  /** Link the change whose old rows came from the callbacks (they are all in by the time anything reads). */
+  /** The change objects of the last updates-only change (see {@link MirrorFollower.take}); read by its followers' flush. */
+  taken(): RowChange<Row>[] {
+    this.#settle();
+    return this.#taken;
+  }
+
+  /**
+   * Link the updates-only change whose rows came from the callbacks (they are
+   * all in by the time anything reads): in one pass, the notes become the
+   * older version's diff (in place: `[key, oldRow, …]`) and the change objects.
+   */
   #settle(): void {
-    const diff = this.#filling;
-    if (diff === undefined) return;
-    this.#filling = undefined;
+    const notes = this.#notes;
+    if (notes === undefined) return;
+    this.#notes = undefined;
+    const n = this.#noted;
     // Fewer callbacks than updates (the SDK skips a row it finds inconsistent): the unused end goes.
-    if (this.#filled < diff.length) diff.length = this.#filled;
-    this.#head = advanceOuter(this.#head!, diff);
+    if (n < notes.length) notes.length = n;
+    const keyOf = this.keyOf;
+    const changes: RowChange<Row>[] = new Array(n >> 1);
+    let c = 0;
+    for (let i = 0; i < n; i += 2) {
+      const oldRow = notes[i] as Row;
+      const newRow = notes[i + 1] as Row;
+      const key = keyOf(newRow);
+      notes[i] = key;
+      notes[i + 1] = oldRow;
+      if (oldRow !== newRow) changes[c++] = { op: 'update', key, oldRow, newRow };
+    }
+    changes.length = c;
+    this.#taken = changes;
+    if (this.#head !== undefined) this.#head = advanceOuter(this.#head, notes);
   }
 
   /**
@@ -238,7 +328,7 @@ export class CacheMirror<Row> {
    * replaced, so nothing needs reading before the change. (Identity checks
    * only: no map lookup.)
    */
-  #updatesOnly(ops: readonly { type?: unknown; rowId?: unknown }[]): boolean {
+  #updatesOnly(ops: readonly Operation[]): boolean {
     const n = ops.length;
     if (n % 2 !== 0) return false;
     const half = n / 2;
@@ -250,28 +340,37 @@ export class CacheMirror<Row> {
     return true;
   }
 
-  #capture(operations: unknown): void {
+  #capture(operations: unknown, begun: boolean): void {
     this.#settle();
-    const head = this.#head;
-    if (head === undefined) return;
-    const rows = this.#rows;
-    const ops = operations as readonly { rowId?: unknown }[];
+    this.#handed = false;
+    let head = this.#head;
+    const followers = this.#followers;
+    if (head === undefined && followers.length === 0) return;
+    const ops = operations as readonly Operation[];
     if (!Array.isArray(ops) || (ops.length > 0 && (typeof ops[0] !== 'object' || ops[0] === null || !('rowId' in ops[0])))) {
       this.#broken = true;
-      this.#freeze(head);
+      if (head !== undefined) this.#freeze(head);
       return;
     }
     if (ops.length === 0) return;
-    const status = outerStatus(head);
-    if (status.readers > 0 || status.recorded > 4 * rows.size + 1024) {
-      this.#freeze(head);
+    if (head !== undefined) {
+      const status = outerStatus(head);
+      if (status.readers > 0 || status.recorded > 4 * this.#rows.size + 1024) {
+        this.#freeze(head);
+        head = undefined;
+      }
+    }
+    // Followers take the change objects from the notes only if the caller has begun the transaction.
+    const taking = begun && followers.length > 0;
+    if ((taking || head !== undefined) && this.#updatesOnly(ops)) {
+      this.#notes = new Array(ops.length);
+      this.#noted = 0;
+      this.#taken = [];
+      this.#handing = taking;
       return;
     }
-    if (this.#updatesOnly(ops)) {
-      this.#filling = new Array(ops.length);
-      this.#filled = 0;
-      return;
-    }
+    if (head === undefined) return;
+    const rows = this.#rows;
     const diff: unknown[] = new Array(2 * ops.length);
     let j = 0;
     for (let i = 0; i < ops.length; i++) {
@@ -283,11 +382,18 @@ export class CacheMirror<Row> {
     this.#diff = diff;
   }
 
+  /** After the change: the outer map's new newest version (a diff read before it), and the followers told of an updates-only change. */
   #advance(): void {
     const diff = this.#diff;
-    if (diff === undefined) return;
-    this.#diff = undefined;
-    this.#head = advanceOuter(this.#head!, diff);
+    if (diff !== undefined) {
+      this.#diff = undefined;
+      this.#head = advanceOuter(this.#head!, diff);
+    }
+    if (this.#handing) {
+      this.#handing = false;
+      this.#handed = true;
+      for (const f of this.#followers) f.take();
+    }
   }
 
   /**

@@ -345,7 +345,7 @@ export class LiveQueries {
       let key: RowKey | undefined;
       for (let i = 0; i < views.length; i++) {
         const v = views[i].view;
-        if (!v.live || v === skip) continue;
+        if (!v.live || v === skip || v.changesTaken) continue;
         if (key === undefined) key = v.shape.keyOf(keyRow);
         v.event(key, value, oldRow);
       }
@@ -376,16 +376,16 @@ export class LiveQueries {
     const onUpdate = (ctx: any, oldRow: any, newRow: any) => {
       if (att.detached) return;
       boundary(ctx);
+      // The mirror's notes of an updates-only change (see CacheMirror.note).
+      const mirror = cbs.mirror;
+      if (mirror !== undefined && mirror.collecting) mirror.note(oldRow, newRow);
       // The SDK reports an update only for a row whose primary key stays the same.
       const views = holder.list;
-      let key: RowKey | undefined;
       if (views.length !== 0) {
-        if (cbs.pk) key = pkEvent(views, newRow, newRow, oldRow, undefined);
+        let key: RowKey | undefined;
+        if (cbs.pk) pkEvent(views, newRow, newRow, oldRow, undefined);
         else for (let i = 0; i < views.length; i++) key = views[i].view.updateSameKey(oldRow, newRow, key);
       }
-      // The mirror's older snapshots learn the row this update replaced (see CacheMirror.note).
-      const mirror = cbs.mirror;
-      if (mirror !== undefined && mirror.filling) mirror.note(key ?? mirror.keyOf(newRow), oldRow);
       // Same key: writing the new row replaces the old one in the cache, no delete needed.
       if (cbs.record) this.#batch(accessorName, false).inserts.push(newRow);
     };
@@ -399,10 +399,20 @@ export class LiveQueries {
       pk: primaryKeyed,
       // Before the SDK changes the cache for a new transaction, the previous one ends: its
       // snapshots read the cache as it was (the SDK applies a frame's transactions one by one).
+      // The new one begins there too, so the mirror may hand its changes over before the row
+      // callbacks come; except a subscription's rows, whose `onApplied` (which decides what
+      // their callbacks skip) comes between the change and the callbacks.
       mirror: primaryKeyed
         ? CacheMirror.of(table, keyOf, (ctx: any) => {
-            const id: string | undefined = ctx?.event?.id;
-            if (!att.detached && id !== undefined && id !== this.#lastEventId) this.flush();
+            const event = ctx?.event;
+            const id: string | undefined = event?.id;
+            if (att.detached || id === undefined) return false;
+            if (event.tag !== 'SubscribeApplied') {
+              boundary(ctx);
+              return true;
+            }
+            if (id !== this.#lastEventId) this.flush();
+            return false;
           })
         : undefined,
     };

@@ -21,7 +21,7 @@
 import { BehaviorSubject, Subject } from 'rxjs';
 import { deepEqual } from 'spacetimedb';
 import type { MapKey } from './persistentMap.ts';
-import type { CacheMirror } from './cacheMirror.ts';
+import type { CacheMirror, MirrorFollower } from './cacheMirror.ts';
 import { SnapshotMap, deferredEntries, editSnapshot } from './snapshotMap.ts';
 
 export type RowKey = MapKey;
@@ -72,7 +72,7 @@ function listOf<Row>(rows: Iterable<Row> | (() => readonly Row[])): readonly Row
   return Array.isArray(rows) ? (rows as readonly Row[]) : [...rows];
 }
 
-export class TableView<Row> {
+export class TableView<Row> implements MirrorFollower {
   #state: SnapshotMap<RowKey, Row> = SnapshotMap.empty();
   /** Per key: the row before the transaction and after it so far (the object is the emitted change). */
   #pending = new Map<RowKey, Pending<Row>>();
@@ -95,6 +95,8 @@ export class TableView<Row> {
    */
   #mirror: CacheMirror<Row> | undefined;
   #outerChanges: RowChange<Row>[] = [];
+  /** The current transaction's changes came from the mirror ({@link take}): its row events bring nothing new. */
+  #taken = false;
   #dirty = false;
   #everSynced = false;
   readonly #snapshots = new BehaviorSubject<SnapshotMap<RowKey, Row> | undefined>(undefined);
@@ -164,7 +166,7 @@ export class TableView<Row> {
   event(key: RowKey, row: Row | undefined, oldRow?: Row): void {
     if (!this.live) return;
     if (this.#mirror !== undefined) {
-      this.#outerEvent(key, row, oldRow);
+      if (!this.#mirror.handedOver) this.#outerEvent(key, row, oldRow);
       return;
     }
     if (row !== undefined && !this.#keeps(row)) row = undefined;
@@ -198,13 +200,38 @@ export class TableView<Row> {
   }
 
   /**
+   * Whether the row events of the transaction being received can be left
+   * out: its changes are the mirror's ({@link take}; the caller skips
+   * calling {@link event} then).
+   */
+  get changesTaken(): boolean {
+    return this.#mirror !== undefined && this.#mirror.handedOver;
+  }
+
+  /**
+   * The transaction being received is an updates-only change of the cache
+   * the view follows: its change objects are the mirror's
+   * ({@link CacheMirror.taken}, read at the flush), and its row events bring
+   * nothing new.
+   */
+  take(): void {
+    if (!this.live || this.#mirror === undefined) return;
+    if (this.#staged) this.#applyStaged();
+    this.#taken = true;
+    this.#mark();
+  }
+
+  /**
    * Stop following the SDK cache: the changes received since the last flush
    * go to `#pending` (the state, a version of the cache's rows, is edited
    * into a table of the view's own at the next flush).
    */
   #leaveMirror(): void {
-    if (this.#mirror === undefined) return;
+    const mirror = this.#mirror;
+    if (mirror === undefined) return;
+    this.#collectTaken();
     this.#mirror = undefined;
+    mirror.unfollow(this);
     const changes = this.#outerChanges;
     this.#outerChanges = [];
     for (const c of changes) {
@@ -213,6 +240,14 @@ export class TableView<Row> {
       else this.#pending.set(c.key, { op: 'update', key: c.key, oldRow: c.oldRow, newRow: c.newRow });
     }
     if (changes.length > 0) this.#mark();
+  }
+
+  /** The mirror's change objects of a change the view took ({@link take}) join the changes to emit. */
+  #collectTaken(): void {
+    if (!this.#taken) return;
+    this.#taken = false;
+    const taken = this.#mirror!.taken();
+    if (taken.length > 0) this.#outerChanges = this.#outerChanges.length === 0 ? taken : this.#outerChanges.concat(taken);
   }
 
   /** Emit a staged sync now (before a change that follows it). */
@@ -344,7 +379,10 @@ export class TableView<Row> {
         } else done = this.#firstSync(listOf(rows));
       } else done = this.#resync(listOf(rows), outer);
       if (done) {
-        if (outer !== undefined) this.#mirror = mirror;
+        if (outer !== undefined) {
+          this.#mirror = mirror;
+          mirror!.follow(this);
+        }
         return;
       }
     }
@@ -543,6 +581,7 @@ export class TableView<Row> {
   /** Apply the pending transaction; emit one snapshot and one change batch if anything changed. */
   flush(): void {
     this.#dirty = false;
+    this.#collectTaken();
     if (this.#staged) {
       // A re-sync that changed nothing swaps in the new connection's row objects silently.
       this.#applyStaged();

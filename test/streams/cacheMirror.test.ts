@@ -87,7 +87,9 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
     it('an older version keeps its rows (the same objects) through an insert, an update and a delete', () => {
       const cache = seeded(a, b, c);
       const before: unknown[] = [];
-      const mirror = CacheMirror.of<Row>(cache, keyOf, (ctx) => before.push([ctx, cache.rows.get(2n)?.[0]]))!;
+      const mirror = CacheMirror.of<Row>(cache, keyOf, (ctx) => {
+        before.push([ctx, cache.rows.get(2n)?.[0]]);
+      })!;
       const v0 = mirror.head!;
       expect(outerStatus(v0).outer).to.equal(true);
       const was = entries(v0);
@@ -119,17 +121,69 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       const a2 = row(1, 'a2');
       const c2 = row(3, 'c2');
       const callbacks = cache.apply([a2, c2], [a, c]);
-      expect(mirror.filling).to.equal(true);
+      expect(mirror.collecting).to.equal(true);
       // Only the double's own reads: the mirror read nothing.
       expect(reads).to.deep.equal([1n, 3n]);
-      for (const cb of callbacks) if (cb[0] === 'update') mirror.note(cb[2].id, cb[1]);
+      for (const cb of callbacks) if (cb[0] === 'update') mirror.note(cb[1], cb[2]);
       const v1 = mirror.head!;
-      expect(mirror.filling).to.equal(false);
+      expect(mirror.collecting).to.equal(false);
       expect(v0.get(1n)).to.equal(a);
       expect(v0.get(3n)).to.equal(c);
       expect(v1.get(1n)).to.equal(a2);
       expect(v1.get(3n)).to.equal(c2);
       expect(entries(v0).map(([, r]) => r)).to.have.members([a, b, c]);
+    });
+
+    it('followers of a transaction of updates, begun by the caller, are told once after the change and get its change objects from the notes', () => {
+      const cache = seeded(a, b, c);
+      let begun = true;
+      const mirror = CacheMirror.of<Row>(cache, keyOf, () => begun)!;
+      const v0 = mirror.head!;
+      const told: (Row | undefined)[] = [];
+      const follower = { take: () => told.push(cache.rows.get(1n)?.[0]) };
+      mirror.follow(follower);
+      const a2 = row(1, 'a2');
+      const c2 = row(3, 'c2');
+      const callbacks = cache.apply([a2, c2], [a, c]);
+      // Told once, with the cache already changed, before any callback.
+      expect(told).to.deep.equal([a2]);
+      expect(mirror.handedOver).to.equal(true);
+      for (const cb of callbacks) if (cb[0] === 'update') mirror.note(cb[1], cb[2]);
+      const taken = mirror.taken();
+      expect(taken.map((ch) => [ch.op, ch.key, ch.oldRow, ch.newRow])).to.deep.equal([
+        ['update', 1n, a, a2],
+        ['update', 3n, c, c2],
+      ]);
+      // Every follower gets the same array; the older version keeps its rows.
+      expect(mirror.taken()).to.equal(taken);
+      expect(v0.get(1n)).to.equal(a);
+      expect(mirror.head!.get(1n)).to.equal(a2);
+      // A transaction the caller has not begun, and one that is not updates only: the row callbacks bring those.
+      begun = false;
+      cache.apply([row(2, 'b2')], [b]);
+      expect(mirror.handedOver).to.equal(false);
+      begun = true;
+      cache.apply([row(4, 'd')], []);
+      expect(mirror.handedOver).to.equal(false);
+      expect(told).to.have.length(1);
+      // Without followers nothing is told.
+      mirror.unfollow(follower);
+      cache.apply([row(1, 'a3')], [a2]);
+      expect(told).to.have.length(1);
+    });
+
+    it('an update the cache does not make (an id it never held) makes no change object', () => {
+      const cache = seeded(a, b);
+      const mirror = CacheMirror.of<Row>(cache, keyOf, () => true)!;
+      mirror.head!;
+      let told = 0;
+      mirror.follow({ take: () => told++ });
+      const ghost = row(9, 'ghost');
+      const b2 = row(2, 'b2');
+      for (const cb of cache.apply([ghost, b2], [ghost, b])) if (cb[0] === 'update') mirror.note(cb[1], cb[2]);
+      expect(told).to.equal(1);
+      expect(mirror.taken().map((ch) => [ch.key, ch.oldRow, ch.newRow])).to.deep.equal([[2n, b, b2]]);
+      expect(mirror.head!.has(9n)).to.equal(false);
     });
 
     it('a pair of operations that makes no update callback (a row the cache did not hold) leaves older versions as they were', () => {
@@ -222,8 +276,13 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
   });
 
   describe('a whole-table view on the mirror', () => {
-    /** A view of every row of a primary-keyed table, following `cache`; flushes by hand. */
-    function viewOn(cache: CacheDouble) {
+    /**
+     * A view of every row of a primary-keyed table, following `cache`;
+     * flushes by hand. `begins`: whether the mirror's caller begins each
+     * transaction before the change (then the view takes an updates-only
+     * change's objects from the mirror and ignores its row events).
+     */
+    function viewOn(cache: CacheDouble, begins = true) {
       let dirty = false;
       const view = new TableView<Row>({ keyOf, matches: () => true, everyRow: true, primaryKeyed: true }, () => (dirty = true));
       const snapshots: SnapshotMap<unknown, Row>[] = [];
@@ -231,11 +290,13 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       const subs = new Subscription();
       subs.add(view.snapshots$.subscribe((s) => s && snapshots.push(s as SnapshotMap<unknown, Row>)));
       subs.add(view.changes$.subscribe((c) => batches.push(c)));
+      // The caller's part (liveQueries): flush the last transaction, and begin the next.
       const mirror = CacheMirror.of<Row>(cache, keyOf, () => {
         if (dirty) {
           dirty = false;
           view.flush();
         }
+        return begins;
       })!;
       view.syncFrom([...cache.rows.values()].map((p) => p[0]), mirror);
       view.flush();
@@ -246,39 +307,54 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
           if (cb[0] === 'insert') view.event(cb[1].id, cb[1]);
           else if (cb[0] === 'delete') view.event(cb[1].id, undefined);
           else {
-            view.event(cb[2].id, cb[2], cb[1]);
-            if (mirror.filling) mirror.note(cb[2].id, cb[1]);
+            // What the client's update callback does (streams/liveQueries.ts): the note, then the view.
+            if (mirror.collecting) mirror.note(cb[1], cb[2]);
+            if (!view.changesTaken) view.event(cb[2].id, cb[2], cb[1]);
           }
         }
       };
       return { view, snapshots, batches, tx, subs, flush: () => (dirty ? ((dirty = false), view.flush()) : undefined) };
     }
 
-    it('emits the cache itself, and change objects whose old rows are the previous snapshot’s', () => {
-      const a = row(1, 'a');
-      const b = row(2, 'b');
-      const cache = seeded(a, b);
-      const { view, snapshots, batches, tx, flush } = viewOn(cache);
-      expect(snapshots).to.have.length(1);
-      expect(outerStatus(view.state).outer).to.equal(true);
-      const s0 = snapshots[0];
-      tx([row(1, 'a2'), row(3, 'c')], [a]);
-      flush();
-      tx([], [b]);
-      flush();
-      expect(snapshots).to.have.length(3);
-      const [, s1, s2] = snapshots;
-      expect([...s0.values()]).to.deep.equal([a, b]);
-      expect(s1.get(1n)!.v).to.equal('a2');
-      expect(s1.get(2n)).to.equal(b);
-      expect(s2.has(2n)).to.equal(false);
-      // The delete's old row is the object the snapshots held (the SDK reports the server's copy).
-      const del = batches[2].find((c) => c.op === 'delete')!;
-      expect(del.oldRow).to.equal(b);
-      const upd = batches[1].find((c) => c.op === 'update')!;
-      expect(upd.oldRow).to.equal(a);
-      expect(batches[1].map((c) => c.op).sort()).to.deep.equal(['insert', 'update']);
-    });
+    for (const [begins, how] of [[true, ' (changes taken from the mirror)'], [false, ' (changes from the row events)']] as const) {
+      it(`emits the cache itself, and change objects whose old rows are the previous snapshot’s` + how, () => {
+        const a = row(1, 'a');
+        const b = row(2, 'b');
+        const cache = seeded(a, b);
+        const { view, snapshots, batches, tx, flush } = viewOn(cache, begins);
+        expect(snapshots).to.have.length(1);
+        expect(outerStatus(view.state).outer).to.equal(true);
+        const s0 = snapshots[0];
+        tx([row(1, 'a2'), row(3, 'c')], [a]);
+        flush();
+        tx([], [b]);
+        flush();
+        expect(snapshots).to.have.length(3);
+        const [, s1, s2] = snapshots;
+        expect([...s0.values()]).to.deep.equal([a, b]);
+        expect(s1.get(1n)!.v).to.equal('a2');
+        expect(s1.get(2n)).to.equal(b);
+        expect(s2.has(2n)).to.equal(false);
+        // The delete's old row is the object the snapshots held (the SDK reports the server's copy).
+        const del = batches[2].find((c) => c.op === 'delete')!;
+        expect(del.oldRow).to.equal(b);
+        const upd = batches[1].find((c) => c.op === 'update')!;
+        expect(upd.oldRow).to.equal(a);
+        expect(batches[1].map((c) => c.op).sort()).to.deep.equal(['insert', 'update']);
+      });
+
+      it(`a transaction applied before the last one was flushed: the last one is flushed first, its snapshot without the new rows` + how, () => {
+        const a = row(1, 'a');
+        const cache = seeded(a);
+        const { snapshots, batches, tx, flush } = viewOn(cache, begins);
+        tx([row(1, 'a2')], [a]);
+        // No flush between the two: the mirror's caller flushes before the second change.
+        tx([row(1, 'a3')], [cache.rows.get(1n)![0]]);
+        flush();
+        expect(snapshots.map((s) => s.get(1n)!.v)).to.deep.equal(['a', 'a2', 'a3']);
+        expect(batches.map((b) => b.map((c) => `${c.oldRow?.v}>${c.newRow?.v}`))).to.deep.equal([['undefined>a'], ['a>a2'], ['a2>a3']]);
+      });
+    }
 
     it('a first sync reads the cache itself: the rows are not asked for, every row is an insert under the cache’s key', () => {
       const a = row(1, 'a');
@@ -324,18 +400,6 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(outerStatus(mirror.head!).recorded).to.equal(0);
     });
 
-    it('a transaction applied before the last one was flushed: the last one is flushed first, its snapshot without the new rows', () => {
-      const a = row(1, 'a');
-      const cache = seeded(a);
-      const { snapshots, batches, tx, flush } = viewOn(cache);
-      tx([row(1, 'a2')], [a]);
-      // No flush between the two: the mirror's caller flushes before the second change.
-      tx([row(1, 'a3')], [cache.rows.get(1n)![0]]);
-      flush();
-      expect(snapshots.map((s) => s.get(1n)!.v)).to.deep.equal(['a', 'a2', 'a3']);
-      expect(batches.map((b) => b.map((c) => `${c.oldRow?.v}>${c.newRow?.v}`))).to.deep.equal([['undefined>a'], ['a>a2'], ['a2>a3']]);
-    });
-
     it('a new connection: the view walks the lost cache against the new one and emits only what changed', () => {
       const rows = Array.from({ length: 50 }, (_, i) => row(i + 1, `r${i + 1}`));
       const lost = seeded(...rows);
@@ -372,6 +436,25 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(outerStatus(last).outer).to.equal(false);
       expect(last.get(1n)!.v).to.equal('mine');
       expect(cache.rows.get(1n)![0]).to.equal(a);
+    });
+
+    it('once its last view has left, the mirror records nothing more: the versions read a copy', () => {
+      const a = row(1, 'a');
+      const b = row(2, 'b');
+      const cache = seeded(a, b);
+      const { view, snapshots, tx, flush } = viewOn(cache);
+      tx([row(1, 'a2')], [a]);
+      flush();
+      const s1 = snapshots.at(-1)!;
+      const recorded = outerStatus(s1).recorded;
+      expect(recorded).to.be.greaterThan(0);
+      view.updateSameKey(b, row(2, 'mine'));
+      view.flush();
+      for (let t = 0; t < 5; t++) cache.apply([row(1, `a${t + 3}`), row(2, `b${t}`)], [cache.rows.get(1n)![0], cache.rows.get(2n)![0]]);
+      expect(outerStatus(s1).recorded).to.equal(recorded);
+      expect(s1.get(1n)!.v).to.equal('a2');
+      expect(s1.get(2n)).to.equal(b);
+      expect(snapshots[0].get(1n)).to.equal(a);
     });
   });
 
