@@ -279,12 +279,18 @@ export class CacheMirror<Row> {
     return this.#notes !== undefined;
   }
 
-  /** An update callback of the updates-only change being applied: `oldRow` became `newRow`. */
-  note(oldRow: unknown, newRow: unknown): void {
+  /**
+   * An update callback of the change being applied: `oldRow` became
+   * `newRow`, noted if the change is an updates-only one. True when it was
+   * also handed over ({@link handedOver}): the followers need nothing more
+   * from the callback.
+   */
+  note(oldRow: unknown, newRow: unknown): boolean {
     const notes = this.#notes;
-    if (notes === undefined) return;
+    if (notes === undefined) return false;
     notes[this.#noted++] = oldRow;
     notes[this.#noted++] = newRow;
+    return this.#handed;
   }
 
   /** The change objects of the last updates-only change (see {@link MirrorFollower.take}); read by its followers' flush. */

@@ -375,10 +375,12 @@ export class LiveQueries {
     };
     const onUpdate = (ctx: any, oldRow: any, newRow: any) => {
       if (att.detached) return;
-      boundary(ctx);
-      // The mirror's notes of an updates-only change (see CacheMirror.note).
+      // The mirror notes the rows of an updates-only change (see CacheMirror.note). When it
+      // handed the change over and the table's only view is its follower, that is all: the
+      // transaction began before the change, and the view takes its changes from the notes.
       const mirror = cbs.mirror;
-      if (mirror !== undefined && mirror.collecting) mirror.note(oldRow, newRow);
+      if (mirror !== undefined && mirror.note(oldRow, newRow) && holder.list.length === 1 && !cbs.record) return;
+      boundary(ctx);
       // The SDK reports an update only for a row whose primary key stays the same.
       const views = holder.list;
       if (views.length !== 0) {

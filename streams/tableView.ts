@@ -571,11 +571,9 @@ export class TableView<Row> implements MirrorFollower {
   /** The connection went away: stop following it; keep the rows. */
   suspend(): void {
     this.live = false;
-    // The view lets go of the mirror, whose hooks belong to that connection; the snapshots
-    // read a copy of the lost cache from now on (see CacheMirror.release).
-    const mirror = this.#mirror;
+    // The view lets go of the mirror, whose hooks belong to that connection; once its last
+    // view has gone, the snapshots read a copy of the lost cache (see CacheMirror.unfollow).
     this.#leaveMirror();
-    mirror?.release();
   }
 
   /** Apply the pending transaction; emit one snapshot and one change batch if anything changed. */
@@ -674,6 +672,8 @@ export class TableView<Row> implements MirrorFollower {
 
   /** End both streams. */
   complete(error?: Error): void {
+    // A view that is gone no longer follows the connection (nor the SDK cache's mirror).
+    this.suspend();
     if (error) {
       this.#snapshots.error(error);
       this.#changes.error(error);

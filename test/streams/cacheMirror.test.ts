@@ -308,7 +308,7 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
           else if (cb[0] === 'delete') view.event(cb[1].id, undefined);
           else {
             // What the client's update callback does (streams/liveQueries.ts): the note, then the view.
-            if (mirror.collecting) mirror.note(cb[1], cb[2]);
+            mirror.note(cb[1], cb[2]);
             if (!view.changesTaken) view.event(cb[2].id, cb[2], cb[1]);
           }
         }
@@ -455,6 +455,20 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(s1.get(1n)!.v).to.equal('a2');
       expect(s1.get(2n)).to.equal(b);
       expect(snapshots[0].get(1n)).to.equal(a);
+    });
+
+    it('a view that ends (its query dropped) leaves the mirror: nothing is handed to it, nothing more recorded', () => {
+      const a = row(1, 'a');
+      const cache = seeded(a);
+      const { view, snapshots } = viewOn(cache);
+      const mirror = CacheMirror.of<Row>(cache, keyOf, () => true)!;
+      const s0 = snapshots[0];
+      view.complete();
+      expect(view.live).to.equal(false);
+      cache.apply([row(1, 'a2')], [a]);
+      expect(mirror.handedOver).to.equal(false);
+      expect(outerStatus(s0).recorded).to.equal(0);
+      expect(s0.get(1n)).to.equal(a);
     });
   });
 
