@@ -508,6 +508,40 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       }
     });
 
+    it('a whole-table view and a filtered view of one table: an update reaches both, each with its own rows', async () => {
+      const { client } = each;
+      for (const [name, age] of [['ada', 30], ['kid', 10]] as const) await client.call('addPerson', { name, age });
+      type Person = { id: bigint; name: string; age: number };
+      const all: (readonly RowChange<Person>[])[] = [];
+      const adults: (readonly RowChange<Person>[])[] = [];
+      const latest: { all?: ReadonlyMap<unknown, Person>; adults?: ReadonlyMap<unknown, Person> } = {};
+      const subs = new Subscription();
+      subs.add(client.changes$(tables.person).subscribe((c) => all.push(c)));
+      subs.add(client.changes$(tables.person, { where: (r) => r.age.gte(18) }).subscribe((c) => adults.push(c)));
+      subs.add(client.table$(tables.person).subscribe((m) => (latest.all = m)));
+      subs.add(client.table$(tables.person, { where: (r) => r.age.gte(18) }).subscribe((m) => (latest.adults = m)));
+      try {
+        await until(() => latest.all?.size === 2 && latest.adults?.size === 1, 'both views synced');
+        expect(outerStatus(latest.all as SnapshotMap<unknown, unknown>).outer, 'the whole-table view reads the SDK cache').to.equal(true);
+        const ada = [...latest.all!.values()].find((p) => p.name === 'ada')!;
+        const kid = [...latest.all!.values()].find((p) => p.name === 'kid')!;
+        all.length = adults.length = 0;
+        await client.call('renamePerson', { id: ada.id, name: 'ada2' });
+        await client.call('renamePerson', { id: kid.id, name: 'kid2' });
+        await until(() => all.length === 2 && adults.length === 1, 'both renames');
+        expect(all.map((b) => b.map((c) => `${c.op} ${c.oldRow?.name}>${c.newRow?.name}`))).to.deep.equal([['update ada>ada2'], ['update kid>kid2']]);
+        expect(adults.map((b) => b.map((c) => `${c.op} ${c.oldRow?.name}>${c.newRow?.name}`))).to.deep.equal([['update ada>ada2']]);
+        // The old row by value: the filtered query's rows came after the whole table's, and the SDK
+        // stores the copy a second subscription sends of a row it holds (no callback), so the
+        // object is no longer the one the whole-table view's last snapshot showed.
+        expect(all[0][0].oldRow).to.deep.equal(ada);
+        expect([...latest.adults!.values()].map((p) => p.name)).to.deep.equal(['ada2']);
+        expect([...latest.all!.values()].map((p) => p.name).sort()).to.deep.equal(['ada2', 'kid2']);
+      } finally {
+        subs.unsubscribe();
+      }
+    });
+
     it('two transactions in one frame: each emission shows its own transaction and no later one', async () => {
       const { client } = each;
       const snapshots: ReadonlyMap<unknown, { id: bigint; name: string }>[] = [];
