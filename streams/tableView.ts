@@ -95,7 +95,7 @@ export class TableView<Row> implements MirrorFollower {
    */
   #mirror: CacheMirror<Row> | undefined;
   #outerChanges: RowChange<Row>[] = [];
-  /** The current transaction's changes came from the mirror ({@link take}): its row events bring nothing new. */
+  /** The view took the current transaction from the mirror ({@link take}); its change objects are still to be collected from it. */
   #taken = false;
   #dirty = false;
   #everSynced = false;
