@@ -59,16 +59,6 @@ function skipString(r: BinaryReader): void {
   skipBytes(r, r.readU32());
 }
 
-/** One decoder for every name read (`BinaryReader.readString` makes a `TextDecoder` per call: microseconds on every frame). */
-const utf8 = new TextDecoder('utf-8');
-
-/** A length-prefixed UTF-8 string (a table or reducer name). */
-function readName(r: BinaryReader): string {
-  const n = r.readU32();
-  if (r.remaining < n) throw new FrameScanError(`frame truncated: need ${n} bytes, ${r.remaining} left`);
-  return utf8.decode(r.readBytes(n));
-}
-
 /** Reads a BsatnRowList and returns the length of its row data. */
 function readRowList(r: BinaryReader): number {
   const hint = r.readU8();
@@ -88,7 +78,7 @@ function addBytes(acc: Map<string, number>, table: string, n: number) {
 function readQueryRows(r: BinaryReader, acc: Map<string, number>): void {
   const n = r.readU32();
   for (let i = 0; i < n; i++) {
-    const table = readName(r);
+    const table = r.readString();
     addBytes(acc, table, readRowList(r));
   }
 }
@@ -100,7 +90,7 @@ function readTransactionUpdate(r: BinaryReader, acc: Map<string, number>): void 
     r.readU32(); // querySetId
     const tables = r.readU32();
     for (let t = 0; t < tables; t++) {
-      const table = readName(r);
+      const table = r.readString();
       const rowsN = r.readU32();
       for (let k = 0; k < rowsN; k++) {
         const tag = r.readU8();
@@ -253,7 +243,7 @@ export function describeClientPayload(data: Uint8Array, protocol: 'v2' | 'v3'): 
         case 'CallProcedure': {
           r.readU32();
           r.readU8();
-          const name = readName(r);
+          const name = r.readString();
           skipBytes(r, r.readU32());
           out.push({ kind, reducer: name });
           break;

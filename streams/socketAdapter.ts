@@ -48,9 +48,6 @@ export interface SdkSocket {
 /** A minimal WebSocket constructor (the browser's, Node 22's, or undici's). */
 export type WebSocketCtor = new (url: string, protocols?: string | string[]) => WebSocket;
 
-/** What a frame holds of the adapter's own probes when none is in flight. */
-const NO_PROBES: readonly ScannedMessage[] = [];
-
 /** One inbound frame, as seen on the wire and after decompression. */
 export interface FrameInInfo {
   /** Bytes on the wire, compression byte included. */
@@ -222,8 +219,7 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
       obs.frameIn?.({ wireBytes: frame.length, bytes: data.length, compressed: tag !== 0, messages });
       // Swallow the results of our own probes.
       let forward: Uint8Array | undefined = data;
-      // (No probe in flight, the usual case: nothing to look for.)
-      const probes = probesInFlight.size === 0 ? NO_PROBES : messages.filter((m) => m.kind === 'OneOffQueryResult' && m.requestId !== undefined && probesInFlight.has(m.requestId));
+      const probes = messages.filter((m) => m.kind === 'OneOffQueryResult' && m.requestId !== undefined && probesInFlight.has(m.requestId));
       if (probes.length) {
         const t = now();
         for (const p of probes) {
