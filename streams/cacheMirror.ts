@@ -35,15 +35,15 @@
  * otherwise, and for any other change, the views take their changes from
  * the row callbacks.
  *
- * Four things end an outer map's run, and each costs one copy of the rows:
+ * Three things end an outer map's run, and each costs one copy of the rows:
  * an iteration over it still open when the cache is about to change; diffs
  * recorded since it began outnumbering four times the rows (the same bound
- * as a view's own tables: a version kept forever holds no more); the loss
- * of the connection ({@link CacheMirror.release}), after which the lost
- * cache is not kept alive; and the last view's leaving it, after which no
- * one reads a newer version. The map is then frozen (its versions read the
- * copy from then on) and the next reader starts a new one over the live
- * cache.
+ * as a view's own tables: a version kept forever holds no more); and the
+ * last view's leaving the mirror ({@link CacheMirror.unfollow}: its query
+ * dropped, or the connection lost), after which no one reads a newer
+ * version and a lost connection's cache is not kept alive. The map is then
+ * frozen (its versions read the copy from then on) and the next reader
+ * starts a new one over the live cache.
  *
  * The SDK's cache is private in its type declarations, so all of this is
  * checked at run time (`rows` a `Map` of `[row, refCount]` pairs as large as
@@ -255,14 +255,18 @@ export class CacheMirror<Row> {
   }
 
   /**
-   * `view` no longer follows the mirror. With no follower left, nothing will
-   * read a newer version of the outer map: it is frozen on a copy (see
-   * {@link release}) rather than kept advancing.
+   * `view` no longer follows the mirror (its query dropped, or its
+   * connection lost). With no follower left, nothing will read a newer
+   * version of the outer map: its versions go on reading a copy of the cache
+   * as two arrays in its order (what a re-sync walks), rather than the map
+   * advancing, and a lost connection's cache is not kept alive by them.
    */
   unfollow(view: MirrorFollower): void {
     if (!this.#followers.includes(view)) return;
     this.#followers = this.#followers.filter((f) => f !== view);
-    if (this.#followers.length === 0) this.release();
+    if (this.#followers.length > 0 || this.#broken) return;
+    this.#settle();
+    if (this.#head !== undefined) this.#freeze(this.#head);
   }
 
   /**
@@ -400,17 +404,6 @@ export class CacheMirror<Row> {
       this.#handed = true;
       for (const f of this.#followers) f.take();
     }
-  }
-
-  /**
-   * The connection is gone: the current outer map's versions go on reading a
-   * copy of the cache as two arrays in its order (what a re-sync walks), so
-   * the lost connection's cache is not kept alive by them.
-   */
-  release(): void {
-    if (this.#broken) return;
-    this.#settle();
-    if (this.#head !== undefined) this.#freeze(this.#head);
   }
 
   /** Keep the current outer map's versions as they are, on a copy; the next reader starts a new one. */

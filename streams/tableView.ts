@@ -161,12 +161,12 @@ export class TableView<Row> implements MirrorFollower {
    * the row now stored under `key`, or `undefined` for a delete. The caller
    * flushes between transactions (the SDK reports a key at most once per
    * transaction), so events are only appended here and compared with the
-   * state once, at the flush.
+   * state once, at the flush. Not called while {@link changesTaken}.
    */
   event(key: RowKey, row: Row | undefined, oldRow?: Row): void {
     if (!this.live) return;
     if (this.#mirror !== undefined) {
-      if (!this.#mirror.handedOver) this.#outerEvent(key, row, oldRow);
+      this.#outerEvent(key, row, oldRow);
       return;
     }
     if (row !== undefined && !this.#keeps(row)) row = undefined;
