@@ -55,7 +55,7 @@
  */
 import { KeyTable } from './keyTable.ts';
 import { ABSENT_BEFORE, advanceOuter, freezeOuter, outerSnapshot, outerStatus, type OuterTable, type SnapshotMap } from './snapshotMap.ts';
-import type { RowChange, RowKey } from './tableView.ts';
+import { Change, type RowChange, type RowKey } from './tableView.ts';
 import { sdkRowMap, type CachedPair as Pair } from './cacheRows.ts';
 
 /** The SDK cache's rows, read in place. */
@@ -239,12 +239,12 @@ export class CacheMirror<Row> {
    * first sync over the cache): one pass over the cache, no array of rows
    * and no key computed per row.
    */
-  inserts(): { op: 'insert'; key: RowKey; oldRow: undefined; newRow: Row }[] {
+  inserts(): RowChange<Row>[] {
     const rows = this.#rows;
-    const out: { op: 'insert'; key: RowKey; oldRow: undefined; newRow: Row }[] = new Array(rows.size);
+    const out: RowChange<Row>[] = new Array(rows.size);
     let i = 0;
     rows.forEach((p, k) => {
-      out[i++] = { op: 'insert', key: k as RowKey, oldRow: undefined, newRow: p[0] as Row };
+      out[i++] = new Change<Row>('insert', k as RowKey, undefined, p[0] as Row);
     });
     return out;
   }
@@ -324,7 +324,7 @@ export class CacheMirror<Row> {
       const key = keyOf(newRow);
       notes[i] = key;
       notes[i + 1] = oldRow;
-      if (oldRow !== newRow) changes[c++] = { op: 'update', key, oldRow, newRow };
+      if (oldRow !== newRow) changes[c++] = new Change<Row>('update', key, oldRow, newRow);
     }
     changes.length = c;
     this.#taken = changes;

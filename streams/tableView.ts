@@ -34,6 +34,31 @@ export interface RowChange<Row> {
   readonly newRow: Row | undefined;
 }
 
+/**
+ * A change object as the views make them, one per changed row: the same
+ * four own properties as a literal, made with `new`. V8 notes where object
+ * literals are made and, once most objects from one place outlive their
+ * first collection (a change object lives as long as the snapshot before
+ * it), makes that place's objects straight in the old generation, which is
+ * several times slower per object in a loop over a thousand rows (measured
+ * on the stream benchmark's transactions: the loop that makes them took
+ * 0.07–0.14 ms with literals, 0.02–0.04 ms with this class). Objects made
+ * with `new` are not placed that way.
+ */
+export class Change<Row> implements RowChange<Row> {
+  declare readonly op: 'insert' | 'update' | 'delete';
+  declare readonly key: RowKey;
+  declare readonly oldRow: Row | undefined;
+  declare readonly newRow: Row | undefined;
+  constructor(op: 'insert' | 'update' | 'delete', key: RowKey, oldRow: Row | undefined, newRow: Row | undefined) {
+    const self = this as { -readonly [P in keyof RowChange<Row>]: RowChange<Row>[P] };
+    self.op = op;
+    self.key = key;
+    self.oldRow = oldRow;
+    self.newRow = newRow;
+  }
+}
+
 /** How the view reads a table's rows. */
 export interface ViewShape<Row> {
   /** The row's key (primary key as the SDK maps it, else its BSATN bytes). */
@@ -195,7 +220,7 @@ export class TableView<Row> implements MirrorFollower {
     if (this.#staged) this.#applyStaged();
     const before = row === undefined ? this.#state.get(key) : oldRow;
     if (before === row) return;
-    this.#outerChanges.push({ op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row });
+    this.#outerChanges.push(new Change<Row>(row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, before, row));
     this.#mark();
   }
 
@@ -237,7 +262,7 @@ export class TableView<Row> implements MirrorFollower {
     for (const c of changes) {
       const p = this.#pending.get(c.key);
       if (p) p.newRow = c.newRow;
-      else this.#pending.set(c.key, { op: 'update', key: c.key, oldRow: c.oldRow, newRow: c.newRow });
+      else this.#pending.set(c.key, new Change<Row>('update', c.key, c.oldRow, c.newRow));
     }
     if (changes.length > 0) this.#mark();
   }
@@ -277,7 +302,7 @@ export class TableView<Row> implements MirrorFollower {
     else {
       const before = this.#state.get(key);
       if (before === after) return;
-      this.#pending.set(key, { op: 'update', key, oldRow: before, newRow: after });
+      this.#pending.set(key, new Change<Row>('update', key, before, after));
     }
     this.#mark();
   }
@@ -350,7 +375,7 @@ export class TableView<Row> implements MirrorFollower {
     } else {
       const before = this.#state.get(key);
       if (before === newRow) return key;
-      this.#pending.set(key, { op: 'update', key, oldRow: before, newRow });
+      this.#pending.set(key, new Change<Row>('update', key, before, newRow));
     }
     this.#mark();
     return key;
@@ -434,7 +459,7 @@ export class TableView<Row> implements MirrorFollower {
       }
       const key = this.shape.keyOf(row);
       keys[j] = key;
-      changes[j++] = { op: 'insert', key, oldRow: undefined, newRow: row };
+      changes[j++] = new Change<Row>('insert', key, undefined, row);
       values?.push(row);
     }
     keys.length = changes.length = j;
@@ -525,10 +550,10 @@ export class TableView<Row> implements MirrorFollower {
           (passed ??= new Map()).set(k, v);
         }
       }
-      if (before === undefined) changes.push({ op: 'insert', key, oldRow: undefined, newRow: row });
+      if (before === undefined) changes.push(new Change<Row>('insert', key, undefined, row));
       else {
         kept++;
-        if (before !== row && !same(before, row)) changes.push({ op: 'update', key, oldRow: before, newRow: row });
+        if (before !== row && !same(before, row)) changes.push(new Change<Row>('update', key, before, row));
       }
     }
     keys.length = j;
@@ -536,9 +561,9 @@ export class TableView<Row> implements MirrorFollower {
     if (state.size !== keys.length) return false;
     if (kept !== old.size) {
       if (priorKeys !== undefined) {
-        if (passed !== undefined) for (const [key, row] of passed) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
-        for (; p < priorLength; p++) changes.push({ op: 'delete', key: priorKeys[p], oldRow: priorValues![p], newRow: undefined });
-      } else for (const [key, row] of old) if (!state.has(key)) changes.push({ op: 'delete', key, oldRow: row, newRow: undefined });
+        if (passed !== undefined) for (const [key, row] of passed) changes.push(new Change<Row>('delete', key, row, undefined));
+        for (; p < priorLength; p++) changes.push(new Change<Row>('delete', priorKeys[p], priorValues![p], undefined));
+      } else for (const [key, row] of old) if (!state.has(key)) changes.push(new Change<Row>('delete', key, row, undefined));
     }
     return this.#stage(state, keys.length, changes);
   }
@@ -658,7 +683,7 @@ export class TableView<Row> implements MirrorFollower {
       const key = keys[i]!;
       const before = m.put(key, row);
       if (before === row) continue;
-      changes[j++] = { op: row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, oldRow: before, newRow: row };
+      changes[j++] = new Change<Row>(row === undefined ? 'delete' : before === undefined ? 'insert' : 'update', key, before, row);
     }
     changes.length = j;
     keys.fill(undefined, 0, n);
