@@ -69,6 +69,12 @@ export interface FrameOutInfo {
 /** What the adapter reports to the session that owns it. All optional. */
 export interface SocketObserver {
   opened?(protocol: string): void;
+  /**
+   * An inbound frame, reported once the SDK has processed it and
+   * {@link afterFrame} has run (or once its probe results were taken, when
+   * it held nothing else): the bookkeeping stays off the path from the
+   * socket to the streams.
+   */
   frameIn?(info: FrameInInfo): void;
   frameOut?(info: FrameOutInfo): void;
   /** A probe's result arrived `rttMs` after it was sent. */
@@ -216,7 +222,6 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
           }
         }
       }
-      obs.frameIn?.({ wireBytes: frame.length, bytes: data.length, compressed: tag !== 0, messages });
       // Swallow the results of our own probes.
       let forward: Uint8Array | undefined = data;
       const probes = messages.filter((m) => m.kind === 'OneOffQueryResult' && m.requestId !== undefined && probesInFlight.has(m.requestId));
@@ -251,6 +256,7 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
           obs.afterFrame?.();
         }
       }
+      obs.frameIn?.({ wireBytes: frame.length, bytes: data.length, compressed: tag !== 0, messages });
     };
 
     const deliver = (frame: Uint8Array) => {
