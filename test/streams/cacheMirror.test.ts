@@ -343,6 +343,23 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
         expect(batches[1].map((c) => c.op).sort()).to.deep.equal(['insert', 'update']);
       });
 
+      it(`change objects are plain objects with a literal's own properties, on every path that makes them` + how, () => {
+        const a = row(1, 'a');
+        const b = row(2, 'b');
+        const cache = seeded(a, b);
+        const { batches, tx, flush } = viewOn(cache, begins);
+        tx([row(1, 'a2')], [a]);
+        flush();
+        tx([row(3, 'c')], [b]);
+        flush();
+        const all = batches.flat();
+        expect(all.map((c) => c.op).sort()).to.deep.equal(['delete', 'insert', 'insert', 'insert', 'update']);
+        for (const c of all) {
+          expect(Object.getPrototypeOf(c)).to.equal(Object.prototype);
+          expect(Object.keys(c)).to.deep.equal(['op', 'key', 'oldRow', 'newRow']);
+        }
+      });
+
       it(`a transaction applied before the last one was flushed: the last one is flushed first, its snapshot without the new rows` + how, () => {
         const a = row(1, 'a');
         const cache = seeded(a);
