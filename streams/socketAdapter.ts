@@ -79,6 +79,8 @@ export interface SocketObserver {
   frameOut?(info: FrameOutInfo): void;
   /** A probe's result arrived `rttMs` after it was sent. */
   probeAnswered?(rttMs: number, requestId: number): void;
+  /** A frame is about to be handed to the SDK; {@link afterFrame} follows, whatever the SDK does with it. */
+  beforeFrame?(): void;
   /** The SDK has processed every message of a frame. */
   afterFrame?(): void;
   /** The socket closed; `code`/`reason` from the close event. */
@@ -247,6 +249,7 @@ export function createSocketAdapter(options: SocketAdapterOptions): SocketAdapte
       }
       if (forward && sdkOnMessage) {
         try {
+          obs.beforeFrame?.();
           sdkOnMessage({ data: forward });
         } catch (e) {
           // The SDK throws from its message handler on what it cannot apply

@@ -186,7 +186,8 @@ export function createSessions<C extends AnyConnection>(o: SessionOptions<C>): S
               debug(() => `→ ${f.messages.map((m) => (m.reducer ? `${m.kind} ${m.reducer}` : m.kind)).join(' ')}${f.probe ? ' (probe)' : ''} (${f.bytes} B)`);
             },
             probeAnswered: (ms) => metrics.probeAnswered(ms),
-            afterFrame: () => queries.flush(),
+            beforeFrame: () => queries.frameStarted(),
+            afterFrame: () => queries.frameEnded(),
             closed: (code, reason) => (closeInfo = { code, reason }),
             // Reported on errors$ once, as the reason the connection is lost.
             protocolError: (e) => {

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { VirtualTimeScheduler } from 'rxjs';
 import { LiveQueries, type ConnectionLike } from '../../streams/liveQueries.ts';
 import { compileRawQuery } from '../../streams/query.ts';
@@ -123,6 +124,35 @@ describe('LiveQueries: row events as the SDK orders them', () => {
     expect(snapshots[1].size).to.equal(4);
     expect(looked).to.equal(3 + 2);
     queries.close();
+  });
+
+  it('a transaction inside a frame is flushed when the frame ends, with no microtask; outside one, in a microtask', async () => {
+    const queries = new LiveQueries({ graceMs: 50 });
+    const entry = queries.acquire(compileRawQuery(thing, 'SELECT * FROM thing', () => true));
+    const batches: unknown[][] = [];
+    entry.view.changes$.subscribe((b) => batches.push([...b]));
+    const sdk = sdkLike();
+    queries.attach(sdk.conn, () => {});
+    sdk.subscribeApplied([{ id: 1, v: 0 }]);
+    await Promise.resolve(); // the sync's own flush
+    expect(batches).to.have.length(1);
+    const microtasks = sinon.spy(globalThis, 'queueMicrotask');
+    try {
+      queries.frameStarted();
+      sdk.transaction([{ id: 1, v: 1 }]);
+      expect(batches).to.have.length(1);
+      queries.frameEnded();
+      expect(batches).to.have.length(2);
+      expect(microtasks.called).to.equal(false);
+      sdk.transaction([{ id: 1, v: 2 }]);
+      expect(microtasks.calledOnce).to.equal(true);
+      expect(batches).to.have.length(2);
+      await Promise.resolve();
+      expect(batches).to.have.length(3);
+    } finally {
+      microtasks.restore();
+      queries.close();
+    }
   });
 
   it('a second query on a table whose rows are partly cached already: each view ends with its own rows', () => {
