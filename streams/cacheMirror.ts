@@ -244,7 +244,8 @@ export class CacheMirror<Row> {
     const out: RowChange<Row>[] = new Array(rows.size);
     let i = 0;
     rows.forEach((p, k) => {
-      out[i++] = new Change<Row>('insert', k as RowKey, undefined, p[0] as Row);
+      // Literals, not Change: see there.
+      out[i++] = { op: 'insert', key: k as RowKey, oldRow: undefined, newRow: p[0] as Row };
     });
     return out;
   }

@@ -10,7 +10,7 @@ import { BehaviorSubject, EMPTY, Observable, concat, defer, filter, map, of, typ
 import { reconcile, type ReconcileConfig, type ReconciledView } from '../../operators/index.ts';
 import { LiveQueries, type LiveQuery } from '../../streams/liveQueries.ts';
 import type { CompiledQuery } from '../../streams/query.ts';
-import { Change, type RowChange, type RowKey } from '../../streams/tableView.ts';
+import type { RowChange, RowKey } from '../../streams/tableView.ts';
 import type { Storage } from '../../storage/openStorage.ts';
 import type { OptimisticState } from './optimistic.ts';
 
@@ -119,7 +119,8 @@ export class Downstream {
       const initial = defer(() => {
         if (!view.everSynced || view.state.size === 0) return EMPTY;
         const rows: RowChange<any>[] = [];
-        for (const [key, row] of view.state) rows.push(new Change<any>('insert', key, undefined, row));
+        // Literals, as a first sync's (see Change in streams/tableView.ts).
+        for (const [key, row] of view.state) rows.push({ op: 'insert', key, oldRow: undefined, newRow: row });
         return of(rows as readonly RowChange<any>[]);
       });
       const s = concat(initial, view.changes$).subscribe(sub);
