@@ -5,7 +5,9 @@
  * whole fresh set to {@link SnapshotCache.replace}); both return at once
  * and do no I/O. Changes are coalesced per row key and written after
  * `throttleMs` in one Dexie transaction — off the emission path, however
- * fast the table changes. {@link SnapshotCache.load} decodes a table's rows
+ * fast the table changes. One write is in flight at a time: changes that
+ * arrive while it runs coalesce into the next, so a slow disk costs at most
+ * one table's worth of pending rows, never a growing queue of batches. {@link SnapshotCache.load} decodes a table's rows
  * at startup with the time they were last received (`asOf`), so the client
  * can show them at once and mark them stale.
  *
@@ -68,7 +70,10 @@ export class SnapshotCache {
   private pending = new Map<string, PendingTable>();
   private pendingCount = 0;
   private cancelTimer: (() => void) | undefined;
-  private flushing: Promise<void> = Promise.resolve();
+  /** The write running now, if any. */
+  private writing: Promise<void> | undefined;
+  /** The write that takes what is pending now, started when {@link writing} ends. */
+  private next: Promise<void> | undefined;
 
   constructor(options: SnapshotCacheOptions) {
     this.store = options.store;
@@ -149,16 +154,37 @@ export class SnapshotCache {
     }, this.throttleMs);
   }
 
-  /** Write everything pending now, in one transaction; resolves when written. Never rejects. */
+  /**
+   * Write everything pending now, in one transaction; resolves when written.
+   * Never rejects. While a write runs, the pending changes wait for it and
+   * go in the next one (with whatever else arrives until then).
+   */
   flush(): Promise<void> {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
+    if (this.next) return this.next; // it has not started: it takes these changes too
+    if (!this.writing) return this.startWrite();
+    // Batches are written in order, so an older one never lands after a newer one.
+    return (this.next = this.writing.then(() => {
+      this.next = undefined;
+      return this.startWrite();
+    }));
+  }
+
+  private startWrite(): Promise<void> {
     const batch = this.pending;
     this.pending = new Map();
     this.pendingCount = 0;
-    // One flush at a time, in order, so an older batch never lands after a newer one.
-    this.flushing = this.flushing.then(() => this.writeBatch(batch));
-    return this.flushing;
+    const w: Promise<void> = this.writeBatch(batch).finally(() => {
+      if (this.writing === w) this.writing = undefined;
+    });
+    this.writing = w;
+    return w;
+  }
+
+  /** Resolves when every write started so far has ended. */
+  private settled(): Promise<void> {
+    return this.next ?? this.writing ?? Promise.resolve();
   }
 
   private async writeBatch(batch: Map<string, PendingTable>): Promise<void> {
@@ -201,7 +227,7 @@ export class SnapshotCache {
   async load<R = Row>(table: string): Promise<LoadedTable<R>> {
     const t = this.codecs.table(table);
     if (!t) return { rows: [], asOf: null };
-    await this.flushing;
+    await this.settled();
     const { rows, meta } = await this.store.rowsLoad(table);
     if (!meta || meta.rowTypeHash !== this.codecs.schema.tables[table].hash) return { rows: [], asOf: null };
     const decoded: R[] = [];
@@ -227,7 +253,7 @@ export class SnapshotCache {
       if (p) this.pendingCount -= p.rows.size;
       this.pending.delete(t);
     }
-    await this.flushing;
+    await this.settled();
     return this.store.rowsDrop(tables);
   }
 

@@ -93,6 +93,46 @@ describe('storage/SnapshotCache', () => {
     }
   });
 
+  it('a slow disk: one write in flight, everything that arrives meanwhile coalesces into the next one', async () => {
+    const s = await open();
+    let release!: () => void;
+    const gate = new Promise<void>(r => (release = r));
+    try {
+      const store = (s.snapshots as unknown as { store: { rowsApply: (w: { put: unknown[]; delete: unknown[] }[]) => Promise<void> } }).store;
+      const real = store.rowsApply.bind(store);
+      const applied: number[] = [];
+      store.rowsApply = async writes => {
+        applied.push(writes.reduce((n, w) => n + w.put.length + w.delete.length, 0));
+        if (applied.length === 1) await gate; // the first write hangs until released
+        return real(writes as never);
+      };
+
+      s.snapshots.write('game_node', { inserts: [node(1n, 0)] });
+      const first = s.snapshots.flush();
+      const later: Promise<void>[] = [];
+      // 200 flushes while the first write hangs: each moves row 2, and row 1 moves once.
+      for (let x = 1; x <= 200; x++) {
+        s.snapshots.write('game_node', { deletes: x > 1 ? [node(2n, x - 1)] : [], inserts: [node(2n, x)] });
+        if (x === 100) s.snapshots.write('game_node', { deletes: [node(1n, 0)], inserts: [node(1n, 1)] });
+        later.push(s.snapshots.flush());
+      }
+      expect(s.snapshots.pendingChanges).to.equal(2); // coalesced per row, however many flushes
+      expect(new Set(later).size).to.equal(1); // all wait for the same next write
+
+      release();
+      await Promise.all([first, ...later]);
+      expect(applied).to.deep.equal([1, 2]); // the hung write, then one write with both rows' last values
+      const { rows } = await s.snapshots.load<ReturnType<typeof node>>('game_node');
+      expect(rows.map(r => [r.id, r.x])).to.deep.equal([
+        [1n, 1],
+        [2n, 200],
+      ]);
+    } finally {
+      release();
+      await s.close();
+    }
+  });
+
   it('replace() drops rows that are not in the new full set', async () => {
     const s = await open();
     try {
