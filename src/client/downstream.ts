@@ -27,7 +27,7 @@ export interface DownstreamOptions {
 /** The offline cache as the client uses it. */
 export interface CacheFeed {
   readonly snapshots: Storage['snapshots'];
-  /** Rows loaded at start, per table (accessor name), to seed views with. */
+  /** Rows loaded at start, per table (accessor name), to seed views with until the server's rows of the table arrive. */
   readonly loaded: ReadonlyMap<string, readonly any[]>;
   /** Whether a table's (accessor name) rows are cached. */
   readonly persists: (table: string) => boolean;
@@ -39,7 +39,8 @@ export class Downstream {
   readonly queries: LiveQueries;
   /** Rows were shown (from the cache or the server). */
   readonly shown$ = new BehaviorSubject(false);
-  #cache: CacheFeed | undefined;
+  /** The cache's rows loaded at start, per table, until the server has sent that table's rows. */
+  #loaded = new Map<string, readonly any[]>();
   readonly #subs: Subscription[] = [];
 
   constructor(private readonly options: DownstreamOptions) {
@@ -49,7 +50,7 @@ export class Downstream {
 
   /** Start the offline cache: seed the views from its rows, then keep it up to date. */
   useCache(cache: CacheFeed): void {
-    this.#cache = cache;
+    this.#loaded = new Map(cache.loaded);
     for (const entry of this.queries.entries) this.#seed(entry);
     const { snapshots, persists, sourceName } = cache;
     this.queries.recordChanges(persists);
@@ -58,6 +59,8 @@ export class Downstream {
         for (const b of changes) snapshots.write(sourceName(b.table), b);
       }),
       this.queries.applied$.subscribe(({ table, rows }) => {
+        // The server's rows replace the start's: they are not shown again, nor kept.
+        this.#loaded.delete(table);
         if (persists(table)) snapshots.replace(sourceName(table), rows as Record<string, unknown>[]);
       }),
     );
@@ -69,7 +72,7 @@ export class Downstream {
   }
 
   #seed(entry: LiveQuery): void {
-    const rows = this.#cache?.loaded.get(entry.query.table.accessorName);
+    const rows = this.#loaded.get(entry.query.table.accessorName);
     if (!rows || entry.view.everSynced) return;
     entry.view.seed(rows);
     this.shown$.next(true);

@@ -121,6 +121,12 @@ describe('sync client with storage: offline start, migrations, failures', functi
     expect(emissions).to.deep.equal([['one', 'two'], ['one', 'three', 'two']]);
     expect(batches).to.deep.equal([['insert:one', 'insert:two'], ['insert:three']]);
     expect(cold.status.stale).to.equal(false);
+
+    // The start's rows served until the server's arrived; a query opened now never sees them.
+    const later: string[][] = [];
+    cold.table$(tables.chatMessage, { where: (r) => r.text.ne('') }).subscribe((m) => later.push(texts(m)));
+    await next(cold.table$(tables.chatMessage, { where: (r) => r.text.ne('') }), (m) => m.size === 3);
+    expect(later[0]).to.deep.equal(['one', 'three', 'two']);
   });
 
   it('a lost connection writes the snapshot cache at once: a start right after it has the rows received last', async () => {
