@@ -82,6 +82,11 @@ export class DevServerFaults {
     this.state.failMessage = message;
   }
 
+  /** How many of the failures {@link failNextReducers} asked for are still to come. */
+  get reducerFailuresLeft(): number {
+    return this.state.failReducers;
+  }
+
   /** Replace the next frame sent to any client by bytes that do not decode. */
   corruptNextFrame(): void {
     this.state.corruptNext = true;

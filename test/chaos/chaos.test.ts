@@ -148,6 +148,7 @@ describe('chaos: short fixed-seed run (3 clients, every fault, dev server with a
     expect(r.rejectedByModule, context).to.be.greaterThan(0);
     // Injected reducer failures reach calls and are reported with the injected reason.
     expect(r.rejectedByInjection, context).to.be.greaterThan(0);
+    expect(r.rejectedByInjection, context).to.be.at.most(r.injectedArmed); // never more failures than were asked for
     expect(r.applied + r.rejected, context).to.equal(r.mutations);
     for (const kind of FAULT_KINDS) expect(r.faultCounts[kind], `${kind}\n${context}`).to.be.greaterThan(0);
     expect(r.restarts, context).to.equal(r.faultCounts.restart);

@@ -480,21 +480,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // Injected reducer failures: the server keeps one counter, which each
     // fail-reducers event would replace, and set while every client is
     // offline it would wait for whichever call comes next. So: arm it when
-    // some client is live with entries to send, and carry over the failures
-    // an earlier event armed that no client has reported yet.
-    let armed = 0;
+    // some client is live with entries to send, on top of what an earlier
+    // event armed and no call has used yet.
     const injectedSeen = () => records.reduce((n, r) => n + (r.reasons.some((x) => x.includes(INJECTED_PREFIX)) ? 1 : 0), 0);
-    let seenAtArm = 0;
     const failReducers = async (e: Extract<FaultEvent, { kind: 'fail-reducers' }>) => {
       const until = Date.now() + 1500;
       while (!stopping && Date.now() < until && !slots.some((s) => s.client?.status.state === 'live' && (s.outbox?.pending.length ?? 0) > 0)) await sleep(10);
       // Armed even when the run is ending: faults are cleared only after every background fault is done.
-      const seen = injectedSeen();
-      const left = Math.max(0, armed - (seen - seenAtArm));
-      armed = e.n + left;
-      seenAtArm = seen;
       injectedArmed += e.n;
-      srv.faults.failNextReducers(armed, e.message);
+      srv.faults.failNextReducers(srv.faults.reducerFailuresLeft + e.n, e.message);
       faultCounts['fail-reducers']++;
     };
     const inject = async (e: FaultEvent) => {
