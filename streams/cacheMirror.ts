@@ -279,11 +279,6 @@ export class CacheMirror<Row> {
     return this.#handed;
   }
 
-  /** Whether the SDK's update callbacks now being made are to be {@link note}d. */
-  get collecting(): boolean {
-    return this.#notes !== undefined;
-  }
-
   /**
    * An update callback of the change being applied: `oldRow` became
    * `newRow`, noted if the change is an updates-only one. True when it was
