@@ -7,9 +7,10 @@
  * `throttleMs` in one Dexie transaction — off the emission path, however
  * fast the table changes. One write is in flight at a time: changes that
  * arrive while it runs coalesce into the next, so a slow disk costs at most
- * one table's worth of pending rows, never a growing queue of batches. {@link SnapshotCache.load} decodes a table's rows
- * at startup with the time they were last received (`asOf`), so the client
- * can show them at once and mark them stale.
+ * one table's worth of pending rows, never a growing queue of batches.
+ * {@link SnapshotCache.load} decodes a table's rows at startup with the time
+ * they were last received (`asOf`), so the client can show them at once and
+ * mark them stale.
  *
  * Rows are stored BSATN-encoded with the table's own row type, so bigint,
  * Identity, Timestamp and every other SpacetimeDB value come back exactly.
