@@ -187,6 +187,17 @@ export class CacheMirror<Row> {
   }
 
   /**
+   * One mirror and one change object kept for the process's life. V8 frees
+   * an object shape once no object has it, and with it the optimized code
+   * that expects the shape: when a client closed and a full collection took
+   * its last mirrors and change objects, `note` and the `Change` constructor
+   * ran unoptimized again until V8 recompiled them, ten times each in one
+   * `--only stream` run of the benchmark (`node --trace-deopt`, reason
+   * "weak objects"), and not once with these two kept.
+   */
+  static readonly #shapes: readonly object[] = [new CacheMirror<unknown>(new Map(), () => 0, () => false), new Change<unknown>('insert', undefined as unknown as RowKey, undefined, undefined)];
+
+  /**
    * The mirror of `table` (an SDK table cache), installed on first call.
    * `keyOf` gives a row's key (the SDK's row id); `before(ctx)` runs before
    * each change of the cache (see {@link BeforeChange}; a later call
