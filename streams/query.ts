@@ -60,9 +60,12 @@ export function compileQuery<Row>(source: QuerySource, where?: (row: any) => any
   const clause = query.whereClause;
 
   const { keyOf, toKey, primaryKeyed } = keyFunctions<Row>(table);
-  const matches = clause ? (row: Row) => evaluate(clause.data, row as Record<string, unknown>) : () => true;
+  const matches = clause ? (row: Row) => evaluate(clause.data, row as Record<string, unknown>) : everyRow;
   return { key: sql, sql, table, keyOf, toKey, matches, everyRow: clause === undefined, primaryKeyed, same: sameFunction<Row>(table) };
 }
+
+/** The filter of a query without `where` (one function for all of them, like the key functions below). */
+const everyRow = (): boolean => true;
 
 /** Column types whose values the SDK decodes to primitives (`===` compares them). */
 const PRIMITIVE_TAGS = new Set(['Bool', 'I8', 'U8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'I128', 'U128', 'I256', 'U256', 'F32', 'F64', 'String']);
@@ -95,12 +98,21 @@ const COLUMN_SAME: readonly ((name: string, primitive: boolean, next: ColumnSame
   (n, p, next) => (a, b) => sameValue(a[n], b[n], p) && next(a, b),
 ];
 
+/** Row equality per table definition, shared by every connection for the reason `KEY_FUNCTIONS` gives. */
+const SAME_FUNCTIONS = new WeakMap<object, (a: any, b: any) => boolean>();
+
 /**
  * Row equality for one table, column by column: `===` for primitive columns
  * (NaN equal to NaN), the SDK's `deepEqual` only for the others (identities,
  * timestamps, arrays, sums, products).
  */
 function sameFunction<Row>(table: Pick<TableRefLike, 'tableDef'>): (a: Row, b: Row) => boolean {
+  let same = SAME_FUNCTIONS.get(table.tableDef);
+  if (same === undefined) SAME_FUNCTIONS.set(table.tableDef, (same = buildSameFunction(table)));
+  return same as (a: Row, b: Row) => boolean;
+}
+
+function buildSameFunction<Row>(table: Pick<TableRefLike, 'tableDef'>): (a: Row, b: Row) => boolean {
   const cols = Object.entries(table.tableDef.columns).map(([name, c]) => ({ name, primitive: PRIMITIVE_TAGS.has(c.typeBuilder.algebraicType?.tag) }));
   const rest = cols.slice(COLUMN_SAME.length);
   let chain: ColumnSame = rest.length === 0 ? () => true : (a, b) => rest.every(({ name, primitive }) => sameValue(a[name], b[name], primitive));
@@ -108,28 +120,44 @@ function sameFunction<Row>(table: Pick<TableRefLike, 'tableDef'>): (a: Row, b: R
   return chain as unknown as (a: Row, b: Row) => boolean;
 }
 
+type KeyFunctions<Row> = { keyOf: (row: Row) => RowKey; toKey: (value: unknown) => RowKey; primaryKeyed: boolean };
+
+/**
+ * Key functions per table definition. The bindings' table definitions live as
+ * long as the app, so every connection's queries on a table share one `keyOf`:
+ * code V8 optimized with it inlined (the mirror's and the views' per-row loops)
+ * stays valid when a connection closes and its queries are collected.
+ */
+const KEY_FUNCTIONS = new WeakMap<object, KeyFunctions<any>>();
+
 /** Row key functions of a table: its primary key as the SDK maps it, else the row's BSATN bytes. */
-function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): { keyOf: (row: Row) => RowKey; toKey: (value: unknown) => RowKey; primaryKeyed: boolean } {
-    const pk = Object.entries(table.tableDef.columns).find(([, c]) => c.columnMetadata.isPrimaryKey);
-    let keyOf: (row: Row) => RowKey;
-    let toKey: (value: unknown) => RowKey;
-    if (pk) {
-      const [col, def] = pk;
-      const ty = def.typeBuilder.algebraicType;
-      // A primitive key is its own map key (what intoMapKey returns for it): read the column, nothing more.
-      keyOf = PRIMITIVE_TAGS.has(ty?.tag) ? (row) => (row as Record<string, unknown>)[col] as RowKey : (row) => AlgebraicType.intoMapKey(ty, (row as Record<string, unknown>)[col]);
-      toKey = (value) => AlgebraicType.intoMapKey(ty, value);
-    } else {
-      const serialize = ProductType.makeSerializer(table.tableDef.rowType);
-      const writer = new BinaryWriter(64);
-      keyOf = (row) => {
-        writer.clear();
-        serialize(writer, row);
-        return writer.toBase64();
-      };
-      toKey = (value) => (typeof value === 'string' ? value : keyOf(value as Row));
-    }
-    return { keyOf, toKey, primaryKeyed: pk !== undefined };
+function keyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): KeyFunctions<Row> {
+  let fns = KEY_FUNCTIONS.get(table.tableDef) as KeyFunctions<Row> | undefined;
+  if (fns === undefined) KEY_FUNCTIONS.set(table.tableDef, (fns = buildKeyFunctions<Row>(table)));
+  return fns;
+}
+
+function buildKeyFunctions<Row>(table: Pick<TableRefLike, 'tableDef'>): KeyFunctions<Row> {
+  const pk = Object.entries(table.tableDef.columns).find(([, c]) => c.columnMetadata.isPrimaryKey);
+  let keyOf: (row: Row) => RowKey;
+  let toKey: (value: unknown) => RowKey;
+  if (pk) {
+    const [col, def] = pk;
+    const ty = def.typeBuilder.algebraicType;
+    // A primitive key is its own map key (what intoMapKey returns for it): read the column, nothing more.
+    keyOf = PRIMITIVE_TAGS.has(ty?.tag) ? (row) => (row as Record<string, unknown>)[col] as RowKey : (row) => AlgebraicType.intoMapKey(ty, (row as Record<string, unknown>)[col]);
+    toKey = (value) => AlgebraicType.intoMapKey(ty, value);
+  } else {
+    const serialize = ProductType.makeSerializer(table.tableDef.rowType);
+    const writer = new BinaryWriter(64);
+    keyOf = (row) => {
+      writer.clear();
+      serialize(writer, row);
+      return writer.toBase64();
+    };
+    toKey = (value) => (typeof value === 'string' ? value : keyOf(value as Row));
+  }
+  return { keyOf, toKey, primaryKeyed: pk !== undefined };
 }
 
 /**

@@ -23,3 +23,29 @@ describe('row equality of a table (re-sync comparator)', () => {
     }
   });
 });
+
+describe('key and equality functions of a table definition', () => {
+  const def = () => ({
+    columns: {
+      id: { columnMetadata: { isPrimaryKey: true }, typeBuilder: { algebraicType: { tag: 'U64' } } },
+      name: { columnMetadata: {}, typeBuilder: { algebraicType: { tag: 'String' } } },
+    },
+    rowType: undefined,
+  });
+
+  it('every query on one table definition shares them (another connection\u2019s queries included), another definition has its own', () => {
+    const tableDef = def();
+    const table = { sourceName: 't', accessorName: 't', tableDef };
+    const a = compileRawQuery<{ id: bigint; name: string }>(table, 'SELECT * FROM t', () => true);
+    const b = compileRawQuery<{ id: bigint; name: string }>({ ...table }, 'SELECT * FROM t WHERE id = 1', () => true);
+    expect(b.keyOf).to.equal(a.keyOf);
+    expect(b.toKey).to.equal(a.toKey);
+    expect(b.same).to.equal(a.same);
+    const other = compileRawQuery<{ id: bigint; name: string }>({ ...table, tableDef: def() }, 'SELECT * FROM t', () => true);
+    expect(other.keyOf).to.not.equal(a.keyOf);
+    expect(other.same).to.not.equal(a.same);
+    // Shared, and still right.
+    expect(a.keyOf({ id: 5n, name: 'x' })).to.equal(5n);
+    expect(a.same!({ id: 5n, name: 'x' }, { id: 5n, name: 'y' })).to.equal(false);
+  });
+});
