@@ -135,8 +135,13 @@ interface Operation {
 
 /** A view that reads the cache through the mirror and takes a transaction's changes from it (see the module comment). */
 export interface MirrorFollower {
-  /** The transaction being applied is an updates-only one: its changes are the mirror's ({@link CacheMirror.taken}), and the row callbacks that follow bring nothing new. */
-  take(): void;
+  /**
+   * The transaction being applied is an updates-only one: its changes are the
+   * mirror's ({@link CacheMirror.taken}), and the row callbacks that follow
+   * bring nothing new. True when the follower will read them, once, at its
+   * flush.
+   */
+  take(): boolean;
 }
 
 /**
@@ -165,6 +170,12 @@ export class CacheMirror<Row> {
   #noted = 0;
   /** The change objects of the last updates-only change, made from its notes (the same array for every follower). */
   #taken: RowChange<Row>[] = [];
+  /**
+   * Followers still to read {@link taken}. The last one's read lets go of
+   * the change objects, and with them of the rows the change replaced: a
+   * table's last transaction is not kept alive until its next one.
+   */
+  #readers = 0;
   /** The views that take an updates-only change's objects from the mirror (usually one). */
   #followers: MirrorFollower[] = [];
   /** The followers are to be told, once the change is done, that they take this one's objects. */
@@ -304,10 +315,12 @@ export class CacheMirror<Row> {
     return this.#handed;
   }
 
-  /** The change objects of the last updates-only change (see {@link MirrorFollower.take}); read by its followers' flush. */
+  /** The change objects of the last updates-only change (see {@link MirrorFollower.take}); read once by each follower's flush. */
   taken(): RowChange<Row>[] {
     this.#settle();
-    return this.#taken;
+    const taken = this.#taken;
+    if (this.#readers > 0 && --this.#readers === 0) this.#taken = [];
+    return taken;
   }
 
   /**
@@ -383,6 +396,7 @@ export class CacheMirror<Row> {
       this.#notes = new Array(ops.length);
       this.#noted = 0;
       this.#taken = [];
+      this.#readers = 0;
       this.#handing = taking;
       return;
     }
@@ -409,7 +423,9 @@ export class CacheMirror<Row> {
     if (this.#handing) {
       this.#handing = false;
       this.#handed = true;
-      for (const f of this.#followers) f.take();
+      let readers = 0;
+      for (const f of this.#followers) if (f.take()) readers++;
+      this.#readers = readers;
     }
   }
 

@@ -243,13 +243,14 @@ export class TableView<Row> implements MirrorFollower {
    * The transaction being received is an updates-only change of the cache
    * the view follows: its change objects are the mirror's
    * ({@link CacheMirror.taken}, read at the flush), and its row events bring
-   * nothing new.
+   * nothing new. False when the view does not follow (it will not read them).
    */
-  take(): void {
-    if (!this.live || this.#mirror === undefined) return;
+  take(): boolean {
+    if (!this.live || this.#mirror === undefined) return false;
     if (this.#staged) this.#applyStaged();
     this.#taken = true;
     this.#mark();
+    return true;
   }
 
   /**

@@ -12,6 +12,12 @@ import { TableView, type RowChange } from '../../streams/tableView.ts';
 import { tables } from '../fixtures/basic_bindings/index.ts';
 import { eachLiveClient } from '../helpers/syncClient.ts';
 import { until } from '../helpers/until.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+// A full collection on demand, without running the whole suite under --expose-gc.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 
 interface Row {
   readonly id: bigint;
@@ -138,8 +144,10 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       const mirror = CacheMirror.of<Row>(cache, keyOf, () => begun)!;
       const v0 = mirror.head!;
       const told: (Row | undefined)[] = [];
-      const follower = { take: () => told.push(cache.rows.get(1n)?.[0]) };
+      const follower = { take: () => told.push(cache.rows.get(1n)?.[0]) > 0 };
+      const other = { take: () => true };
       mirror.follow(follower);
+      mirror.follow(other);
       const a2 = row(1, 'a2');
       const c2 = row(3, 'c2');
       const callbacks = cache.apply([a2, c2], [a, c]);
@@ -152,8 +160,9 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
         ['update', 1n, a, a2],
         ['update', 3n, c, c2],
       ]);
-      // Every follower gets the same array; the older version keeps its rows.
+      // Every follower gets the same array, once: the last one's read lets go of it. The older version keeps its rows.
       expect(mirror.taken()).to.equal(taken);
+      expect(mirror.taken()).to.deep.equal([]);
       expect(v0.get(1n)).to.equal(a);
       expect(mirror.head!.get(1n)).to.equal(a2);
       // A transaction the caller has not begun, and one that is not updates only: the row callbacks bring those.
@@ -166,6 +175,7 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(told).to.have.length(1);
       // Without followers nothing is told.
       mirror.unfollow(follower);
+      mirror.unfollow(other);
       cache.apply([row(1, 'a3')], [a2]);
       expect(told).to.have.length(1);
     });
@@ -175,7 +185,7 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       const mirror = CacheMirror.of<Row>(cache, keyOf, () => true)!;
       mirror.head!;
       let told = 0;
-      mirror.follow({ take: () => told++ });
+      mirror.follow({ take: () => ++told > 0 });
       const ghost = row(9, 'ghost');
       const b2 = row(2, 'b2');
       for (const cb of cache.apply([ghost, b2], [ghost, b])) if (cb[0] === 'update') mirror.note(cb[1], cb[2]);
@@ -484,6 +494,36 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(mirror.handedOver).to.equal(false);
       expect(outerStatus(s0).recorded).to.equal(0);
       expect(s0.get(1n)).to.equal(a);
+    });
+    it('once the view has emitted a transaction of updates, nothing in the client keeps the rows it replaced', async () => {
+      // The app keeps the newest snapshot only, as a game that renders the table would.
+      const cache = new CacheDouble();
+      const n = 100;
+      for (let i = 1; i <= n; i++) cache.rows.set(BigInt(i), [row(i, 'old'), 1]);
+      const { view, tx, flush, subs, snapshots, batches } = viewOn(cache);
+      let latest: unknown;
+      const keep = view.snapshots$.subscribe((s) => (latest = s));
+      // viewOn's own lists keep every snapshot and batch: not this app.
+      subs.unsubscribe();
+      snapshots.length = 0;
+      batches.length = 0;
+      const replaced = new FinalizationRegistry<void>(() => void collected++);
+      let collected = 0;
+      (() => {
+        const olds = [...cache.rows.values()].map((p) => p[0]);
+        for (const r of olds) replaced.register(r, undefined);
+        tx(olds.map((r) => row(Number(r.id), 'new')), olds);
+      })();
+      flush();
+      expect((latest as SnapshotMap<unknown, Row>).get(1n)!.v).to.equal('new');
+      await until(
+        () => {
+          gc();
+          return collected === n;
+        },
+        () => `the ${n} replaced rows to be collected (${collected} were)`,
+      );
+      keep.unsubscribe();
     });
   });
 
