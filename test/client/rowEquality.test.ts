@@ -33,7 +33,7 @@ describe('key and equality functions of a table definition', () => {
     rowType: undefined,
   });
 
-  it('every query on one table definition shares them (another connection\u2019s queries included), another definition has its own', () => {
+  it('every query on one table definition shares them (another connection’s queries included), another definition has its own', () => {
     const tableDef = def();
     const table = { sourceName: 't', accessorName: 't', tableDef };
     const a = compileRawQuery<{ id: bigint; name: string }>(table, 'SELECT * FROM t', () => true);

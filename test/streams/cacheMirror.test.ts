@@ -5,6 +5,8 @@
  * view on top, and with the real SDK and the dev server.
  */
 import { expect } from 'chai';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { firstValueFrom, Subscription } from 'rxjs';
 import { CacheMirror } from '../../streams/cacheMirror.ts';
 import { editSnapshot, outerStatus, type SnapshotMap } from '../../streams/snapshotMap.ts';
@@ -12,8 +14,6 @@ import { TableView, type RowChange } from '../../streams/tableView.ts';
 import { tables } from '../fixtures/basic_bindings/index.ts';
 import { eachLiveClient } from '../helpers/syncClient.ts';
 import { until } from '../helpers/until.ts';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 // A full collection on demand, without running the whole suite under --expose-gc.
 setFlagsFromString('--expose-gc');
@@ -495,6 +495,7 @@ describe('CacheMirror: snapshots that read the SDK cache in place', () => {
       expect(outerStatus(s0).recorded).to.equal(0);
       expect(s0.get(1n)).to.equal(a);
     });
+
     it('once the view has emitted a transaction of updates, nothing in the client keeps the rows it replaced', async () => {
       // The app keeps the newest snapshot only, as a game that renders the table would.
       const cache = new CacheDouble();
