@@ -60,12 +60,12 @@ export function compileQuery<Row>(source: QuerySource, where?: (row: any) => any
   const clause = query.whereClause;
 
   const { keyOf, toKey, primaryKeyed } = keyFunctions<Row>(table);
-  const matches = clause ? (row: Row) => evaluate(clause.data, row as Record<string, unknown>) : everyRow;
+  const matches = clause ? (row: Row) => evaluate(clause.data, row as Record<string, unknown>) : matchAll;
   return { key: sql, sql, table, keyOf, toKey, matches, everyRow: clause === undefined, primaryKeyed, same: sameFunction<Row>(table) };
 }
 
 /** The filter of a query without `where` (one function for all of them, like the key functions below). */
-const everyRow = (): boolean => true;
+const matchAll = (): boolean => true;
 
 /** Column types whose values the SDK decodes to primitives (`===` compares them). */
 const PRIMITIVE_TAGS = new Set(['Bool', 'I8', 'U8', 'I16', 'U16', 'I32', 'U32', 'I64', 'U64', 'I128', 'U128', 'I256', 'U256', 'F32', 'F64', 'String']);
